@@ -1,0 +1,162 @@
+"""The conv stacks of the paper's Table 1 as data, and the arithmetic of their feature-map sizes.
+
+Keeping the layers as plain specs lets one piece of code build the networks (``network.py``), check an input
+size before training starts (config validation), and print the map sizes in the README and tests.
+
+Paddings are not printed in the paper ("adjusted to produce the expected output feature map size"); the
+values below reproduce every map size of Table 1 at 224 px and ZF-5's 10x10 at 180 px:
+
+* ZF-5 follows the authors' released Caffe prototxt: conv1 pad 1, conv2 pad 0, pool1/pool2 in ceil mode.
+* Convnet*-5: conv1 pad 2, conv2 pad 2, conv3-5 pad 1, floor-mode pools.
+* Overfeat-5/7: conv1 pad 0, conv2 pad 2, conv3+ pad 1, floor-mode pools.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """A max-pooling layer."""
+
+    kernel: int
+    stride: int
+    ceil_mode: bool = False
+
+    def output_size(self, size: int) -> int:
+        """PyTorch's MaxPool2d output length (0 when the input is smaller than the window)."""
+        if size < self.kernel:
+            return 0
+        span = size - self.kernel
+        out = (math.ceil(span / self.stride) if self.ceil_mode else span // self.stride) + 1
+        if self.ceil_mode and (out - 1) * self.stride >= size:
+            out -= 1  # PyTorch drops a last window that would start outside the input
+        return out
+
+
+@dataclass(frozen=True)
+class ConvStage:
+    """conv -> ReLU, then LRN and/or max pooling in the order of ``post``."""
+
+    channels: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    post: tuple[str, ...] = ()  # items: "lrn", "pool"
+    pool: PoolSpec | None = None
+
+    @property
+    def reduction(self) -> int:
+        """Stride of the whole stage (conv stride times pool stride)."""
+        return self.stride * (self.pool.stride if self.pool is not None and "pool" in self.post else 1)
+
+    def output_size(self, size: int) -> int:
+        padded = size + 2 * self.padding
+        if size <= 0 or padded < self.kernel:
+            return 0
+        out = (padded - self.kernel) // self.stride + 1
+        if "pool" in self.post:
+            assert self.pool is not None
+            out = self.pool.output_size(out)
+        return out
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A conv stack plus the fixed pooling that ends its no-SPP baseline (pool5 or pool7)."""
+
+    name: str
+    title: str
+    stages: tuple[ConvStage, ...]
+    baseline_pool: PoolSpec
+
+    @property
+    def out_channels(self) -> int:
+        return self.stages[-1].channels
+
+    @property
+    def total_stride(self) -> int:
+        """Product of all strides up to the last conv (S of the paper's appendix)."""
+        return math.prod(stage.reduction for stage in self.stages)
+
+    def stage_sizes(self, size: int) -> list[int]:
+        """Side length after each stage for a square input of side ``size`` (0 once the map has vanished)."""
+        sizes = []
+        for stage in self.stages:
+            size = stage.output_size(size)
+            sizes.append(size)
+        return sizes
+
+    def feature_size(self, size: int) -> int:
+        """Side of the last conv map for an input side ``size``; 0 if the input is too small."""
+        return self.stage_sizes(size)[-1]
+
+    def min_input_size(self) -> int:
+        """Smallest input side that still leaves a 1x1 map after the last conv."""
+        size = 1
+        while self.feature_size(size) < 1:
+            size += 1
+        return size
+
+
+_LRN_POOL = ("lrn", "pool")
+_ZF_POOL = PoolSpec(3, 2, ceil_mode=True)
+_POOL_3_2 = PoolSpec(3, 2)
+
+ZF5 = Architecture(
+    name="zf5",
+    title="ZF-5",
+    stages=(
+        ConvStage(96, 7, stride=2, padding=1, post=_LRN_POOL, pool=_ZF_POOL),
+        ConvStage(256, 5, stride=2, padding=0, post=_LRN_POOL, pool=_ZF_POOL),
+        ConvStage(384, 3, padding=1),
+        ConvStage(384, 3, padding=1),
+        ConvStage(256, 3, padding=1),
+    ),
+    baseline_pool=_POOL_3_2,
+)
+
+CONVNET5 = Architecture(
+    name="convnet5",
+    title="Convnet*-5",
+    stages=(
+        ConvStage(96, 11, stride=4, padding=2, post=("lrn",)),
+        ConvStage(256, 5, padding=2, post=_LRN_POOL, pool=_POOL_3_2),
+        ConvStage(384, 3, padding=1, post=("pool",), pool=_POOL_3_2),
+        ConvStage(384, 3, padding=1),
+        ConvStage(256, 3, padding=1),
+    ),
+    baseline_pool=_POOL_3_2,
+)
+
+_OVERFEAT_HEAD = (
+    ConvStage(96, 7, stride=2, padding=0, post=("pool", "lrn"), pool=PoolSpec(3, 3)),
+    ConvStage(256, 5, padding=2, post=("pool",), pool=PoolSpec(2, 2)),
+)
+_OVERFEAT_CONV = ConvStage(512, 3, padding=1)
+
+OVERFEAT5 = Architecture(
+    name="overfeat5",
+    title="Overfeat-5",
+    stages=_OVERFEAT_HEAD + (_OVERFEAT_CONV,) * 3,
+    baseline_pool=PoolSpec(3, 3),
+)
+
+OVERFEAT7 = Architecture(
+    name="overfeat7",
+    title="Overfeat-7",
+    stages=_OVERFEAT_HEAD + (_OVERFEAT_CONV,) * 5,
+    baseline_pool=PoolSpec(3, 3),
+)
+
+ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (ZF5, CONVNET5, OVERFEAT5, OVERFEAT7)}
+
+
+def get_architecture(name: str) -> Architecture:
+    """Look up an architecture by name with an error that lists the valid names."""
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise ValueError(f"unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)}") from None

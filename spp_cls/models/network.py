@@ -1,0 +1,214 @@
+"""One network class for all eight models: a Table 1 conv stack, then an SPP or a fixed-pool head.
+
+The head is pool -> flatten -> fc6 -> ReLU -> dropout -> fc7 -> ReLU -> dropout -> fc8, as in the paper;
+only the pooling differs between the SPP model and its no-SPP baseline. The class follows timm's model API
+(``forward_features``, ``forward_head``, ``reset_classifier``, ``get_classifier``, ``num_features``,
+``feature_info``) so that timm tooling treats it like any timm model.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+from spp_cls.models.architectures import Architecture, ConvStage, get_architecture
+from spp_cls.models.lrn import make_lrn
+from spp_cls.models.spp import SpatialPyramidPool, check_pyramid
+
+INIT_MODES = ("kaiming", "gaussian")
+SizeArg = Union[int, Sequence[int]]
+
+
+def _pair(size: SizeArg) -> tuple[int, int]:
+    if isinstance(size, int):
+        return size, size
+    h, w = size
+    return int(h), int(w)
+
+
+def _scaled(channels: int, width: float) -> int:
+    return max(1, int(round(channels * width)))
+
+
+def _build_stage(stage: ConvStage, in_channels: int, out_channels: int, lrn: str) -> nn.Sequential:
+    layers: "OrderedDict[str, nn.Module]" = OrderedDict()
+    layers["conv"] = nn.Conv2d(in_channels, out_channels, stage.kernel, stage.stride, stage.padding)
+    layers["relu"] = nn.ReLU(inplace=True)
+    for op in stage.post:
+        if op == "lrn":
+            layers["lrn"] = make_lrn(lrn)
+        else:
+            assert stage.pool is not None
+            layers["pool"] = nn.MaxPool2d(stage.pool.kernel, stage.pool.stride, ceil_mode=stage.pool.ceil_mode)
+    return nn.Sequential(layers)
+
+
+class SppNet(nn.Module):
+    """A paper network with an SPP head (``spp=True``) or its fixed-size no-SPP baseline.
+
+    Args:
+        arch: ``zf5``, ``convnet5``, ``overfeat5`` or ``overfeat7`` (or an ``Architecture``).
+        num_classes: size of fc8; 0 removes fc8 so the model returns fc7 features.
+        spp: replace the last pooling by spatial pyramid pooling.
+        pyramid: SPP levels, in output order (SPP models only).
+        img_size: the input size a no-SPP model is built for; it accepts exactly this size.
+        width: multiplier on every conv's channel count (e.g. 0.25 to run the geometry small).
+        fc_dim: width of fc6 and fc7 (4096 in the paper).
+        dropout: dropout probability after fc6 and fc7.
+        lrn: ``within_channel`` (the released Caffe ZF-5), ``across_channel`` (AlexNet) or ``none``.
+        init: ``kaiming`` (He-normal convs, N(0, 0.01) fcs, zero biases) or ``gaussian`` (all N(0, 0.01)).
+        global_pool: timm's switch; ``''`` drops the whole head (pooling and fc6-fc8) so the model returns
+            the last conv map, ``None`` keeps the model's own pooling.
+        in_chans: input channels.
+    """
+
+    def __init__(
+        self,
+        arch: Union[str, Architecture] = "zf5",
+        num_classes: int = 1000,
+        spp: bool = True,
+        pyramid: Sequence[int] = (6, 3, 2, 1),
+        img_size: SizeArg = 224,
+        width: float = 1.0,
+        fc_dim: int = 4096,
+        dropout: float = 0.5,
+        lrn: str = "within_channel",
+        init: str = "kaiming",
+        global_pool: Optional[str] = None,
+        in_chans: int = 3,
+    ) -> None:
+        super().__init__()
+        self.arch = get_architecture(arch) if isinstance(arch, str) else arch
+        if width <= 0 or fc_dim < 1 or num_classes < 0 or not 0.0 <= dropout < 1.0:
+            raise ValueError(
+                f"need width > 0, fc_dim >= 1, num_classes >= 0 and 0 <= dropout < 1; "
+                f"got width={width}, fc_dim={fc_dim}, num_classes={num_classes}, dropout={dropout}"
+            )
+        if init not in INIT_MODES:
+            raise ValueError(f"unknown init {init!r}; choose one of {list(INIT_MODES)}")
+        if global_pool not in (None, ""):
+            raise ValueError(f"global_pool must be None (the model's own pooling) or '' (no head); got {global_pool!r}")
+        self.spp = spp
+        self.pyramid = check_pyramid(pyramid) if spp else ()
+        self.num_classes = num_classes
+        self.fc_dim = fc_dim
+        self.drop_rate = dropout
+        self.grad_checkpointing = False
+
+        stages: "OrderedDict[str, nn.Module]" = OrderedDict()
+        self.feature_info: list[dict] = []
+        channels, reduction = in_chans, 1
+        for i, stage in enumerate(self.arch.stages, start=1):
+            out_channels = _scaled(stage.channels, width)
+            stages[f"conv{i}"] = _build_stage(stage, channels, out_channels, lrn)
+            reduction *= stage.reduction
+            self.feature_info.append(dict(num_chs=out_channels, reduction=reduction, module=f"features.conv{i}"))
+            channels = out_channels
+        self.features = nn.Sequential(stages)
+        self.num_features = channels
+        self.head_hidden_size = fc_dim
+
+        self.fixed_input_size: Optional[tuple[int, int]] = None if spp else _pair(img_size)
+        self.min_input_size = self.arch.min_input_size()
+        self._build_head(global_pool)
+        self._init_weights(init)
+
+    # ----------------------------------------------------------------------------------------- head
+    def _pool_and_dim(self) -> tuple[nn.Module, int]:
+        if self.spp:
+            pool = SpatialPyramidPool(self.pyramid)
+            return pool, pool.output_dim(self.num_features)
+        assert self.fixed_input_size is not None
+        h, w = (self.arch.feature_size(s) for s in self.fixed_input_size)
+        spec = self.arch.baseline_pool
+        ph, pw = spec.output_size(h), spec.output_size(w)
+        if ph < 1 or pw < 1:
+            raise ValueError(
+                f"{self.arch.name}: input {self.fixed_input_size[0]}x{self.fixed_input_size[1]} leaves a {h}x{w} "
+                f"conv map, too small for its {spec.kernel}x{spec.kernel} stride-{spec.stride} last pooling; "
+                f"use a larger img_size or the SPP model"
+            )
+        return nn.MaxPool2d(spec.kernel, spec.stride), self.num_features * ph * pw
+
+    def _build_head(self, global_pool: Optional[str]) -> None:
+        self.has_head = global_pool != ""
+        if not self.has_head:
+            self.pool, self.pre_logits, self.fc8 = nn.Identity(), nn.Identity(), nn.Identity()
+            self.num_classes = 0
+            return
+        self.pool, in_dim = self._pool_and_dim()
+        self.pre_logits = nn.Sequential(
+            OrderedDict(
+                fc6=nn.Linear(in_dim, self.fc_dim),
+                act6=nn.ReLU(inplace=True),
+                drop6=nn.Dropout(self.drop_rate),
+                fc7=nn.Linear(self.fc_dim, self.fc_dim),
+                act7=nn.ReLU(inplace=True),
+                drop7=nn.Dropout(self.drop_rate),
+            )
+        )
+        self.fc8 = nn.Linear(self.fc_dim, self.num_classes) if self.num_classes > 0 else nn.Identity()
+
+    def _init_weights(self, init: str) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                if init == "kaiming":
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                else:
+                    nn.init.normal_(m.weight, 0.0, 0.01)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc8
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        """Replace fc8 (``num_classes=0``: no fc8); ``global_pool=''`` removes the head entirely."""
+        if global_pool == "":
+            self._build_head("")
+            return
+        if global_pool is not None:
+            raise ValueError(f"global_pool must be None or ''; got {global_pool!r}")
+        if not self.has_head:
+            raise ValueError("the head was removed with global_pool=''; rebuild the model to get it back")
+        self.num_classes = num_classes
+        self.fc8 = nn.Linear(self.fc_dim, num_classes) if num_classes > 0 else nn.Identity()
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        if enable:
+            raise NotImplementedError("gradient checkpointing is not supported by spp-cls models")
+
+    # -------------------------------------------------------------------------------------- forward
+    def check_input_size(self, height: int, width: int) -> None:
+        """Raise ValueError if this model cannot take an input of the given size."""
+        fixed = self.fixed_input_size
+        if fixed is not None and self.has_head and (height != fixed[0] or width != fixed[1]):
+            raise ValueError(
+                f"{self.arch.name} (no SPP) was built for {fixed[0]}x{fixed[1]} inputs and got "
+                f"{height}x{width}; build it with img_size=({height}, {width}) or use the SPP model, "
+                f"which takes any size"
+            )
+        if min(height, width) < self.min_input_size:
+            raise ValueError(
+                f"{self.arch.name}: input {height}x{width} is too small; its conv stack needs at least "
+                f"{self.min_input_size}x{self.min_input_size}"
+            )
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():
+            self.check_input_size(int(x.shape[-2]), int(x.shape[-1]))
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if not self.has_head:
+            return x
+        x = self.pre_logits(torch.flatten(self.pool(x), 1))
+        return x if pre_logits else self.fc8(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
