@@ -1,0 +1,25 @@
+"""Evaluate a checkpoint: ``python evaluate.py ckpt_path=PATH [protocol=center] [data.root=...]``.
+
+Model and data settings come from the checkpoint's training run unless overridden here.
+"""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from spp_cls.cli.evaluate import run_evaluation
+from spp_cls.config import register_configs
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+def main(cfg: DictConfig) -> object:
+    return run_evaluation(cfg)
+
+
+if __name__ == "__main__":
+    if "--cfg" in sys.argv and "--resolve" not in sys.argv:
+        sys.argv.append("--resolve")  # show values, not ${...} interpolations
+    main()

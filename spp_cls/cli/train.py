@@ -1,0 +1,88 @@
+"""``python train.py``: validate the config, train, validate the best checkpoint, write metrics.json."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from spp_cls.cli.builders import build_datamodule, build_trainer
+from spp_cls.cli.errors import exit_on_user_error
+from spp_cls.cli.results import write_results
+from spp_cls.config.validation import validate_train_config
+from spp_cls.lightning import MONITOR, SppClassifier
+from spp_cls.lightning.optim import effective_lr
+from spp_cls.models import model_name
+
+log = logging.getLogger(__name__)
+
+LAST_CHECKPOINT = "checkpoints/last.ckpt"
+
+
+def resolve_resume_path(ckpt_path: Optional[str], run_dir: Path) -> Optional[str]:
+    """``auto`` means this run directory's last checkpoint if there is one (else a fresh start)."""
+    if ckpt_path != "auto":
+        return ckpt_path
+    last = run_dir / LAST_CHECKPOINT
+    return str(last) if last.is_file() else None
+
+
+def build_module(cfg: DictConfig) -> SppClassifier:
+    """The Lightning module of a run, with the learning rate scaled to the optimizer-step batch."""
+    step_batch = cfg.data.batch_size * cfg.trainer.accumulate_grad_batches
+    lr = effective_lr(cfg.optim.lr, step_batch, cfg.optim.base_batch_size, cfg.optim.lr_scaling)
+    log.info(
+        "learning rate %.4g (optim.lr=%g for %d images, step batch %d, lr_scaling=%s)",
+        lr, cfg.optim.lr, cfg.optim.base_batch_size, step_batch, cfg.optim.lr_scaling,
+    )
+    return SppClassifier(
+        model=OmegaConf.to_container(cfg.model, resolve=True),
+        optim=OmegaConf.to_container(cfg.optim, resolve=True),
+        num_classes=cfg.data.num_classes,
+        input_size=cfg.data.crop_size,
+        lr=lr,
+        run_config=OmegaConf.to_container(cfg, resolve=True),
+    )
+
+
+def _final_metrics(trainer: pl.Trainer, module: SppClassifier, datamodule: Any, cfg: DictConfig) -> dict[str, Any]:
+    """Validation metrics of the best checkpoint (or of the final weights when no checkpoint is kept)."""
+    callback = trainer.checkpoint_callback
+    best = getattr(callback, "best_model_path", "") if callback is not None else ""
+    results: dict[str, Any] = {}
+    if cfg.validate_best and not trainer.fast_dev_run:
+        results = dict(trainer.validate(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)[0])
+    results.update(
+        model=model_name(cfg.model.arch, cfg.model.spp),
+        pyramid=list(cfg.model.pyramid) if cfg.model.spp else None,
+        params=sum(p.numel() for p in module.model.parameters()),
+        epochs=trainer.current_epoch,
+        global_step=trainer.global_step,
+        best_checkpoint=best or None,
+        last_checkpoint=getattr(callback, "last_model_path", "") or None if callback is not None else None,
+    )
+    return results
+
+
+@exit_on_user_error
+def run_training(cfg: DictConfig) -> Optional[float]:
+    """Train one model as configured; returns the best validation top-1 error (for sweepers)."""
+    validate_train_config(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    log.info("run directory: %s", run_dir)
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg)
+    trainer = build_trainer(cfg)
+    resume = resolve_resume_path(cfg.ckpt_path, run_dir)
+    if resume:
+        log.info("resuming from %s", resume)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    results = _final_metrics(trainer, module, datamodule, cfg)
+    path = write_results(run_dir, results)
+    log.info("final metrics: %s", {k: results[k] for k in sorted(results) if k.startswith("val/")})
+    log.info("wrote %s; run directory: %s", path, run_dir)
+    return results.get(MONITOR)

@@ -1,0 +1,152 @@
+"""Structured-config schema of ``conf/``: Hydra rejects a misspelled key or a wrongly typed value while it
+composes the config, before any code of ours runs. Value checks that need more than a type (sizes, paths,
+choices) live in ``validation.py``.
+
+``register_configs`` (called by train.py and evaluate.py) puts the schemas in Hydra's ConfigStore, where
+``conf/train.yaml`` and ``conf/evaluate.yaml`` start their defaults lists with them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import MISSING, OmegaConf
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "zf5"
+    spp: bool = True
+    pyramid: List[int] = field(default_factory=lambda: [6, 3, 2, 1])
+    width: float = 1.0
+    fc_dim: int = 4096
+    dropout: float = 0.5
+    lrn: str = "within_channel"
+    init: str = "kaiming"
+
+
+@dataclass
+class SyntheticConfig:
+    train_per_class: int = 500
+    val_per_class: int = 60
+    min_short_side: int = 128
+    max_short_side: int = 176
+    max_aspect: float = 1.33
+    jpeg_quality: int = 90
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    root: str = MISSING
+    num_classes: int = MISSING
+    batch_size: int = 128
+    num_workers: int = 4
+    resize_size: int = 256
+    crop_size: int = 224
+    interpolation: str = "bilinear"
+    mean: List[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: List[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    train_split: str = "train"
+    val_split: str = "val"
+    synthetic: Optional[SyntheticConfig] = None
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 0.01
+    base_batch_size: int = 128
+    lr_scaling: str = "linear"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    scheduler: str = "plateau"
+    lr_factor: float = 0.1
+    lr_drops: int = 2
+    plateau_patience: int = 3
+    plateau_threshold: float = 1e-3
+    step_milestones: List[int] = field(default_factory=lambda: [30, 60])
+
+
+@dataclass
+class TrainerConfig:
+    """Arguments of ``pytorch_lightning.Trainer``; ``extra`` passes any other Trainer argument through."""
+
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: Any = "auto"
+    precision: Any = "32-true"
+    max_epochs: int = 70
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: Optional[float] = None
+    deterministic: Any = False
+    benchmark: Optional[bool] = None
+    check_val_every_n_epoch: int = 1
+    limit_train_batches: Any = None
+    limit_val_batches: Any = None
+    fast_dev_run: Any = False
+    num_sanity_val_steps: int = 2
+    log_every_n_steps: int = 50
+    enable_progress_bar: bool = True
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = MISSING
+    log_dir: str = MISSING
+    cache_dir: str = MISSING
+    output_dir: str = MISSING
+
+
+@dataclass
+class RunConfig:
+    """Everything common to training and evaluation runs."""
+
+    task_name: str = MISSING
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    callbacks: Dict[str, Any] = field(default_factory=dict)
+    logger: Dict[str, Any] = field(default_factory=dict)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    tags: List[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainConfig(RunConfig):
+    # null: start fresh; "auto": resume from checkpoints/last.ckpt of this run dir if it exists; else a path.
+    ckpt_path: Optional[str] = None
+    # after training, validate the best checkpoint and write metrics.json into the run dir
+    validate_best: bool = True
+
+
+@dataclass
+class EvaluateConfig(RunConfig):
+    ckpt_path: str = MISSING
+    protocol: str = "center"
+
+
+def run_dir() -> str:
+    """The job's output directory; before a job starts (``--cfg job``), the directory it will get."""
+    hydra = HydraConfig.get()
+    if not OmegaConf.is_missing(hydra.runtime, "output_dir") and hydra.runtime.output_dir:
+        return hydra.runtime.output_dir
+    if hydra.mode == RunMode.MULTIRUN:
+        return f"{hydra.sweep.dir}/{hydra.sweep.subdir}"
+    return hydra.run.dir
+
+
+def register_configs() -> None:
+    """Register the schemas for the defaults lists of conf/{train,evaluate}.yaml and the run_dir resolver."""
+    OmegaConf.register_new_resolver("spp_run_dir", run_dir, replace=True)
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainConfig)
+    store.store(name="evaluate_schema", node=EvaluateConfig)

@@ -1,0 +1,145 @@
+"""Start-up checks of a composed run config: every problem is reported at once, by its config key, before
+any data is read or any model is built. (Unknown keys and wrong types are already rejected by the schema.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from spp_cls.data.folder import check_layout
+from spp_cls.data.synthetic_scenes import MAX_CLASSES
+from spp_cls.data.transforms import INTERPOLATIONS
+from spp_cls.lightning.optim import LR_SCALINGS, SCHEDULERS
+from spp_cls.models import ARCHITECTURES, check_pyramid
+from spp_cls.models.lrn import LRN_MODES
+from spp_cls.models.network import INIT_MODES
+
+
+class ConfigError(ValueError):
+    """The run config cannot work; the message names each offending key."""
+
+
+def _checker(errors: list[str]) -> Callable[[bool, str], None]:
+    def check(ok: bool, message: str) -> None:
+        if not ok:
+            errors.append(message)
+
+    return check
+
+
+def _model_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
+    m, d = cfg.model, cfg.data
+    check(m.arch in ARCHITECTURES, f"model.arch={m.arch!r} is not one of {sorted(ARCHITECTURES)}")
+    try:
+        check_pyramid(list(m.pyramid))
+    except ValueError as err:
+        check(False, f"model.pyramid: {err}")
+    check(m.width > 0, f"model.width must be > 0; got {m.width}")
+    check(m.fc_dim >= 1, f"model.fc_dim must be >= 1; got {m.fc_dim}")
+    check(0 <= m.dropout < 1, f"model.dropout must be in [0, 1); got {m.dropout}")
+    check(m.lrn in LRN_MODES, f"model.lrn={m.lrn!r} is not one of {list(LRN_MODES)}")
+    check(m.init in INIT_MODES, f"model.init={m.init!r} is not one of {list(INIT_MODES)}")
+    if m.arch not in ARCHITECTURES or d.crop_size < 1:
+        return
+    arch = ARCHITECTURES[m.arch]
+    minimum = arch.min_input_size()
+    check(
+        d.crop_size >= minimum,
+        f"data.crop_size={d.crop_size} is too small for model.arch={m.arch}: its conv stack needs >= {minimum}",
+    )
+    if not m.spp and d.crop_size >= minimum:
+        side = arch.feature_size(d.crop_size)
+        check(
+            arch.baseline_pool.output_size(side) >= 1,
+            f"data.crop_size={d.crop_size} leaves a {side}x{side} conv map, too small for the last pooling of "
+            f"{m.arch} without SPP; use a larger crop or model.spp=true",
+        )
+
+
+def _data_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
+    d = cfg.data
+    check(d.num_classes >= 1, f"data.num_classes must be >= 1; got {d.num_classes}")
+    check(d.batch_size >= 1, f"data.batch_size must be >= 1 (it is the global batch); got {d.batch_size}")
+    check(d.num_workers >= 0, f"data.num_workers must be >= 0; got {d.num_workers}")
+    check(d.crop_size >= 1, f"data.crop_size must be >= 1; got {d.crop_size}")
+    check(d.resize_size >= d.crop_size, f"data.resize_size={d.resize_size} must be >= data.crop_size={d.crop_size}")
+    check(d.interpolation in INTERPOLATIONS, f"data.interpolation={d.interpolation!r} is not one of {list(INTERPOLATIONS)}")
+    check(len(d.mean) == 3 and len(d.std) == 3, "data.mean and data.std need 3 values each")
+    check(all(s > 0 for s in d.std), f"data.std values must be > 0; got {list(d.std)}")
+    if OmegaConf.is_missing(d, "root"):
+        check(False, f"data.root is required for data={d.name}: the folder that holds {d.train_split}/ and {d.val_split}/")
+        return
+    if d.synthetic is not None:
+        check(
+            1 <= d.num_classes <= MAX_CLASSES,
+            f"data.num_classes={d.num_classes}: the synthetic data set has 1 to {MAX_CLASSES} classes",
+        )
+        s = d.synthetic
+        check(s.train_per_class >= 1 and s.val_per_class >= 1, "data.synthetic.{train,val}_per_class must be >= 1")
+        check(
+            16 <= s.min_short_side <= s.max_short_side,
+            "data.synthetic needs 16 <= min_short_side <= max_short_side",
+        )
+        return
+    root = Path(d.root).expanduser()
+    if not root.is_dir():
+        check(False, f"data.root={d.root} does not exist or is not a folder")
+        return
+    try:
+        check_layout(root, (d.train_split, d.val_split), d.num_classes)
+    except (FileNotFoundError, ValueError) as err:
+        check(False, f"data.root={d.root}: {err}")
+
+
+def _optim_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
+    o, t = cfg.optim, cfg.trainer
+    check(o.lr > 0, f"optim.lr must be > 0; got {o.lr}")
+    check(o.base_batch_size >= 1, f"optim.base_batch_size must be >= 1; got {o.base_batch_size}")
+    check(o.lr_scaling in LR_SCALINGS, f"optim.lr_scaling={o.lr_scaling!r} is not one of {list(LR_SCALINGS)}")
+    check(0 <= o.momentum < 1, f"optim.momentum must be in [0, 1); got {o.momentum}")
+    check(o.weight_decay >= 0, f"optim.weight_decay must be >= 0; got {o.weight_decay}")
+    check(0 < o.lr_factor < 1, f"optim.lr_factor must be in (0, 1); got {o.lr_factor}")
+    check(o.scheduler in SCHEDULERS, f"optim.scheduler={o.scheduler!r} is not one of {list(SCHEDULERS)}")
+    if o.scheduler == "plateau":
+        check(o.lr_drops >= 0, f"optim.lr_drops must be >= 0; got {o.lr_drops}")
+        check(o.plateau_patience >= 0, f"optim.plateau_patience must be >= 0; got {o.plateau_patience}")
+        check(
+            t.check_val_every_n_epoch == 1 and t.limit_val_batches != 0,
+            "optim.scheduler=plateau watches the validation error every epoch: it needs "
+            "trainer.check_val_every_n_epoch=1 and trainer.limit_val_batches != 0 (or use optim.scheduler=step)",
+        )
+    else:
+        milestones = list(o.step_milestones)
+        check(
+            all(m >= 1 for m in milestones) and milestones == sorted(set(milestones)),
+            f"optim.step_milestones must be increasing positive epochs; got {milestones}",
+        )
+
+
+def _trainer_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
+    t = cfg.trainer
+    check(t.max_epochs >= 1 or t.max_epochs == -1, f"trainer.max_epochs must be >= 1 (or -1); got {t.max_epochs}")
+    check(t.accumulate_grad_batches >= 1, f"trainer.accumulate_grad_batches must be >= 1; got {t.accumulate_grad_batches}")
+    check(t.num_nodes >= 1, f"trainer.num_nodes must be >= 1; got {t.num_nodes}")
+
+
+def validate_run_config(cfg: DictConfig) -> None:
+    """Raise ConfigError listing every problem of a training or evaluation config."""
+    errors: list[str] = []
+    check = _checker(errors)
+    _data_errors(cfg, check)
+    _model_errors(cfg, check)
+    _optim_errors(cfg, check)
+    _trainer_errors(cfg, check)
+    if errors:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))
+
+
+def validate_train_config(cfg: DictConfig) -> None:
+    """``validate_run_config`` plus the checks that only concern training."""
+    validate_run_config(cfg)
+    if cfg.ckpt_path not in (None, "auto") and not Path(cfg.ckpt_path).is_file():
+        raise ConfigError(f"invalid config:\n  - ckpt_path={cfg.ckpt_path} does not exist (use null or auto)")

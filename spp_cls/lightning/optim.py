@@ -1,0 +1,55 @@
+"""SGD and the learning-rate schedules of the paper, with the batch-size rule stated explicitly.
+
+``optim.lr`` is the rate for an optimizer step over ``optim.base_batch_size`` images (0.01 at 128 follows
+AlexNet [3], whose recipe the paper adopts). The step batch is the global ``data.batch_size`` times
+``trainer.accumulate_grad_batches``; ``lr_scaling`` maps it to the rate actually used: ``linear``
+(lr * batch / base), ``sqrt`` (lr * sqrt(batch / base)) or ``none``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+LR_SCALINGS = ("linear", "sqrt", "none")
+SCHEDULERS = ("plateau", "step")
+
+
+def effective_lr(lr: float, step_batch: int, base_batch_size: int, scaling: str) -> float:
+    """The learning rate for an optimizer step over ``step_batch`` images."""
+    ratio = step_batch / base_batch_size
+    if scaling == "linear":
+        return lr * ratio
+    if scaling == "sqrt":
+        return lr * math.sqrt(ratio)
+    if scaling == "none":
+        return lr
+    raise ValueError(f"optim.lr_scaling must be one of {list(LR_SCALINGS)}; got {scaling!r}")
+
+
+def build_optimization(params: Any, optim: dict[str, Any], lr: float, monitor: str) -> dict[str, Any]:
+    """Lightning's ``configure_optimizers`` dict: SGD plus the plateau or step schedule.
+
+    ``plateau`` divides the rate by 1/lr_factor when ``monitor`` has not improved for ``plateau_patience``
+    epochs, at most ``lr_drops`` times (the paper: twice); ``step`` multiplies it by lr_factor at each of
+    ``step_milestones`` (epochs).
+    """
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=optim["momentum"], weight_decay=optim["weight_decay"])
+    factor = optim["lr_factor"]
+    if optim["scheduler"] == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer,
+            mode="min",
+            factor=factor,
+            patience=optim["plateau_patience"],
+            threshold=optim["plateau_threshold"],
+            threshold_mode="abs",
+            min_lr=lr * factor ** optim["lr_drops"],
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": monitor, "interval": "epoch"}}
+    if optim["scheduler"] == "step":
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(optim["step_milestones"]), gamma=factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+    raise ValueError(f"optim.scheduler must be one of {list(SCHEDULERS)}; got {optim['scheduler']!r}")

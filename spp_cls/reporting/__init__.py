@@ -1,0 +1,5 @@
+"""Tables of evaluation results gathered from run directories."""
+
+from spp_cls.reporting.table import collect_results, format_table
+
+__all__ = ["collect_results", "format_table"]
