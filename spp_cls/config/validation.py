@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from spp_cls.config.schema import RunConfig, TrainConfig
 from spp_cls.data.folder import check_layout
 from spp_cls.data.synthetic_scenes import MAX_CLASSES
 from spp_cls.data.transforms import INTERPOLATIONS
@@ -126,10 +128,22 @@ def _trainer_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None
     check(t.num_nodes >= 1, f"trainer.num_nodes must be >= 1; got {t.num_nodes}")
 
 
-def validate_run_config(cfg: DictConfig) -> None:
+def _schema_errors(cfg: DictConfig, schema: type, check: Callable[[bool, str], None]) -> bool:
+    """Keys added with ``+key=value`` bypass Hydra's own schema check; merging into the schema catches them."""
+    try:
+        OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.to_container(cfg))
+    except OmegaConfBaseException as err:
+        check(False, f"{err.full_key or '<root>'}: {str(err.msg).splitlines()[0]}")
+        return False
+    return True
+
+
+def validate_run_config(cfg: DictConfig, schema: type = RunConfig) -> None:
     """Raise ConfigError listing every problem of a training or evaluation config."""
     errors: list[str] = []
     check = _checker(errors)
+    if not _schema_errors(cfg, schema, check):
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))
     _data_errors(cfg, check)
     _model_errors(cfg, check)
     _optim_errors(cfg, check)
@@ -140,6 +154,6 @@ def validate_run_config(cfg: DictConfig) -> None:
 
 def validate_train_config(cfg: DictConfig) -> None:
     """``validate_run_config`` plus the checks that only concern training."""
-    validate_run_config(cfg)
+    validate_run_config(cfg, TrainConfig)
     if cfg.ckpt_path not in (None, "auto") and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"invalid config:\n  - ckpt_path={cfg.ckpt_path} does not exist (use null or auto)")

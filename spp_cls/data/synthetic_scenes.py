@@ -115,7 +115,7 @@ def _background(rng: np.random.Generator, width: int, height: int) -> tuple[Imag
     tilt = rng.normal(0, 35, size=(2, 3)).astype(np.float32)
     ys, xs = np.linspace(-1, 1, height, dtype=np.float32), np.linspace(-1, 1, width, dtype=np.float32)
     pixels = base + ys[:, None, None] * tilt[0] + xs[None, :, None] * tilt[1]
-    pixels += rng.normal(0, 12, size=(height, width, 3)).astype(np.float32)
+    pixels += rng.normal(0, 5, size=(height, width, 3)).astype(np.float32)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), base
 
 
@@ -124,7 +124,7 @@ def draw_scene(rng: np.random.Generator, label: int, width: int, height: int) ->
     image, background = _background(rng, width, height)
     draw = ImageDraw.Draw(image)
     short = min(width, height)
-    for _ in range(int(rng.integers(3, 9))):  # distractors: small blobs well below the object scale
+    for _ in range(int(rng.integers(2, 7))):  # distractors: small blobs well below the object scale
         r = float(rng.uniform(0.01, 0.035)) * short
         x, y = float(rng.uniform(0, width)), float(rng.uniform(0, height))
         draw.ellipse((x - r, y - r, x + r, y + r), fill=_color(rng))

@@ -59,7 +59,7 @@ class SppNet(nn.Module):
         fc_dim: width of fc6 and fc7 (4096 in the paper).
         dropout: dropout probability after fc6 and fc7.
         lrn: ``within_channel`` (the released Caffe ZF-5), ``across_channel`` (AlexNet) or ``none``.
-        init: ``kaiming`` (He-normal convs, N(0, 0.01) fcs, zero biases) or ``gaussian`` (all N(0, 0.01)).
+        init: ``kaiming`` (He-normal, N(0, 0.01) for fc8) or ``gaussian`` (all N(0, 0.01), as AlexNet).
         global_pool: timm's switch; ``''`` drops the whole head (pooling and fc6-fc8) so the model returns
             the last conv map, ``None`` keeps the model's own pooling.
         in_chans: input channels.
@@ -153,16 +153,17 @@ class SppNet(nn.Module):
         self.fc8 = nn.Linear(self.fc_dim, self.num_classes) if self.num_classes > 0 else nn.Identity()
 
     def _init_weights(self, init: str) -> None:
+        """``kaiming``: He-normal for every layer followed by a ReLU, N(0, 0.01) for fc8; ``gaussian``:
+        N(0, 0.01) everywhere (AlexNet). Biases start at zero."""
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                if init == "kaiming":
-                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                else:
-                    nn.init.normal_(m.weight, 0.0, 0.01)
-            elif isinstance(m, nn.Linear):
+            if not isinstance(m, (nn.Conv2d, nn.Linear)):
+                continue
+            if init == "kaiming" and m is not self.fc8:
+                mode = "fan_out" if isinstance(m, nn.Conv2d) else "fan_in"
+                nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")
+            else:
                 nn.init.normal_(m.weight, 0.0, 0.01)
-            if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
-                nn.init.zeros_(m.bias)
+            nn.init.zeros_(m.bias)
 
     def get_classifier(self) -> nn.Module:
         return self.fc8

@@ -1,0 +1,36 @@
+"""Callbacks that Lightning lacks."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytorch_lightning as pl
+
+log = logging.getLogger(__name__)
+
+
+class EpochSummary(pl.Callback):
+    """One log line per epoch (into the run's train.log): epoch metrics, learning rate and duration.
+
+    Cluster jobs have no progress bar worth reading; this is what their logs show instead.
+    """
+
+    def __init__(self) -> None:
+        self._start = 0.0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = time.monotonic()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        metrics = trainer.callback_metrics
+        shown = " ".join(
+            f"{key}={metrics[key].item():.4f}"
+            for key in ("train/loss_epoch", "train/top1_err", "val/loss", "val/top1_err", "val/top5_err")
+            if key in metrics
+        )
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
+        log.info("epoch %d/%d: %s lr=%.3g (%.0fs)", trainer.current_epoch + 1, trainer.max_epochs, shown, lr,
+                 time.monotonic() - self._start)

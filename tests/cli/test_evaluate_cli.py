@@ -1,0 +1,61 @@
+"""evaluate.py: the training run's checkpoint gives the same metric; bad checkpoints give clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run_script
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("trained")
+    result = run_script("train.py", "experiment=smoke", f"data.root={tiny_data}", f"hydra.run.dir={run_dir}",
+                        "trainer.max_epochs=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def test_round_trip_gives_the_training_metric(trained: Path, tmp_path: Path) -> None:
+    result = run_script("evaluate.py", f"ckpt_path={trained}/checkpoints/best.ckpt", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "metrics.json").read_text())
+    trained_metrics = json.loads((trained / "metrics.json").read_text())
+    assert evaluated["model"] == "zf5_spp" and evaluated["protocol"] == "center"
+    assert evaluated["images"] == 32 and evaluated["skipped"] == 0
+    assert evaluated["top1_err"] == pytest.approx(trained_metrics["val/top1_err"], abs=1e-6)
+    assert evaluated["top5_err"] == pytest.approx(trained_metrics["val/top5_err"], abs=1e-6)
+    assert "top-1 error" in result.stdout
+
+
+def test_overrides_replace_saved_data_settings(trained: Path, tiny_data: Path, tmp_path: Path) -> None:
+    data = tmp_path / "copy"
+    shutil.copytree(tiny_data, data)
+    next((data / "val").rglob("*.jpg")).write_bytes(b"garbage")
+    result = run_script("evaluate.py", f"ckpt_path={trained}/checkpoints/last.ckpt", f"data.root={data}",
+                        "data.batch_size=5", f"hydra.run.dir={tmp_path}/eval")
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "eval/metrics.json").read_text())
+    assert evaluated["images"] == 31 and evaluated["skipped"] == 1
+
+
+def test_bad_checkpoints_give_clear_errors(trained: Path, tmp_path: Path) -> None:
+    missing = run_script("evaluate.py", f"ckpt_path={tmp_path}/nope.ckpt", f"hydra.run.dir={tmp_path}/a")
+    assert missing.returncode == 2 and "checkpoint not found" in missing.stderr
+
+    truncated = tmp_path / "cut.ckpt"
+    truncated.write_bytes((trained / "checkpoints/best.ckpt").read_bytes()[:5000])
+    cut = run_script("evaluate.py", f"ckpt_path={truncated}", f"hydra.run.dir={tmp_path}/b")
+    assert cut.returncode == 2 and "unreadable" in cut.stderr
+
+    ckpt = f"ckpt_path={trained}/checkpoints/best.ckpt"
+    arch = run_script("evaluate.py", ckpt, "model.arch=convnet5", f"hydra.run.dir={tmp_path}/c")
+    assert arch.returncode == 2 and "does not fit the configured model convnet5_spp" in arch.stderr
+    classes = run_script("evaluate.py", ckpt, "data.num_classes=3", f"hydra.run.dir={tmp_path}/d")
+    assert classes.returncode == 2 and "data.num_classes=3" in classes.stderr

@@ -1,0 +1,84 @@
+"""Config checks at start-up: typos and wrong types at composition, impossible values by key name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import DictConfig
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from spp_cls.config import register_configs
+from spp_cls.config.validation import ConfigError, validate_train_config
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def compose_train(*overrides: str) -> DictConfig:
+    register_configs()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+def test_default_and_every_group_option_compose_and_validate(tmp_path: Path) -> None:
+    validate_train_config(compose_train())
+    for override in ("model=convnet5", "model=overfeat5", "model=overfeat7", "trainer=gpu", "trainer=ddp",
+                     "experiment=demo", "experiment=smoke", "debug=fdr", "debug=limit", "debug=overfit",
+                     "logger=csv", "logger=none", "callbacks=none"):
+        validate_train_config(compose_train(override))
+    for split in ("train/a", "val/a"):
+        (tmp_path / split).mkdir(parents=True)
+    validate_train_config(compose_train("data=imagenet", f"data.root={tmp_path}", "data.num_classes=1"))
+
+
+@pytest.mark.parametrize("override", ["data.batch_sise=3", "optim.lrate=0.1"])
+def test_misspelled_keys_fail_at_composition(override: str) -> None:
+    with pytest.raises((ConfigCompositionException, ConfigKeyError)) as info:
+        compose_train(override)
+    assert override.split("=")[0].split(".")[-1] in str(info.value) + str(info.value.__cause__)
+
+
+@pytest.mark.parametrize("override,key", [("+model.widht=0.5", "model.widht"), ("+sed=1", "sed")])
+def test_keys_added_with_plus_are_rejected_by_the_schema(override: str, key: str) -> None:
+    cfg = compose_train(override)  # Hydra lets '+' add keys even to structured configs
+    with pytest.raises(ConfigError, match=f"{key}: Key '{key.split('.')[-1]}' not in"):
+        validate_train_config(cfg)
+
+
+def test_wrong_types_fail_at_composition() -> None:
+    with pytest.raises((ConfigCompositionException, ValidationError)) as info:
+        compose_train("data.batch_size=many")
+    assert "batch_size" in str(info.value) + str(info.value.__cause__)
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["model.pyramid=[]"], "model.pyramid"),
+        (["model.pyramid=[6,0]"], "model.pyramid"),
+        (["data.batch_size=0"], "data.batch_size must be >= 1"),
+        (["data.crop_size=30", "data.resize_size=40"], "data.crop_size=30 is too small for model.arch=zf5"),
+        (["model=overfeat7", "model.spp=false", "data.crop_size=40"], "too small for the last pooling"),
+        (["data.resize_size=100"], "data.resize_size=100 must be >= data.crop_size=128"),
+        (["model.arch=vgg16"], "model.arch='vgg16'"),
+        (["data=imagenet"], "data.root is required for data=imagenet"),
+        (["data=imagenet", "data.root=/no/such/folder"], "data.root=/no/such/folder does not exist"),
+        (["trainer.check_val_every_n_epoch=2"], "optim.scheduler=plateau"),
+        (["optim.scheduler=step", "optim.step_milestones=[5,3]"], "optim.step_milestones"),
+        (["model.dropout=1.5"], "model.dropout"),
+        (["ckpt_path=/no/such.ckpt"], "ckpt_path=/no/such.ckpt does not exist"),
+    ],
+)
+def test_impossible_values_are_named(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate_train_config(compose_train(*overrides))
+    assert message in str(info.value)
+
+
+def test_all_problems_are_reported_together() -> None:
+    with pytest.raises(ConfigError) as info:
+        validate_train_config(compose_train("data.batch_size=-1", "model.width=0", "optim.lr=0"))
+    text = str(info.value)
+    assert "data.batch_size" in text and "model.width" in text and "optim.lr" in text

@@ -1,0 +1,45 @@
+"""Test protocols and the top-k error metric."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from spp_cls.data.folder import SkippingImageFolder
+from spp_cls.data.transforms import PipelineSettings, center_crop_transform
+from spp_cls.evaluation import PROTOCOLS, build_protocol
+from spp_cls.evaluation.metrics import TopKError
+
+SETTINGS = PipelineSettings(resize_size=73, crop_size=64)
+
+
+def test_center_protocol_is_the_validation_view(tiny_data: Path) -> None:
+    image, _ = SkippingImageFolder(tiny_data / "val")[0]
+    protocol = build_protocol("center", SETTINGS)
+    torch.testing.assert_close(protocol.transform()(image), center_crop_transform(SETTINGS)(image))
+
+
+def test_center_protocol_scores_are_softmax() -> None:
+    model = torch.nn.Linear(4, 3)
+    x = torch.randn(5, 4)
+    scores = build_protocol("center", SETTINGS).scores(model, x)
+    torch.testing.assert_close(scores.sum(-1), torch.ones(5))
+    assert torch.equal(scores.argmax(-1), model(x).argmax(-1))
+
+
+def test_unknown_protocol_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=str(sorted(PROTOCOLS))[1:-1]):
+        build_protocol("12-view", SETTINGS)
+
+
+def test_top_k_error() -> None:
+    scores = torch.tensor([[0.9, 0.1, 0.0], [0.1, 0.2, 0.7], [0.5, 0.4, 0.1], [0.2, 0.3, 0.5]])
+    target = torch.tensor([0, 0, 1, 1])
+    top1, top2 = TopKError(3, 1), TopKError(3, 2)
+    top1.update(scores[:2], target[:2])
+    top1.update(scores[2:], target[2:])
+    assert top1.compute().item() == pytest.approx(0.75)
+    assert top2(scores, target).item() == pytest.approx(0.25)
+    assert TopKError(3, 5)(scores, target).item() == 0.0  # k capped at the class count

@@ -1,0 +1,25 @@
+"""Helpers for tests that run the entry-point scripts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_script(script: str, *overrides: str, cache: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``python <script> <overrides>`` from the repository root and capture its output."""
+    env = dict(os.environ, HYDRA_FULL_ERROR="1", PYTHONWARNINGS="ignore")
+    if cache is not None:
+        env["SPP_CLS_CACHE"] = str(cache)
+    return subprocess.run(
+        [sys.executable, str(REPO / script), *overrides],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
