@@ -3,12 +3,11 @@
 ``python train.py --cfg job`` prints the resolved config. See README.md for the config groups.
 """
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
 from spp_cls.cli.train import run_training
+from spp_cls.cli.argv import resolve_printed_config
 from spp_cls.config import register_configs
 
 register_configs()
@@ -20,6 +19,5 @@ def main(cfg: DictConfig) -> object:
 
 
 if __name__ == "__main__":
-    if "--cfg" in sys.argv and "--resolve" not in sys.argv:
-        sys.argv.append("--resolve")  # show values, not ${...} interpolations
+    resolve_printed_config()
     main()

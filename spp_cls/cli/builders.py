@@ -27,7 +27,7 @@ def build_datamodule(cfg: DictConfig, test_transform: Optional[Callable] = None)
     d = cfg.data
     synthetic = None
     if d.synthetic is not None:
-        synthetic = SyntheticSpec(num_classes=d.num_classes, **OmegaConf.to_container(d.synthetic))
+        synthetic = SyntheticSpec(**OmegaConf.to_container(d.synthetic, resolve=True))
     return ImageFolderDataModule(
         root=d.root,
         num_classes=d.num_classes,

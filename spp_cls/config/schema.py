@@ -16,6 +16,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import MISSING, OmegaConf
 
+from spp_cls.data.synthetic import SyntheticSpec
+
 
 @dataclass
 class ModelConfig:
@@ -27,17 +29,6 @@ class ModelConfig:
     dropout: float = 0.5
     lrn: str = "within_channel"
     init: str = "kaiming"
-
-
-@dataclass
-class SyntheticConfig:
-    train_per_class: int = 500
-    val_per_class: int = 60
-    min_short_side: int = 128
-    max_short_side: int = 176
-    max_aspect: float = 1.33
-    jpeg_quality: int = 90
-    seed: int = 0
 
 
 @dataclass
@@ -54,7 +45,7 @@ class DataConfig:
     std: List[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     train_split: str = "train"
     val_split: str = "val"
-    synthetic: Optional[SyntheticConfig] = None
+    synthetic: Optional[SyntheticSpec] = None  # set: root is a generated cache (data=synthetic)
 
 
 @dataclass

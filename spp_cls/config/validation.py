@@ -12,7 +12,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from spp_cls.config.schema import RunConfig, TrainConfig
 from spp_cls.data.folder import check_layout
-from spp_cls.data.synthetic_scenes import MAX_CLASSES
+from spp_cls.data.synthetic import SyntheticSpec
 from spp_cls.data.transforms import INTERPOLATIONS
 from spp_cls.lightning.optim import LR_SCALINGS, SCHEDULERS
 from spp_cls.models import ARCHITECTURES, check_pyramid
@@ -76,15 +76,13 @@ def _data_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
         return
     if d.synthetic is not None:
         check(
-            1 <= d.num_classes <= MAX_CLASSES,
-            f"data.num_classes={d.num_classes}: the synthetic data set has 1 to {MAX_CLASSES} classes",
+            d.synthetic.num_classes == d.num_classes,
+            f"data.synthetic.num_classes={d.synthetic.num_classes} must equal data.num_classes={d.num_classes}",
         )
-        s = d.synthetic
-        check(s.train_per_class >= 1 and s.val_per_class >= 1, "data.synthetic.{train,val}_per_class must be >= 1")
-        check(
-            16 <= s.min_short_side <= s.max_short_side,
-            "data.synthetic needs 16 <= min_short_side <= max_short_side",
-        )
+        try:
+            SyntheticSpec(**OmegaConf.to_container(d.synthetic, resolve=True))
+        except ValueError as err:
+            check(False, f"data.synthetic: {err}")
         return
     root = Path(d.root).expanduser()
     if not root.is_dir():

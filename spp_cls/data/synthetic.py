@@ -31,12 +31,12 @@ FORMAT_VERSION = 1
 _SPLIT_IDS = {"train": 0, "val": 1}
 
 
-@dataclass(frozen=True)
+@dataclass
 class SyntheticSpec:
-    """Everything that determines the generated files."""
+    """Everything that determines the generated files (also the schema of ``data.synthetic``)."""
 
     num_classes: int = MAX_CLASSES
-    train_per_class: int = 500
+    train_per_class: int = 300
     val_per_class: int = 60
     min_short_side: int = 128
     max_short_side: int = 176

@@ -38,8 +38,9 @@ def test_overrides_replace_saved_data_settings(trained: Path, tiny_data: Path, t
     data = tmp_path / "copy"
     shutil.copytree(tiny_data, data)
     next((data / "val").rglob("*.jpg")).write_bytes(b"garbage")
+    # data.synthetic=null: read the copy as plain class folders (a synthetic root would be regenerated)
     result = run_script("evaluate.py", f"ckpt_path={trained}/checkpoints/last.ckpt", f"data.root={data}",
-                        "data.batch_size=5", f"hydra.run.dir={tmp_path}/eval")
+                        "data.synthetic=null", "data.batch_size=5", f"hydra.run.dir={tmp_path}/eval")
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = json.loads((tmp_path / "eval/metrics.json").read_text())
     assert evaluated["images"] == 31 and evaluated["skipped"] == 1

@@ -36,8 +36,8 @@ def test_bad_config_fails_fast_with_the_key_name(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_fast_dev_run(tiny_data: Path, tmp_path: Path) -> None:
-    result = run_script("train.py", *smoke(tiny_data, tmp_path, "debug=fdr"))
+def test_fast_dev_run_in_deterministic_mode(tiny_data: Path, tmp_path: Path) -> None:
+    result = run_script("train.py", *smoke(tiny_data, tmp_path, "debug=fdr", "trainer.deterministic=true"))
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["model"] == "zf5_spp" and metrics["global_step"] == 1

@@ -1,0 +1,36 @@
+"""evaluate.py's config handling in-process: saved settings, command-line overrides, weight checks."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from spp_cls.checkpointing import CheckpointError
+from spp_cls.cli.evaluate import _load_weights, merge_saved_config
+from spp_cls.lightning import SppClassifier
+
+OPTIM = dict(momentum=0.9, weight_decay=0.0, scheduler="step", lr_factor=0.1, step_milestones=[1])
+MODEL = dict(arch="zf5", spp=True, pyramid=[2, 1], width=0.125, fc_dim=8)
+
+
+def test_saved_model_and_data_win_unless_overridden() -> None:
+    saved = {"model": {"arch": "overfeat7", "width": 0.5}, "data": {"root": "/saved", "batch_size": 7}}
+    composed = OmegaConf.create(
+        {"model": {"arch": "zf5", "width": 1.0}, "data": {"root": "/default", "batch_size": 64}, "seed": 3}
+    )
+    merged = merge_saved_config(saved, composed, ["data.batch_size=64", "seed=3"])
+    assert merged.model.arch == "overfeat7" and merged.model.width == 0.5
+    assert merged.data.root == "/saved" and merged.data.batch_size == 64 and merged.seed == 3
+    regrouped = merge_saved_config(saved, composed, ["model=zf5"])
+    assert regrouped.model.arch == "zf5" and regrouped.model.width == 1.0
+    with pytest.raises(CheckpointError, match="no 'data' section"):
+        merge_saved_config({"model": {}}, composed, [])
+
+
+def test_weights_of_another_class_count_are_refused() -> None:
+    trained = SppClassifier(model=MODEL, optim=OPTIM, num_classes=4, input_size=64, lr=0.1)
+    other = SppClassifier(model=MODEL, optim=OPTIM, num_classes=3, input_size=64, lr=0.1)
+    with pytest.raises(CheckpointError, match=r"zf5_spp with 3 classes: model.fc8.weight: checkpoint \(4, 8\)"):
+        _load_weights(other, trained.state_dict(), "x.ckpt", "zf5_spp")
+    _load_weights(SppClassifier(model=MODEL, optim=OPTIM, num_classes=4, input_size=64, lr=0.1),
+                  trained.state_dict(), "x.ckpt", "zf5_spp")
