@@ -20,6 +20,7 @@ from spp_cls.checkpointing import CheckpointError, load_safe
 from spp_cls.cli.builders import build_datamodule, build_trainer, pipeline_settings
 from spp_cls.cli.errors import exit_on_user_error
 from spp_cls.cli.results import write_results
+from spp_cls.config.schema import EvaluateConfig
 from spp_cls.config.validation import ConfigError, validate_run_config
 from spp_cls.evaluation import build_protocol
 from spp_cls.lightning import SppClassifier
@@ -32,11 +33,10 @@ SAVED_GROUPS = ("model", "data")
 
 def merge_saved_config(saved: dict[str, Any], composed: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """``composed`` with its model/data taken from ``saved``, except for keys the user overrode."""
-    merged = composed.copy()
     for group in SAVED_GROUPS:
         if group not in saved:
             raise CheckpointError(f"the checkpoint's run config has no '{group}' section")
-        merged[group] = saved[group]
+    merged = OmegaConf.merge(composed, {group: saved[group] for group in SAVED_GROUPS})
     for override in OverridesParser.create().parse_overrides(list(overrides)):
         key = override.key_or_group
         if key.split(".")[0] in SAVED_GROUPS and not override.is_delete():
@@ -68,7 +68,7 @@ def run_evaluation(cfg: DictConfig) -> float:
     if not isinstance(saved, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{cfg.ckpt_path} is not a checkpoint written by spp-cls training")
     run_cfg = merge_saved_config(saved, cfg, HydraConfig.get().overrides.task)
-    validate_run_config(run_cfg)
+    validate_run_config(run_cfg, EvaluateConfig)
     try:
         protocol = build_protocol(cfg.protocol, pipeline_settings(run_cfg.data))
     except ValueError as err:

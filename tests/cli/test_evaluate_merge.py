@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import pytest
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from spp_cls.checkpointing import CheckpointError
 from spp_cls.cli.evaluate import _load_weights, merge_saved_config
+from spp_cls.config import register_configs
 from spp_cls.lightning import SppClassifier
+from tests.helpers import REPO
 
 OPTIM = dict(momentum=0.9, weight_decay=0.0, scheduler="step", lr_factor=0.1, step_milestones=[1])
 MODEL = dict(arch="zf5", spp=True, pyramid=[2, 1], width=0.125, fc_dim=8)
 
 
 def test_saved_model_and_data_win_unless_overridden() -> None:
-    saved = {"model": {"arch": "overfeat7", "width": 0.5}, "data": {"root": "/saved", "batch_size": 7}}
-    composed = OmegaConf.create(
-        {"model": {"arch": "zf5", "width": 1.0}, "data": {"root": "/default", "batch_size": 64}, "seed": 3}
-    )
+    register_configs()
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        composed = compose("evaluate", overrides=["ckpt_path=x.ckpt", "data.batch_size=64", "seed=3"])
+    saved = {
+        "model": dict(composed.model, arch="overfeat7", width=0.5),
+        "data": dict(OmegaConf.to_container(composed.data), root="/saved", batch_size=7),
+    }
     merged = merge_saved_config(saved, composed, ["data.batch_size=64", "seed=3"])
     assert merged.model.arch == "overfeat7" and merged.model.width == 0.5
     assert merged.data.root == "/saved" and merged.data.batch_size == 64 and merged.seed == 3
