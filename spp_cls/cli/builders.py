@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import LearningRateMonitor
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -53,10 +54,13 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
     if clash:
         raise ValueError(f"trainer.extra repeats keys that trainer sets directly: {clash}")
     loggers = _instantiate_all(cfg.logger)
+    callbacks = _instantiate_all(cfg.callbacks)
+    if not loggers:  # a learning-rate monitor refuses to run with nothing to log to
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     return pl.Trainer(
         **args,
         **extra,
-        callbacks=_instantiate_all(cfg.callbacks),
+        callbacks=callbacks,
         logger=loggers or False,
         default_root_dir=cfg.paths.output_dir,
         plugins=[SafeCheckpointIO()],

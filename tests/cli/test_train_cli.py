@@ -64,4 +64,4 @@ def test_one_epoch_run_dir_and_resume(tiny_data: Path, tmp_path: Path) -> None:
     resumed = json.loads((run_dir / "metrics.json").read_text())
     assert resumed["epochs"] == 3 and resumed["global_step"] == 3 * steps_per_epoch
     last = load_safe(run_dir / "checkpoints/last.ckpt")
-    assert last["epoch"] == 2 and last["global_step"] == 3 * steps_per_epoch
+    assert last["epoch"] == 3 and last["global_step"] == 3 * steps_per_epoch  # 3 epochs done
