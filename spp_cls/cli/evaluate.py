@@ -63,6 +63,8 @@ def _load_weights(module: SppClassifier, state_dict: dict[str, torch.Tensor], ck
 @exit_on_user_error
 def run_evaluation(cfg: DictConfig) -> float:
     """Evaluate ``cfg.ckpt_path`` with ``cfg.protocol``; returns the top-1 error."""
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise ConfigError("invalid config:\n  - ckpt_path is required: python evaluate.py ckpt_path=PATH")
     checkpoint = load_safe(cfg.ckpt_path)
     saved = checkpoint.get("hyper_parameters", {}).get("run_config")
     if not isinstance(saved, dict) or "state_dict" not in checkpoint:

@@ -47,6 +47,8 @@ def test_overrides_replace_saved_data_settings(trained: Path, tiny_data: Path, t
 
 
 def test_bad_checkpoints_give_clear_errors(trained: Path, tmp_path: Path) -> None:
+    none = run_script("evaluate.py", f"hydra.run.dir={tmp_path}/0")
+    assert none.returncode == 2 and "ckpt_path is required" in none.stderr and "Traceback" not in none.stderr
     missing = run_script("evaluate.py", f"ckpt_path={tmp_path}/nope.ckpt", f"hydra.run.dir={tmp_path}/a")
     assert missing.returncode == 2 and "checkpoint not found" in missing.stderr
 
