@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import LearningRateMonitor
@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from spp_cls.data.synthetic import SyntheticSpec
 from spp_cls.data.transforms import PipelineSettings
 from spp_cls.lightning import ImageFolderDataModule, SafeCheckpointIO
+from spp_cls.lightning.datamodule import SourceSettings
 
 
 def pipeline_settings(data: DictConfig) -> PipelineSettings:
@@ -21,10 +22,39 @@ def pipeline_settings(data: DictConfig) -> PipelineSettings:
         mean=tuple(data.mean),
         std=tuple(data.std),
         interpolation=data.interpolation,
+        train_crop=data.train_crop,
+        flip=data.flip,
+        lighting_std=data.lighting_std,
+        eigval=tuple(data.eigval),
+        eigvec=tuple(tuple(row) for row in data.eigvec),
+        normalization=data.normalization,
+        mean_image=data.mean_image,
+        max_pixels=data.max_pixels,
+        reduced_decode=data.reduced_decode,
     )
 
 
-def build_datamodule(cfg: DictConfig, test_transform: Optional[Callable] = None) -> ImageFolderDataModule:
+def source_settings(cfg: DictConfig) -> SourceSettings:
+    d = cfg.data
+    return SourceSettings(
+        format=d.format,
+        train_sizes=tuple(d.train_sizes),
+        size_schedule=d.size_schedule,
+        seed=cfg.seed,
+        val_labels=d.val_labels,
+        val_label_map=d.val_label_map,
+        list_cache_dir=d.list_cache_dir,
+        max_skip_fraction=d.max_skip_fraction,
+        shuffle_buffer=d.shuffle_buffer,
+        shard_size=d.shard_size,
+        allow_pipe=d.allow_pipe,
+        synthetic_folder=d.synthetic_folder,
+    )
+
+
+def build_datamodule(
+    cfg: DictConfig, test_view: Optional[Callable] = None, class_index: Optional[Sequence[str]] = None
+) -> ImageFolderDataModule:
     d = cfg.data
     synthetic = None
     if d.synthetic is not None:
@@ -38,7 +68,9 @@ def build_datamodule(cfg: DictConfig, test_transform: Optional[Callable] = None)
         synthetic=synthetic,
         train_split=d.train_split,
         val_split=d.val_split,
-        test_transform=test_transform,
+        test_view=test_view,
+        source=source_settings(cfg),
+        class_index=class_index,
     )
 
 
@@ -50,7 +82,7 @@ def _instantiate_all(group: DictConfig) -> list[Any]:
 def build_trainer(cfg: DictConfig) -> pl.Trainer:
     args = OmegaConf.to_container(cfg.trainer, resolve=True)
     extra = args.pop("extra")
-    clash = sorted(set(extra) & set(args))
+    clash = sorted(set(extra) & (set(args) | {"use_distributed_sampler"}))
     if clash:
         raise ValueError(f"trainer.extra repeats keys that trainer sets directly: {clash}")
     loggers = _instantiate_all(cfg.logger)
@@ -64,4 +96,5 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
         logger=loggers or False,
         default_root_dir=cfg.paths.output_dir,
         plugins=[SafeCheckpointIO()],
+        use_distributed_sampler=False,  # the data module splits every split over ranks itself
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -23,7 +23,7 @@ from spp_cls.cli.results import write_results
 from spp_cls.config.schema import EvaluateConfig
 from spp_cls.config.validation import ConfigError, validate_run_config
 from spp_cls.evaluation import build_protocol
-from spp_cls.lightning import SppClassifier
+from spp_cls.lightning import ImageFolderDataModule, SppClassifier
 from spp_cls.models import model_name
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,12 @@ def _load_weights(module: SppClassifier, state_dict: dict[str, torch.Tensor], ck
     module.load_state_dict(state_dict)
 
 
+def saved_class_index(checkpoint: dict[str, Any]) -> Optional[list[str]]:
+    """The class index that the training run's data module saved in the checkpoint (None if absent)."""
+    state = checkpoint.get(ImageFolderDataModule.__qualname__)
+    return list(state["classes"]) if isinstance(state, dict) and state.get("classes") else None
+
+
 @exit_on_user_error
 def run_evaluation(cfg: DictConfig) -> float:
     """Evaluate ``cfg.ckpt_path`` with ``cfg.protocol``; returns the top-1 error."""
@@ -88,7 +94,8 @@ def run_evaluation(cfg: DictConfig) -> float:
     log.info("evaluating %s (%s) on %s/%s with the %s protocol", cfg.ckpt_path, name, run_cfg.data.root,
              run_cfg.data.val_split, protocol.name)
     trainer = build_trainer(run_cfg)
-    metrics = trainer.test(module, datamodule=build_datamodule(run_cfg, protocol.transform()))[0]
+    datamodule = build_datamodule(run_cfg, protocol.view(), class_index=saved_class_index(checkpoint))
+    metrics = trainer.test(module, datamodule=datamodule)[0]
     results = {
         "checkpoint": str(Path(cfg.ckpt_path).resolve()),
         "model": name,
@@ -101,6 +108,7 @@ def run_evaluation(cfg: DictConfig) -> float:
         "top5_err": metrics["test/top5_err"],
         "images": int(metrics["test/images"]),
         "skipped": int(metrics["test/skipped"]),
+        "skipped_shards": datamodule.skip_totals().get("test_skipped_shards", 0),
         "epoch": checkpoint.get("epoch"),
     }
     path = write_results(cfg.paths.output_dir, results)

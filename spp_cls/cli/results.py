@@ -28,3 +28,4 @@ def write_results(run_dir: str | Path, results: Mapping[str, Any]) -> Path:
     tmp.write_text(json.dumps({k: _plain(v) for k, v in results.items()}, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)
     return path
+

@@ -82,6 +82,7 @@ def run_training(cfg: DictConfig) -> Optional[float]:
         log.info("resuming from %s", resume)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     results = _final_metrics(trainer, module, datamodule, cfg)
+    results.update(datamodule.skip_totals())
     path = write_results(run_dir, results)
     log.info("final metrics: %s", {k: results[k] for k in sorted(results) if k.startswith("val/")})
     log.info("wrote %s; run directory: %s", path, run_dir)

@@ -17,6 +17,7 @@ from hydra.types import RunMode
 from omegaconf import MISSING, OmegaConf
 
 from spp_cls.data.synthetic import SyntheticSpec
+from spp_cls.data.transforms import IMAGENET_EIGVAL, IMAGENET_EIGVEC
 
 
 @dataclass
@@ -46,6 +47,29 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     synthetic: Optional[SyntheticSpec] = None  # set: root is a generated cache (data=synthetic)
+    # where the images come from: folders (root/<split>/<class>/<image>) | shards (root/manifest.json)
+    format: str = "folders"
+    synthetic_folder: Optional[str] = None  # shards of the embedded set: where its class folders go
+    shard_size: int = 1000  # shards of the embedded set: samples per shard
+    shuffle_buffer: int = 2000  # shards: samples in each worker's shuffle buffer
+    allow_pipe: bool = False  # shards: allow pipe: URLs (they run shell commands)
+    val_labels: Optional[str] = None  # flat validation folder: its label file
+    val_label_map: Optional[str] = None  # integer labels: sorted | PATH (map_clsloc.txt or one wnid per line)
+    list_cache_dir: Optional[str] = None  # cache of class-folder file lists (null: no cache)
+    # the paper's augmentation
+    train_sizes: List[int] = field(default_factory=lambda: [224])
+    size_schedule: str = "alternate"  # alternate | random
+    train_crop: str = "random"  # random | five (center + 4 corners)
+    flip: bool = True
+    lighting_std: float = 0.1
+    eigval: List[float] = field(default_factory=lambda: list(IMAGENET_EIGVAL))
+    eigvec: List[List[float]] = field(default_factory=lambda: [list(r) for r in IMAGENET_EIGVEC])
+    normalization: str = "channel"  # channel | mean_image
+    mean_image: Optional[str] = None
+    # bad input
+    max_pixels: int = 89_478_485
+    reduced_decode: bool = True
+    max_skip_fraction: float = 0.001
 
 
 @dataclass

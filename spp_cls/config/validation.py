@@ -13,7 +13,11 @@ from omegaconf.errors import OmegaConfBaseException
 from spp_cls.config.schema import RunConfig, TrainConfig
 from spp_cls.data.folder import check_layout
 from spp_cls.data.synthetic import SyntheticSpec
-from spp_cls.data.transforms import INTERPOLATIONS
+from spp_cls.data.sampling import SIZE_SCHEDULES
+from spp_cls.data.shard_manifest import load_manifest
+from spp_cls.data.shards import check_reader_slots
+from spp_cls.data.transforms import INTERPOLATIONS, NORMALIZATIONS, TRAIN_CROPS
+from spp_cls.lightning.datamodule import FORMATS
 from spp_cls.lightning.optim import LR_SCALINGS, SCHEDULERS
 from spp_cls.models import ARCHITECTURES, check_pyramid
 from spp_cls.models.lrn import LRN_MODES
@@ -44,6 +48,17 @@ def _model_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
     check(0 <= m.dropout < 1, f"model.dropout must be in [0, 1); got {m.dropout}")
     check(m.lrn in LRN_MODES, f"model.lrn={m.lrn!r} is not one of {list(LRN_MODES)}")
     check(m.init in INIT_MODES, f"model.init={m.init!r} is not one of {list(INIT_MODES)}")
+    multi_size = len(set(d.train_sizes)) > 1
+    check(
+        m.spp or not multi_size,
+        f"data.train_sizes={list(d.train_sizes)} (multi-size training) needs an SPP model: model.spp=false has a "
+        f"fixed input size; use one size, e.g. data.train_sizes=[{d.crop_size}], or model.spp=true",
+    )
+    check(
+        m.spp or list(d.train_sizes) == [d.crop_size],
+        f"data.train_sizes={list(d.train_sizes)} differs from data.crop_size={d.crop_size}, which model.spp=false "
+        f"is built for",
+    )
     if m.arch not in ARCHITECTURES or d.crop_size < 1:
         return
     arch = ARCHITECTURES[m.arch]
@@ -52,6 +67,9 @@ def _model_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
         d.crop_size >= minimum,
         f"data.crop_size={d.crop_size} is too small for model.arch={m.arch}: its conv stack needs >= {minimum}",
     )
+    small = [s for s in d.train_sizes if s < minimum]
+    check(not small and (d.size_schedule != "random" or min(d.train_sizes) >= minimum),
+          f"data.train_sizes={list(d.train_sizes)}: {small} too small for model.arch={m.arch}, which needs >= {minimum}")
     if not m.spp and d.crop_size >= minimum:
         side = arch.feature_size(d.crop_size)
         check(
@@ -71,6 +89,7 @@ def _data_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
     check(d.interpolation in INTERPOLATIONS, f"data.interpolation={d.interpolation!r} is not one of {list(INTERPOLATIONS)}")
     check(len(d.mean) == 3 and len(d.std) == 3, "data.mean and data.std need 3 values each")
     check(all(s > 0 for s in d.std), f"data.std values must be > 0; got {list(d.std)}")
+    _augmentation_errors(d, check)
     if OmegaConf.is_missing(d, "root"):
         check(False, f"data.root is required for data={d.name}: the folder that holds {d.train_split}/ and {d.val_split}/")
         return
@@ -84,14 +103,62 @@ def _data_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
         except ValueError as err:
             check(False, f"data.synthetic: {err}")
         return
+    if d.format == "shards":
+        _shard_errors(cfg, check)
+        return
     root = Path(d.root).expanduser()
     if not root.is_dir():
         check(False, f"data.root={d.root} does not exist or is not a folder")
         return
     try:
-        check_layout(root, (d.train_split, d.val_split), d.num_classes)
+        if d.val_labels:
+            check_layout(root, (d.train_split,), d.num_classes)
+            check(Path(d.val_labels).expanduser().is_file(), f"data.val_labels={d.val_labels} does not exist")
+            check((root / d.val_split).is_dir(), f"data.root={d.root}: split folder {root / d.val_split} does not exist")
+        else:
+            check_layout(root, (d.train_split, d.val_split), d.num_classes)
     except (FileNotFoundError, ValueError) as err:
         check(False, f"data.root={d.root}: {err}")
+
+
+def _augmentation_errors(d: DictConfig, check: Callable[[bool, str], None]) -> None:
+    check(d.format in FORMATS, f"data.format={d.format!r} is not one of {list(FORMATS)}")
+    check(d.size_schedule in SIZE_SCHEDULES, f"data.size_schedule={d.size_schedule!r} is not one of {list(SIZE_SCHEDULES)}")
+    check(len(d.train_sizes) >= 1 and min(d.train_sizes) >= 1, f"data.train_sizes must be one or more sizes >= 1; got {list(d.train_sizes)}")
+    check(d.train_crop in TRAIN_CROPS, f"data.train_crop={d.train_crop!r} is not one of {list(TRAIN_CROPS)}")
+    check(d.lighting_std >= 0, f"data.lighting_std must be >= 0; got {d.lighting_std}")
+    check(len(d.eigval) == 3 and [len(r) for r in d.eigvec] == [3, 3, 3], "data.eigval needs 3 values and data.eigvec 3 rows of 3")
+    check(d.normalization in NORMALIZATIONS, f"data.normalization={d.normalization!r} is not one of {list(NORMALIZATIONS)}")
+    if d.normalization == "mean_image":
+        check(bool(d.mean_image) and Path(str(d.mean_image)).expanduser().is_file(),
+              f"data.normalization=mean_image needs data.mean_image=FILE (from python -m spp_cls.data.stats); got {d.mean_image}")
+    check(d.max_pixels >= 1, f"data.max_pixels must be >= 1; got {d.max_pixels}")
+    check(0 <= d.max_skip_fraction <= 1, f"data.max_skip_fraction must be in [0, 1]; got {d.max_skip_fraction}")
+    check(d.shuffle_buffer >= 1 and d.shard_size >= 1, "data.shuffle_buffer and data.shard_size must be >= 1")
+
+
+def _shard_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
+    """A local shard folder must hold a manifest with the configured class count and enough shards."""
+    d, t = cfg.data, cfg.trainer
+    remote = "://" in d.root or d.root.startswith("pipe:")
+    check(not d.root.startswith("pipe:") or d.allow_pipe, f"data.root={d.root} is a pipe: command; set data.allow_pipe=true")
+    if remote or d.synthetic is not None:
+        return
+    try:
+        manifest = load_manifest(d.root)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        check(False, f"data.root: {err}")
+        return
+    check(len(manifest.classes) == d.num_classes,
+          f"data.root={d.root}: the manifest has {len(manifest.classes)} classes but data.num_classes={d.num_classes}")
+    world = t.devices * t.num_nodes if isinstance(t.devices, int) else None
+    for split in (d.train_split, d.val_split):
+        try:
+            shards = len(manifest.split(split).shards)
+            if world is not None:
+                check_reader_slots(shards, world, d.num_workers, split)
+        except ValueError as err:
+            check(False, f"data.root={d.root}: {err}")
 
 
 def _optim_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:

@@ -1,34 +1,66 @@
-"""ImageNet-style class-folder data (``root/<split>/<class>/<image>``) that skips and counts bad files.
+"""ImageNet-style class folders: the class index, a cached file list, flat validation with a label file,
+and a dataset that skips and counts what it cannot read.
 
-A file that cannot be decoded is logged with its path and dropped from its batch; the collate function
-reports how many were dropped so the training and evaluation layers can log and report the count.
+Layouts: ``root/<split>/<class>/<image>`` for every split, or a flat ``root/val/<image>`` with a label file
+(``val_labels.py``). The class index is the sorted list of *training* class folders; every other split is
+checked against it by class name.
+
+Listing 1.28 M files over network storage takes minutes, so the file list of a split is cached as JSON,
+keyed by the split's path and the modification times of the split folder and of each class folder (adding
+or removing a file changes its folder's mtime): a second start lists nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+import random
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import default_collate
 from torchvision.datasets import ImageFolder
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+from spp_cls.data.decode import DEFAULT_MAX_PIXELS, DecodeError, decode_rgb
+from spp_cls.data.sampling import SampleKey
 
 log = logging.getLogger(__name__)
+
+Sample = tuple[str, int]
+LIST_CACHE_VERSION = 1
+CLASS_INDEX_FILE = "classes.txt"
 
 
 def list_classes(split_dir: Path) -> list[str]:
     """Sorted class-folder names of a split, or a clear error if the split is missing or flat."""
     if not split_dir.is_dir():
         raise FileNotFoundError(f"split folder {split_dir} does not exist")
-    classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = sorted(e.name for e in os.scandir(split_dir) if e.is_dir() and not e.name.startswith("."))
     if not classes:
         raise FileNotFoundError(
-            f"{split_dir} has no class folders; expected {split_dir}/<class>/<image> "
-            f"(an ImageNet val split must be sorted into class folders first)"
+            f"{split_dir} has no class folders; expected {split_dir}/<class>/<image>, or set "
+            f"data.val_labels=PATH for a flat validation folder"
         )
     return classes
+
+
+def compare_classes(reference: list[str], other: list[str], reference_name: str, other_name: str) -> None:
+    """Raise a ValueError that names the classes present in one split and missing in the other."""
+    if reference == other:
+        return
+    only_ref, only_other = sorted(set(reference) - set(other)), sorted(set(other) - set(reference))
+    parts = []
+    if only_ref:
+        parts.append(f"{len(only_ref)} in {reference_name} but not in {other_name} ({', '.join(only_ref[:5])}"
+                     f"{', ...' if len(only_ref) > 5 else ''})")
+    if only_other:
+        parts.append(f"{len(only_other)} in {other_name} but not in {reference_name} ({', '.join(only_other[:5])}"
+                     f"{', ...' if len(only_other) > 5 else ''})")
+    raise ValueError("class folders differ between splits: " + "; ".join(parts))
 
 
 def check_layout(root: Path, splits: tuple[str, ...], num_classes: int) -> list[str]:
@@ -38,38 +70,153 @@ def check_layout(root: Path, splits: tuple[str, ...], num_classes: int) -> list[
         classes = list_classes(root / split)
         if len(classes) != num_classes:
             raise ValueError(f"{root / split} has {len(classes)} class folders but data.num_classes={num_classes}")
-        if reference is not None and classes != reference:
-            differ = sorted(set(classes) ^ set(reference))[:5]
-            raise ValueError(f"class folders differ between splits {splits}, e.g. {differ}")
+        if reference is not None:
+            compare_classes(reference, classes, str(root / splits[0]), str(root / split))
         reference = classes
     assert reference is not None
     return reference
 
 
+def write_class_index(directory: str | Path, classes: list[str]) -> Path:
+    """Write ``classes.txt`` (one class name per line: label i is line i) atomically into ``directory``."""
+    path = Path(directory) / CLASS_INDEX_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text("".join(f"{name}\n" for name in classes))
+    tmp.replace(path)
+    return path
+
+
+def is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMG_EXTENSIONS)
+
+
+def _tree_key(split_dir: Path, classes: list[str]) -> str:
+    """Identity of a class-folder tree: its path and the mtimes of the split and class folders."""
+    stamps = [str(split_dir.resolve()), str(split_dir.stat().st_mtime_ns)]
+    stamps += [f"{c}:{(split_dir / c).stat().st_mtime_ns}" for c in classes]
+    return hashlib.sha256("\n".join(stamps).encode()).hexdigest()[:24]
+
+
+def _scan(split_dir: Path, classes: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """Image file names per class folder (sorted) and the other files found (ignored, reported)."""
+    files: dict[str, list[str]] = {}
+    ignored: list[str] = []
+    for name in classes:
+        kept = []
+        for entry in os.scandir(split_dir / name):
+            if entry.is_file() and is_image_name(entry.name):
+                kept.append(entry.name)
+            elif not entry.name.startswith("."):
+                ignored.append(f"{name}/{entry.name}")
+        files[name] = sorted(kept)
+    return files, ignored
+
+
+def list_class_folder_files(split_dir: Path, classes: list[str], cache_dir: Optional[Path] = None) -> list[Sample]:
+    """(path, class index) of every image of a class-folder split, from the cache when it is current."""
+    key = _tree_key(split_dir, classes)
+    cache = cache_dir / f"{split_dir.name}-{key}.json" if cache_dir is not None else None
+    files: Optional[dict[str, list[str]]] = None
+    if cache is not None and cache.is_file():
+        try:
+            content = json.loads(cache.read_text())
+            if content.get("version") == LIST_CACHE_VERSION and content.get("key") == key:
+                files = content["files"]
+                log.info("file list of %s from cache %s", split_dir, cache)
+        except (OSError, ValueError, KeyError):
+            files = None
+    if files is None:
+        files, ignored = _scan(split_dir, classes)
+        if ignored:
+            log.warning("%s: ignored %d files without an image extension, e.g. %s", split_dir, len(ignored), ignored[:5])
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps({"version": LIST_CACHE_VERSION, "key": key, "root": str(split_dir), "files": files}))
+            tmp.replace(cache)
+    index = {name: i for i, name in enumerate(classes)}
+    return [(str(split_dir / name / f), index[name]) for name in classes for f in files.get(name, [])]
+
+
 class SkippingImageFolder(ImageFolder):
-    """``ImageFolder`` whose unreadable images become ``None`` (dropped by ``collate_skipping``)."""
+    """``ImageFolder`` over a given class index and file list, that decodes by content and skips bad files.
 
-    def __init__(self, root: str | Path, transform: Optional[Callable] = None) -> None:
-        super().__init__(str(root), transform=transform)
+    ``__getitem__`` takes an index (evaluation: the view at ``crop_size``) or a ``SampleKey`` (training:
+    index, input size and augmentation seed from the batch sampler) and returns a dict with the view's
+    ``image`` (uint8, 3 x size x size), ``target`` and, for training, ``lighting``; or, for a file that
+    cannot be used (empty, truncated, not an image, over ``max_pixels``), a ``Skipped`` record with its
+    path and reason that ``collate_skipping`` counts.
 
-    def __getitem__(self, index: int) -> Optional[tuple[Any, int]]:
+    Args:
+        root: the split folder.
+        view: a ``TrainView``/``CenterView``-like callable ``(image, size, rng) -> dict`` with
+            ``decode_short_side(size)``.
+        size: the output size for plain integer indices.
+        classes: the class index (default: the sorted class folders of ``root``).
+        samples: (path, class index) pairs (default: listed from ``root``, through ``list_cache_dir``).
+        max_pixels: larger images are skipped.
+        list_cache_dir: where file lists are cached (None: no cache).
+    """
+
+    def __init__(
+        self,
+        root: Union[str, Path],
+        view: Optional[Callable] = None,
+        size: int = 224,
+        classes: Optional[list[str]] = None,
+        samples: Optional[list[Sample]] = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        list_cache_dir: Optional[Path] = None,
+    ) -> None:
+        self._given_classes, self._given_samples, self._list_cache_dir = classes, samples, list_cache_dir
+        super().__init__(str(root))
+        self.view, self.size, self.max_pixels = view, size, max_pixels
+
+    def find_classes(self, directory: Union[str, Path]) -> tuple[list[str], dict[str, int]]:
+        classes = self._given_classes if self._given_classes is not None else list_classes(Path(directory))
+        return list(classes), {name: i for i, name in enumerate(classes)}
+
+    def make_dataset(self, directory: Union[str, Path], class_to_idx: dict[str, int], *args: Any, **kwargs: Any) -> list[Sample]:
+        if self._given_samples is not None:
+            return list(self._given_samples)
+        return list_class_folder_files(Path(directory), list(class_to_idx), self._list_cache_dir)
+
+    def __getitem__(self, key: Union[int, SampleKey]) -> Union[dict[str, Any], "Skipped"]:
+        if isinstance(key, SampleKey):
+            index, size, rng = key.index, key.size, random.Random(key.seed)
+        else:
+            index, size, rng = int(key), self.size, None
         path, target = self.samples[index]
         try:
-            with Image.open(path) as img:
-                image = img.convert("RGB")
-        except (OSError, UnidentifiedImageError, ValueError) as err:
-            log.warning("skipping unreadable image %s: %s", path, err)
-            return None
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, target
+            with open(path, "rb") as f:
+                data = f.read()
+            image = decode_rgb(data, self.view.decode_short_side(size) if self.view else None, self.max_pixels)
+        except (OSError, DecodeError) as err:
+            log.warning("skipping %s: %s", path, err)
+            return Skipped(path, str(err))
+        if self.view is None:
+            return {"image": image, "target": target}
+        sample = self.view(image, size, rng)
+        sample["target"] = target
+        return sample
 
 
-def collate_skipping(batch: list[Optional[tuple[Any, int]]]) -> dict[str, Any]:
-    """Collate the readable samples; ``skipped`` counts the dropped ones (``image`` is None if all were)."""
-    kept = [sample for sample in batch if sample is not None]
-    skipped = torch.tensor(len(batch) - len(kept))
+class Skipped(NamedTuple):
+    """A sample that could not be used, with the reason."""
+
+    path: str
+    reason: str
+
+
+def collate_skipping(batch: list[Union[dict[str, Any], Skipped]]) -> dict[str, Any]:
+    """Collate the usable samples; ``skipped`` counts the others and ``skipped_paths`` names them
+    (``image`` is None if every sample of the batch was skipped)."""
+    kept = [sample for sample in batch if not isinstance(sample, Skipped)]
+    skipped = [sample.path for sample in batch if isinstance(sample, Skipped)]
+    result: dict[str, Any] = {"skipped": torch.tensor(len(skipped)), "skipped_paths": skipped}
     if not kept:
-        return {"image": None, "target": None, "skipped": skipped}
-    images, targets = default_collate(kept)
-    return {"image": images, "target": targets, "skipped": skipped}
+        result.update(image=None, target=None)
+        return result
+    result.update(default_collate(kept))
+    return result

@@ -1,60 +1,168 @@
-"""Image pipelines: the paper's resize-then-crop, as torchvision v2 transforms.
+"""The paper's image pipeline on decoded uint8 tensors: square views, flips and colour lighting.
 
-Training: resize the short side to ``resize_size``, take a random ``crop_size`` square and flip it
-horizontally with probability 0.5. Evaluation: the same resize and the center crop. Both normalise by
-mean/std. (The paper subtracts a per-pixel mean image; per-channel mean/std is the modern equivalent and
-what timm models expect.)
+Training (paper §3): resize the short side to ``resize_size`` (256) keeping the aspect ratio, take a
+``crop_size`` (224) square from the whole image (at a random position, or at one of five fixed positions:
+the center and the four corners), flip it horizontally with probability 1/2, and draw AlexNet's PCA colour
+lighting. Multi-size training (paper §4) makes the smaller input (180) from the *same* square region,
+resized to 180 instead of 224: same content, lower resolution. Validation: the center square.
+
+How, for speed: the resized image is never materialised. The view's square is mapped back onto the
+decoded image and only that region is resampled, once, to the output size (antialiased, uint8,
+channels-last: torch's fast path). The box is rounded to whole pixels of the decoded image. Images stay
+uint8 up to the device, where ``BatchNormalizer`` adds the lighting and normalises (``normalize.py``).
+
+Randomness comes from a ``random.Random`` per sample, seeded by (seed, epoch, sample) by the sampler, so a
+sample's augmentation does not depend on which worker or rank draws it or on restarts.
 """
 
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import dataclass
-from typing import Callable
+from typing import Optional
 
 import torch
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import v2
+import torch.nn.functional as F
 
-INTERPOLATIONS = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC}
+INTERPOLATIONS = ("bilinear", "bicubic")
+TRAIN_CROPS = ("random", "five")
+NORMALIZATIONS = ("channel", "mean_image")
+
+# PCA colour lighting: eigenvalues/eigenvectors (columns) of the 3x3 covariance of ImageNet-1k training
+# pixels in RGB order, values in [0, 1]. These are the figures published with fb.resnet.torch
+# (datasets/imagenet.lua) and used by most PyTorch ports of AlexNet's "color altering"; recompute them for
+# another data set with `python -m spp_cls.data.stats` and set data.eigval / data.eigvec.
+IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
+IMAGENET_EIGVEC = (
+    (-0.5675, 0.7192, 0.4009),
+    (-0.5808, -0.0045, -0.8140),
+    (-0.5836, -0.6948, 0.4203),
+)
+FIVE_POSITIONS = ("center", "top_left", "top_right", "bottom_left", "bottom_right")
 
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    """Sizes and normalisation shared by training, validation and the test protocols."""
+    """Sizes, augmentation and normalisation shared by training, validation and the test protocols.
+
+    ``lighting_std`` is the standard deviation of AlexNet's per-image PCA coefficients (0.1; 0 disables).
+    ``normalization`` is ``channel`` (subtract ``mean``, divide by ``std``) or ``mean_image`` (subtract the
+    per-pixel mean image stored in ``mean_image``, warped to the input size, then divide by ``std``).
+    ``max_pixels`` rejects larger images from their header. ``reduced_decode`` lets large JPEGs be decoded
+    at 1/2, 1/4 or 1/8 scale when that still leaves enough pixels for the view.
+    """
 
     resize_size: int = 256
     crop_size: int = 224
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     interpolation: str = "bilinear"
+    train_crop: str = "random"
+    flip: bool = True
+    lighting_std: float = 0.1
+    eigval: tuple[float, float, float] = IMAGENET_EIGVAL
+    eigvec: tuple[tuple[float, float, float], ...] = IMAGENET_EIGVEC
+    normalization: str = "channel"
+    mean_image: Optional[str] = None
+    max_pixels: int = 89_478_485
+    reduced_decode: bool = True
 
     def __post_init__(self) -> None:
+        problems = []
         if not 0 < self.crop_size <= self.resize_size:
-            raise ValueError(f"need 0 < crop_size <= resize_size; got {self.crop_size}, {self.resize_size}")
+            problems.append(f"need 0 < crop_size <= resize_size; got {self.crop_size}, {self.resize_size}")
         if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {sorted(INTERPOLATIONS)}; got {self.interpolation!r}")
+            problems.append(f"interpolation must be one of {list(INTERPOLATIONS)}; got {self.interpolation!r}")
+        if self.train_crop not in TRAIN_CROPS:
+            problems.append(f"train_crop must be one of {list(TRAIN_CROPS)}; got {self.train_crop!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ValueError(f"mean and std need 3 values each, std > 0; got {self.mean}, {self.std}")
+            problems.append(f"mean and std need 3 values each, std > 0; got {self.mean}, {self.std}")
+        if self.lighting_std < 0 or len(self.eigval) != 3 or [len(v) for v in self.eigvec] != [3, 3, 3]:
+            problems.append("lighting_std must be >= 0, eigval 3 values and eigvec 3 rows of 3")
+        if self.normalization not in NORMALIZATIONS:
+            problems.append(f"normalization must be one of {list(NORMALIZATIONS)}; got {self.normalization!r}")
+        if self.normalization == "mean_image" and not self.mean_image:
+            problems.append("normalization=mean_image needs mean_image (a file from `python -m spp_cls.data.stats`)")
+        if self.max_pixels < 1:
+            problems.append(f"max_pixels must be >= 1; got {self.max_pixels}")
+        if problems:
+            raise ValueError("; ".join(problems))
 
-    def resize(self) -> v2.Transform:
-        return v2.Resize(self.resize_size, interpolation=INTERPOLATIONS[self.interpolation], antialias=True)
-
-    def to_normalized_tensor(self) -> v2.Transform:
-        return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)])
-
-
-def train_transform(settings: PipelineSettings) -> Callable:
-    """Random crop + horizontal flip of the resized image."""
-    return v2.Compose(
-        [
-            settings.resize(),
-            v2.RandomCrop(settings.crop_size),
-            v2.RandomHorizontalFlip(),
-            settings.to_normalized_tensor(),
-        ]
-    )
+    def decode_short_side(self, size: int) -> Optional[int]:
+        """Short side the decoded image needs so that a ``size`` view keeps full resolution."""
+        if not self.reduced_decode:
+            return None
+        return math.ceil(self.resize_size * size / self.crop_size)
 
 
-def center_crop_transform(settings: PipelineSettings) -> Callable:
-    """The 1-view evaluation pipeline: resize, then the central crop."""
-    return v2.Compose([settings.resize(), v2.CenterCrop(settings.crop_size), settings.to_normalized_tensor()])
+def square_box(height: int, width: int, settings: PipelineSettings, position: str, rng: Optional[random.Random] = None) -> tuple[int, int, int]:
+    """(top, left, side) in decoded-image pixels of the ``crop_size`` square of the image resized to
+    ``resize_size``, at ``position`` (``random`` draws it, ``center`` or one of the four corners)."""
+    scale = settings.resize_size / min(height, width)
+    rh, rw = max(settings.crop_size, round(height * scale)), max(settings.crop_size, round(width * scale))
+    free_h, free_w = rh - settings.crop_size, rw - settings.crop_size
+    if position == "random":
+        assert rng is not None
+        top, left = rng.randint(0, free_h), rng.randint(0, free_w)
+    elif position == "center":
+        top, left = int(round(free_h / 2)), int(round(free_w / 2))
+    else:
+        vertical, horizontal = position.split("_")
+        top = 0 if vertical == "top" else free_h
+        left = 0 if horizontal == "left" else free_w
+    side = min(height, width, max(1, math.ceil(settings.crop_size / scale - 1e-6)))
+    return min(round(top / scale), height - side), min(round(left / scale), width - side), side
+
+
+def resample_square(image: torch.Tensor, box: tuple[int, int, int], size: int, interpolation: str) -> torch.Tensor:
+    """Resize the square ``box`` of a (3, H, W) uint8 image to (3, size, size), antialiased."""
+    top, left, side = box
+    region = image[:, top : top + side, left : left + side].unsqueeze(0)
+    region = region.contiguous(memory_format=torch.channels_last)
+    if side == size:
+        return region[0]
+    return F.interpolate(region, size=(size, size), mode=interpolation, antialias=True)[0]
+
+
+def lighting_offset(settings: PipelineSettings, rng: random.Random) -> torch.Tensor:
+    """AlexNet's colour lighting: the RGB offset eigvec @ (alpha * eigval), alpha ~ N(0, lighting_std)."""
+    if settings.lighting_std == 0:
+        return torch.zeros(3)
+    alpha = [rng.gauss(0.0, settings.lighting_std) * v for v in settings.eigval]
+    return torch.tensor([sum(row[j] * alpha[j] for j in range(3)) for row in settings.eigvec], dtype=torch.float32)
+
+
+class TrainView:
+    """The paper's training view of a decoded image: a square at a random (or one of five) position(s),
+    resized to the epoch's input size, flipped with probability 1/2, plus its lighting offset."""
+
+    def __init__(self, settings: PipelineSettings) -> None:
+        self.settings = settings
+
+    def decode_short_side(self, size: int) -> Optional[int]:
+        return self.settings.decode_short_side(size)
+
+    def __call__(self, image: torch.Tensor, size: int, rng: Optional[random.Random]) -> dict[str, torch.Tensor]:
+        if rng is None:
+            raise ValueError("the training view needs a per-sample random generator")
+        s = self.settings
+        position = "random" if s.train_crop == "random" else rng.choice(FIVE_POSITIONS)
+        view = resample_square(image, square_box(image.shape[1], image.shape[2], s, position, rng), size, s.interpolation)
+        if s.flip and rng.random() < 0.5:
+            view = view.flip(-1)
+        return {"image": view, "lighting": lighting_offset(s, rng)}
+
+
+class CenterView:
+    """The 1-view evaluation pipeline: the center ``crop_size`` square of the image resized to ``resize_size``."""
+
+    def __init__(self, settings: PipelineSettings) -> None:
+        self.settings = settings
+
+    def decode_short_side(self, size: int) -> Optional[int]:
+        return self.settings.decode_short_side(size)
+
+    def __call__(self, image: torch.Tensor, size: int, rng: Optional[random.Random] = None) -> dict[str, torch.Tensor]:
+        box = square_box(image.shape[1], image.shape[2], self.settings, "center")
+        return {"image": resample_square(image, box, size, self.settings.interpolation)}

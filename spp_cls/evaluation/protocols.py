@@ -1,8 +1,8 @@
 """Test protocols: how a validation image becomes views and how view scores become a prediction.
 
 A protocol owns both halves so that new ones (10-view, full image, multi-view on feature maps) plug in
-without touching the training or evaluation loops: ``transform`` maps a PIL image to the tensor the loader
-batches, ``scores`` maps a batch of those to class scores.
+without touching the training or evaluation loops: ``view`` maps a decoded uint8 image to the sample the
+loader batches (see ``spp_cls.data.transforms``), ``scores`` maps a normalised batch of those to class scores.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from spp_cls.data.transforms import PipelineSettings, center_crop_transform
+from spp_cls.data.transforms import CenterView, PipelineSettings
 
 
 class TestProtocol(ABC):
@@ -26,8 +26,8 @@ class TestProtocol(ABC):
         self.settings = settings
 
     @abstractmethod
-    def transform(self) -> Callable:
-        """Map a PIL image to the tensor for one sample."""
+    def view(self) -> Callable:
+        """``(image uint8 (3, H, W), size, rng) -> {"image": ...}``, with ``decode_short_side(size)``."""
 
     @abstractmethod
     def scores(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
@@ -39,8 +39,8 @@ class CenterCrop(TestProtocol):
 
     name = "center"
 
-    def transform(self) -> Callable:
-        return center_crop_transform(self.settings)
+    def view(self) -> Callable:
+        return CenterView(self.settings)
 
     def scores(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
         return model(batch).softmax(dim=-1)

@@ -7,6 +7,8 @@ import time
 
 import pytorch_lightning as pl
 
+from spp_cls.lightning.datamodule import ImageFolderDataModule
+
 log = logging.getLogger(__name__)
 
 
@@ -23,7 +25,10 @@ class EpochSummary(pl.Callback):
         self._start = time.monotonic()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        if trainer.sanity_checking:
+            return
+        if not trainer.is_global_zero:
+            _report_skips(trainer, ("train", "val"))
             return
         metrics = trainer.callback_metrics
         shown = " ".join(
@@ -32,5 +37,21 @@ class EpochSummary(pl.Callback):
             if key in metrics
         )
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
-        log.info("epoch %d/%d: %s lr=%.3g (%.0fs)", trainer.current_epoch + 1, trainer.max_epochs, shown, lr,
-                 time.monotonic() - self._start)
+        size = metrics.get("train/input_size")
+        log.info("epoch %d/%d: %s%s lr=%.3g (%.0fs)", trainer.current_epoch + 1, trainer.max_epochs, shown,
+                 f" size={size.item():.0f}" if size is not None else "", lr, time.monotonic() - self._start)
+        _report_skips(trainer, ("train", "val"))
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        _report_skips(trainer, ("test",))
+
+
+def _report_skips(trainer: pl.Trainer, splits: tuple[str, ...]) -> None:
+    """Log the data module's per-epoch report of unreadable inputs (every process logs its own)."""
+    datamodule = trainer.datamodule
+    if not isinstance(datamodule, ImageFolderDataModule):
+        return
+    for split in splits:
+        report = datamodule.end_epoch_report(split)
+        if report:
+            log.warning("epoch %d: %s", trainer.current_epoch + 1, report)

@@ -1,37 +1,82 @@
-"""Lightning data module for class-folder data sets, the embedded synthetic one included.
+"""Lightning data module for class folders and WebDataset shards (ImageNet and the embedded data set).
 
 ``batch_size`` is global: each of the trainer's ``world_size`` processes loads ``batch_size / world_size``
 images per step, and a batch size that does not divide fails at setup with a message naming both numbers.
+The module splits the data over ranks itself (``use_distributed_sampler=False`` in the trainer):
+training through ``ScheduledBatchSampler`` (folders) or reader slots (shards), evaluation without padding.
+
+Loaders deliver uint8 images; ``on_after_batch_transfer`` normalises them on the device, adds the colour
+lighting drawn by the loader and keeps the books of skipped inputs (``SkipTracker``).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from spp_cls.data.folder import SkippingImageFolder, check_layout, collate_skipping
+from spp_cls.data.folder import SkippingImageFolder, write_class_index, collate_skipping, compare_classes, list_class_folder_files, list_classes
+from spp_cls.data.loader import EpochAwareDataLoader
+from spp_cls.data.normalize import BatchNormalizer
+from spp_cls.data.sampling import RankSplitSampler, ScheduledBatchSampler
+from spp_cls.data.shard_manifest import ShardManifest, load_manifest
+from spp_cls.data.shards import ShardStream
+from spp_cls.data.skips import SkipTracker
 from spp_cls.data.synthetic import SyntheticSpec, ensure_synthetic_dataset
-from spp_cls.data.transforms import PipelineSettings, center_crop_transform, train_transform
+from spp_cls.data.transforms import CenterView, PipelineSettings, TrainView
+from spp_cls.data.val_labels import list_flat_split
 
 log = logging.getLogger(__name__)
 
+FORMATS = ("folders", "shards")
+
+
+class DataSetupError(ValueError):
+    """The data cannot be used as configured (layout, labels, class index, shards); the message says why."""
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """Where the images come from and how they are scheduled (the non-image part of ``data.*``).
+
+    ``format``: ``folders`` (``root/<split>/<class>/<image>``) or ``shards`` (``root`` holds a shard manifest).
+    ``train_sizes``/``size_schedule``: multi-size training (None: ``[crop_size]``). ``val_labels`` /
+    ``val_label_map``: a flat validation folder and its labels. ``list_cache_dir``: cache of file lists.
+    ``synthetic_folder``: for shards of the embedded set, where its class folders are generated.
+    """
+
+    format: str = "folders"
+    train_sizes: Optional[tuple[int, ...]] = None
+    size_schedule: str = "alternate"
+    seed: int = 0
+    val_labels: Optional[str] = None
+    val_label_map: Optional[str] = None
+    list_cache_dir: Optional[str] = None
+    max_skip_fraction: float = 0.001
+    shuffle_buffer: int = 2000
+    shard_size: int = 1000
+    allow_pipe: bool = False
+    synthetic_folder: Optional[str] = None
+
 
 class ImageFolderDataModule(pl.LightningDataModule):
-    """Train/val splits of ``root/<split>/<class>/<image>``; generated first if ``synthetic`` is given.
+    """Train/val splits of class folders or shards; the embedded data set is generated first if ``synthetic``.
 
     Args:
-        root: data set folder.
-        num_classes: expected number of class folders in every split.
+        root: data set folder (class folders) or shard folder/URL (shards).
+        num_classes: expected number of classes.
         batch_size: global batch size (all devices together).
         num_workers: loader processes per device.
-        pipeline: resize/crop/normalisation settings.
-        synthetic: if set, ``root`` is a cache that is generated (or rebuilt) from this spec on first use.
+        pipeline: image sizes, augmentation and normalisation.
+        synthetic: if set, the data are a cache generated (or rebuilt) from this spec on first use.
         train_split, val_split: split folder names.
-        test_transform: transform of the test loader (a test protocol's); the center crop by default.
+        test_view: the view of the test loader (a test protocol's); the center crop by default.
+        source: format, multi-size schedule, label files, caches and limits.
+        class_index: the class index to use (e.g. saved in a checkpoint) instead of the training classes.
     """
 
     def __init__(
@@ -44,26 +89,49 @@ class ImageFolderDataModule(pl.LightningDataModule):
         synthetic: Optional[SyntheticSpec] = None,
         train_split: str = "train",
         val_split: str = "val",
-        test_transform: Optional[Callable] = None,
+        test_view: Optional[Callable] = None,
+        source: SourceSettings = SourceSettings(),
+        class_index: Optional[Sequence[str]] = None,
     ) -> None:
         super().__init__()
-        self.root = Path(root).expanduser()
+        if source.format not in FORMATS:
+            raise ValueError(f"data format must be one of {list(FORMATS)}; got {source.format!r}")
+        self.root = str(Path(root).expanduser()) if "://" not in str(root) and not str(root).startswith("pipe:") else str(root)
         self.num_classes = num_classes
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pipeline = pipeline
         self.synthetic = synthetic
         self.train_split, self.val_split = train_split, val_split
-        self.test_transform = test_transform or center_crop_transform(pipeline)
-        self.classes: list[str] = []
-        self.datasets: dict[str, Dataset] = {}
+        self.test_view = test_view or CenterView(pipeline)
+        self.source = source
+        self.train_sizes = tuple(source.train_sizes or (pipeline.crop_size,))
+        self.classes: list[str] = list(class_index) if class_index is not None else []
+        self.datasets: dict[str, Any] = {}
+        self.skips: dict[str, SkipTracker] = {}
+        self.normalizer = BatchNormalizer(pipeline)
+        self._manifest: Optional[ShardManifest] = None
 
+    # ------------------------------------------------------------------------------------- preparation
     def prepare_data(self) -> None:
-        if self.synthetic is not None:
+        if self.synthetic is None:
+            return
+        if self.source.format == "folders":
             ensure_synthetic_dataset(self.root, self.synthetic)
+            return
+        from spp_cls.data.make_shards import ensure_shards
+
+        assert self.source.synthetic_folder is not None
+        folder = ensure_synthetic_dataset(self.source.synthetic_folder, self.synthetic)
+        ensure_shards(folder, Path(self.root), shard_size=self.source.shard_size, splits=(self.train_split, self.val_split))
+
+    def _world(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 1, 0
+        return self.trainer.world_size, self.trainer.global_rank
 
     def per_device_batch_size(self) -> int:
-        world = self.trainer.world_size if self.trainer is not None else 1
+        world, _ = self._world()
         if self.batch_size % world:
             raise ValueError(
                 f"data.batch_size={self.batch_size} is the global batch and must divide evenly over "
@@ -71,35 +139,149 @@ class ImageFolderDataModule(pl.LightningDataModule):
             )
         return self.batch_size // world
 
-    def setup(self, stage: Optional[str] = None) -> None:
-        splits = (self.val_split,) if stage in ("validate", "test") else (self.train_split, self.val_split)
-        self.classes = check_layout(self.root, splits, self.num_classes)
-        if stage in (None, "fit"):
-            self.datasets["train"] = SkippingImageFolder(self.root / self.train_split, train_transform(self.pipeline))
-        if stage in (None, "fit", "validate"):
-            self.datasets["val"] = SkippingImageFolder(self.root / self.val_split, center_crop_transform(self.pipeline))
-        if stage in (None, "test"):
-            self.datasets["test"] = SkippingImageFolder(self.root / self.val_split, self.test_transform)
-        for name, dataset in self.datasets.items():
-            if len(dataset) == 0:
-                raise ValueError(f"the {name} split under {self.root} has no images")
+    def _epoch(self) -> int:
+        return self.trainer.fit_loop.epoch_progress.current.processed if self.trainer is not None else 0
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.per_device_batch_size(),
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=collate_skipping,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=self.trainer is not None and self.trainer.strategy.root_device.type == "cuda",
+    # -------------------------------------------------------------------------------------------- setup
+    def _resolve_classes(self, found: list[str], where: str) -> None:
+        if not self.classes:
+            self.classes = list(found)
+        else:
+            compare_classes(self.classes, list(found), "the class index", where)
+        if len(self.classes) != self.num_classes:
+            raise ValueError(f"{where} has {len(self.classes)} classes but data.num_classes={self.num_classes}")
+
+    def _folder_split(self, split: str) -> list[tuple[str, int]]:
+        split_dir = Path(self.root) / split
+        cache = Path(self.source.list_cache_dir).expanduser() if self.source.list_cache_dir else None
+        if split == self.val_split and self.source.val_labels:
+            return list_flat_split(split_dir, Path(self.source.val_labels).expanduser(), self.classes, self.source.val_label_map)
+        compare_classes(self.classes, list_classes(split_dir), "the class index", str(split_dir))
+        return list_class_folder_files(split_dir, self.classes, cache)
+
+    def _folder_dataset(self, split: str, view: Callable) -> SkippingImageFolder:
+        return SkippingImageFolder(
+            Path(self.root) / split, view, size=self.pipeline.crop_size, classes=self.classes,
+            samples=self._folder_split(split), max_pixels=self.pipeline.max_pixels,
         )
 
+    def _shard_stream(self, split: str, view: Callable, train: bool) -> ShardStream:
+        assert self._manifest is not None
+        world, rank = self._world()
+        return ShardStream(
+            self._manifest.split(split), view, self.per_device_batch_size(), train=train,
+            sizes=self.train_sizes, schedule=self.source.size_schedule, seed=self.source.seed,
+            eval_size=self.pipeline.crop_size, world_size=world, rank=rank, num_workers=self.num_workers,
+            shuffle_buffer=self.source.shuffle_buffer, max_pixels=self.pipeline.max_pixels,
+            allow_pipe=self.source.allow_pipe,
+        )
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        try:
+            self._setup(stage)
+        except (FileNotFoundError, ValueError) as err:
+            raise DataSetupError(f"data.root={self.root}: {err}") from err
+        if stage in (None, "fit") and self.trainer is not None and self.trainer.is_global_zero:
+            write_class_index(self.trainer.default_root_dir, self.classes)
+
+    def _setup(self, stage: Optional[str]) -> None:
+        fitting = stage in (None, "fit")
+        if self.source.format == "shards":
+            self._manifest = load_manifest(self.root)
+            self._resolve_classes(list(self._manifest.classes), f"{self.root}/manifest.json")
+        else:
+            train_dir = Path(self.root) / self.train_split
+            if fitting or not self.classes:
+                self._resolve_classes(list_classes(train_dir), str(train_dir))
+        views = {"train": TrainView(self.pipeline), "val": CenterView(self.pipeline), "test": self.test_view}
+        wanted = {"train": fitting, "val": stage in (None, "fit", "validate"), "test": stage in (None, "test")}
+        for name, needed in wanted.items():
+            if not needed:
+                continue
+            split = self.train_split if name == "train" else self.val_split
+            if self.source.format == "shards":
+                self.datasets[name] = self._shard_stream(split, views[name], train=name == "train")
+            else:
+                self.datasets[name] = self._folder_dataset(split, views[name])
+                if len(self.datasets[name]) == 0:
+                    raise ValueError(f"the {name} split under {self.root} has no images")
+        log.info("data: %s", ", ".join(f"{k} {self._samples(k)} images" for k in self.datasets))
+
+    def _samples(self, name: str) -> int:
+        dataset = self.datasets[name]
+        return dataset.split.samples if isinstance(dataset, ShardStream) else len(dataset)
+
+    # ------------------------------------------------------------------------------------------ loaders
+    def _pin(self) -> bool:
+        return self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+
+    def _loader(self, name: str) -> DataLoader:
+        dataset = self.datasets[name]
+        world, rank = self._world()
+        common: dict[str, Any] = dict(num_workers=self.num_workers, pin_memory=self._pin(), epoch_fn=self._epoch)
+        if isinstance(dataset, ShardStream):
+            expected = len(dataset) * dataset.batch_size if name == "train" else self._samples(name) // world
+            loader = EpochAwareDataLoader(dataset, batch_size=None, persistent_workers=False, **common)
+        elif name == "train":
+            sampler = ScheduledBatchSampler(
+                dataset, self.per_device_batch_size(), self.train_sizes, self.source.size_schedule,
+                self.source.seed, num_replicas=world, rank=rank,
+            )
+            expected = len(sampler) * sampler.batch_size
+            loader = EpochAwareDataLoader(dataset, batch_sampler=sampler, collate_fn=collate_skipping,
+                                          persistent_workers=self.num_workers > 0, **common)
+        else:
+            sampler = RankSplitSampler(len(dataset), world, rank)
+            expected = len(sampler)
+            loader = EpochAwareDataLoader(dataset, batch_size=self.per_device_batch_size(), sampler=sampler,
+                                          collate_fn=collate_skipping, persistent_workers=self.num_workers > 0, **common)
+        self.skips[name] = SkipTracker(name, max(1, expected), self.source.max_skip_fraction)
+        return loader
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test")
+
+    # ------------------------------------------------------------------------------- batches on device
+    def _current_split(self) -> Optional[str]:
+        trainer = self.trainer
+        if trainer is None or trainer.sanity_checking:
+            return None
+        if trainer.training:
+            return "train"
+        if trainer.validating:
+            return "val"
+        return "test" if trainer.testing else None
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        split = self._current_split()
+        if split in self.skips:
+            self.skips[split].update(batch)
+        if batch.get("image") is not None:
+            batch["image"] = self.normalizer(batch["image"], batch.pop("lighting", None))
+        return batch
+
+    def end_epoch_report(self, split: str) -> Optional[str]:
+        """This process's skip report for the epoch that just ended (None if nothing was skipped)."""
+        return self.skips[split].end_epoch() if split in self.skips else None
+
+    def skip_totals(self) -> dict[str, int]:
+        totals = {f"{name}_skipped": t.total_skipped for name, t in self.skips.items()}
+        totals.update({f"{name}_skipped_shards": t.total_shards_skipped for name, t in self.skips.items() if t.total_shards_skipped})
+        return totals
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in every checkpoint: the class index, so evaluation can check it against its data."""
+        return {"classes": list(self.classes)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = list(state_dict.get("classes", []))
+        if saved and self.classes:
+            compare_classes(saved, self.classes, "the checkpoint's class index", "the data's classes")
+        elif saved:
+            self.classes = saved

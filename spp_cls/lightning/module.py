@@ -85,6 +85,8 @@ class SppClassifier(pl.LightningModule):
         logits = self.model(batch["image"])
         loss = F.cross_entropy(logits, batch["target"])
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=logits.shape[0])
+        # one size per epoch (multi-size training): the epoch mean is that size
+        self.log("train/input_size", float(batch["image"].shape[-1]), on_step=False, on_epoch=True, batch_size=1)
         self._log_split("train", logits.detach(), batch)
         return loss
 

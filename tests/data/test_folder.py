@@ -1,4 +1,4 @@
-"""Class-folder loading: layout checks with clear messages, unreadable images skipped and counted."""
+"""Class folders: layout checks, the cached file list, and bad files skipped, counted and named."""
 
 from __future__ import annotations
 
@@ -8,23 +8,60 @@ from pathlib import Path
 import pytest
 import torch
 
-from spp_cls.data.folder import SkippingImageFolder, check_layout, collate_skipping
-from spp_cls.data.transforms import PipelineSettings, center_crop_transform, train_transform
+from spp_cls.data.folder import (
+    Skipped,
+    SkippingImageFolder,
+    check_layout,
+    collate_skipping,
+    list_class_folder_files,
+    list_classes,
+)
+from spp_cls.data.transforms import CenterView, PipelineSettings
+from tests.data import bad_images
 
 SETTINGS = PipelineSettings(resize_size=73, crop_size=64)
 
 
-def test_bad_images_are_skipped_and_counted(tiny_data: Path, tmp_path: Path) -> None:
-    root = tmp_path / "copy"
+def test_bad_files_are_converted_or_skipped_and_named(tiny_data: Path, tmp_path: Path) -> None:
+    root = tmp_path / "val"
     shutil.copytree(tiny_data / "val", root)
-    files = sorted(root.rglob("*.jpg"))
-    files[0].write_bytes(b"not a jpeg")
-    files[1].write_bytes(files[1].read_bytes()[:50])  # truncated
-    dataset = SkippingImageFolder(root, center_crop_transform(SETTINGS))
-    batch = collate_skipping([dataset[i] for i in range(4)])
-    assert batch["skipped"].item() == 2
-    assert batch["image"].shape == (2, 3, 64, 64) and batch["target"].shape == (2,)
-    assert collate_skipping([None, None]) == {"image": None, "target": None, "skipped": torch.tensor(2)}
+    good = bad_images.write(root / "00_disk", bad_images.convertible())
+    bad = bad_images.write(root / "01_square", bad_images.unreadable())
+    dataset = SkippingImageFolder(root, CenterView(SETTINGS), size=64)
+    items = {dataset.samples[i][0]: dataset[i] for i in range(len(dataset))}
+    for path in good:
+        assert items[str(path)]["image"].shape == (3, 64, 64)
+    for path in bad:
+        assert isinstance(items[str(path)], Skipped) and items[str(path)].reason
+    batch = collate_skipping([items[str(bad[0])], items[str(good[0])], items[str(bad[1])]])
+    assert batch["skipped"].item() == 2 and batch["skipped_paths"] == [str(bad[0]), str(bad[1])]
+    assert batch["image"].shape == (1, 3, 64, 64) and batch["image"].dtype == torch.uint8
+    empty = collate_skipping([items[str(bad[0])]])
+    assert empty["image"] is None and empty["skipped"].item() == 1
+
+
+def test_file_list_is_cached_and_follows_changes(tiny_data: Path, tmp_path: Path) -> None:
+    root = tmp_path / "train"
+    shutil.copytree(tiny_data / "train", root)
+    (root / "00_disk" / "README.txt").write_text("not an image")
+    classes = list_classes(root)
+    cache = tmp_path / "cache"
+    first = list_class_folder_files(root, classes, cache)
+    assert len(first) == 64 and not any(p.endswith(".txt") for p, _ in first)
+    assert len(list(cache.glob("*.json"))) == 1
+    assert [label for _, label in first] == sorted(label for _, label in first)
+    # a second start reads the cache: prove it by hiding a file without touching the folder's mtime
+    victim = Path(first[0][0])
+    stat = victim.parent.stat()
+    hidden = victim.rename(tmp_path / "hidden.jpg")
+    import os
+
+    os.utime(victim.parent, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert list_class_folder_files(root, classes, cache) == first
+    # a real change (new mtime) is noticed
+    hidden.rename(victim.parent / "new_name.jpg")
+    again = list_class_folder_files(root, classes, cache)
+    assert len(again) == 64 and str(victim.parent / "new_name.jpg") in [p for p, _ in again]
 
 
 def test_layout_errors_name_the_problem(tiny_data: Path, tmp_path: Path) -> None:
@@ -34,29 +71,12 @@ def test_layout_errors_name_the_problem(tiny_data: Path, tmp_path: Path) -> None
     flat = tmp_path / "flat"
     (flat / "val").mkdir(parents=True)
     (flat / "val" / "img.jpg").write_bytes(b"")
-    with pytest.raises(FileNotFoundError, match="no class folders"):
+    with pytest.raises(FileNotFoundError, match="no class folders.*data.val_labels"):
         check_layout(flat, ("val",), 1)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         check_layout(tmp_path / "nowhere", ("train",), 1)
     odd = tmp_path / "odd"
     shutil.copytree(tiny_data, odd)
     (odd / "val" / "00_disk").rename(odd / "val" / "00_circle")
-    with pytest.raises(ValueError, match="class folders differ"):
+    with pytest.raises(ValueError, match=r"1 in .*train but not in .*val \(00_disk\); 1 in .*val but not in .*train \(00_circle\)"):
         check_layout(odd, ("train", "val"), 4)
-
-
-def test_train_and_eval_pipelines(tiny_data: Path) -> None:
-    dataset = SkippingImageFolder(tiny_data / "train")
-    image, _ = dataset[0]
-    torch.manual_seed(0)
-    a, b = train_transform(SETTINGS)(image), train_transform(SETTINGS)(image)
-    assert a.shape == b.shape == (3, 64, 64)
-    center = center_crop_transform(SETTINGS)
-    torch.testing.assert_close(center(image), center(image))
-    assert abs(center(image).mean().item()) < 3  # normalised
-
-
-@pytest.mark.parametrize("kwargs", [dict(crop_size=300), dict(interpolation="nearest"), dict(std=(0.1, 0, 0.1))])
-def test_bad_pipeline_settings(kwargs: dict) -> None:
-    with pytest.raises(ValueError):
-        PipelineSettings(**kwargs)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from spp_cls.data.folder import SkippingImageFolder
-from spp_cls.data.transforms import PipelineSettings, center_crop_transform
+from spp_cls.data.transforms import CenterView, PipelineSettings
 from spp_cls.evaluation import PROTOCOLS, build_protocol
 from spp_cls.evaluation.metrics import TopKError
 
@@ -16,9 +16,10 @@ SETTINGS = PipelineSettings(resize_size=73, crop_size=64)
 
 
 def test_center_protocol_is_the_validation_view(tiny_data: Path) -> None:
-    image, _ = SkippingImageFolder(tiny_data / "val")[0]
-    protocol = build_protocol("center", SETTINGS)
-    torch.testing.assert_close(protocol.transform()(image), center_crop_transform(SETTINGS)(image))
+    image = SkippingImageFolder(tiny_data / "val")[0]["image"]
+    view = build_protocol("center", SETTINGS).view()
+    assert torch.equal(view(image, 64)["image"], CenterView(SETTINGS)(image, 64)["image"])
+    assert view(image, 64)["image"].shape == (3, 64, 64)
 
 
 def test_center_protocol_scores_are_softmax() -> None:

@@ -1,0 +1,206 @@
+"""Streaming reader of WebDataset shards (``make_shards.py``'s), with exact epochs across nodes x GPUs x workers.
+
+webdataset does the tar streaming, URL opening (``gopen``: local paths, ``http(s)://`` through curl, and
+``pipe:`` commands when ``allow_pipe`` is set) and the shuffle buffer; this module decides who reads what:
+
+- Reader slots: every (rank, loader worker) pair is one slot, ``slot = rank * workers + worker``. An epoch's
+  shard order is a pure function of (seed, epoch); slot k reads shards k, k + slots, k + 2 slots, ... of it.
+  Fewer shards than slots would leave a reader idle and DDP hanging: that is an error at start, naming the
+  numbers.
+- Training epochs have a fixed length from the manifest: ``samples // global batch`` steps on every rank,
+  spread over the workers the way the DataLoader polls them. A slot that runs out of shards before its
+  quota starts another pass over its shards (in a new order), so every rank runs the same number of steps;
+  a few samples are seen twice or not at all in an epoch, as with any shard-level split.
+- Evaluation reads every sample exactly once: no shuffling, no quota, the last batch of a slot may be short.
+- The input size of a training batch is ``input_size_for_epoch`` (the class-folder path's schedule), and
+  each sample's augmentation is seeded by (seed, epoch, sample key).
+- A sample that cannot be decoded is skipped and counted like a bad file in a class folder; a shard that
+  cannot be opened or read to the end is skipped and reported (``skipped_shards``); a slot whose shards are
+  all unreadable raises instead of spinning.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+from torch.utils.data import IterableDataset, get_worker_info
+from webdataset.filters import shuffle as wds_shuffle
+from webdataset.tariterators import group_by_keys, tar_file_expander, url_opener
+
+from spp_cls.data.decode import DecodeError, decode_rgb
+from spp_cls.data.folder import Skipped, collate_skipping
+from spp_cls.data.sampling import _mix, input_size_for_epoch, sample_seed
+from spp_cls.data.shard_manifest import IMAGE_EXTENSIONS, ShardSplit
+
+log = logging.getLogger(__name__)
+
+
+def check_urls(urls: Sequence[str], allow_pipe: bool) -> None:
+    """``pipe:`` runs a shell command per shard: only when the user asked for it."""
+    piped = [u for u in urls if u.startswith("pipe:")]
+    if piped and not allow_pipe:
+        raise ValueError(f"shard URLs run shell commands ({piped[0]!r}); set data.allow_pipe=true to allow pipe: URLs")
+
+
+def check_reader_slots(num_shards: int, world_size: int, num_workers: int, split: str) -> None:
+    """Every reader slot needs at least one shard, or it idles (and DDP waits on it forever)."""
+    slots = world_size * max(1, num_workers)
+    if num_shards < slots:
+        raise ValueError(
+            f"the {split} split has {num_shards} shards but {world_size} processes x {max(1, num_workers)} loader "
+            f"workers = {slots} readers need at least one each; lower data.num_workers or re-shard with a smaller "
+            f"--shard-size"
+        )
+
+
+class ShardStream(IterableDataset):
+    """Batches (dicts as ``collate_skipping`` makes them) from the shards of one split, for one rank.
+
+    Args:
+        split: the split's shards and sample counts (from the manifest).
+        view: ``TrainView``/``CenterView``-like callable ``(image, size, rng) -> dict``.
+        batch_size: batch size of this rank.
+        train: training (shuffled, fixed-length epochs, scheduled sizes) or evaluation (each sample once).
+        sizes, schedule, seed: the multi-size schedule and the seed of shard orders and augmentation.
+        eval_size: the input size of evaluation batches.
+        world_size, rank, num_workers: the reader layout (``num_workers`` of the DataLoader, 0 = main process).
+        shuffle_buffer: samples held by webdataset's shuffle buffer in each worker (training).
+        max_pixels: larger images are skipped.
+        allow_pipe: allow ``pipe:`` shard URLs.
+    """
+
+    def __init__(
+        self,
+        split: ShardSplit,
+        view: Callable,
+        batch_size: int,
+        train: bool,
+        sizes: Sequence[int],
+        schedule: str,
+        seed: int,
+        eval_size: int,
+        world_size: int = 1,
+        rank: int = 0,
+        num_workers: int = 0,
+        shuffle_buffer: int = 2000,
+        max_pixels: int = 89_478_485,
+        allow_pipe: bool = False,
+    ) -> None:
+        check_urls([s.url for s in split.shards], allow_pipe)
+        check_reader_slots(len(split.shards), world_size, num_workers, split.name)
+        self.split, self.view, self.batch_size, self.train = split, view, batch_size, train
+        self.sizes, self.schedule, self.seed, self.eval_size = tuple(sizes), schedule, seed, eval_size
+        self.world_size, self.rank, self.workers = world_size, rank, max(1, num_workers)
+        self.shuffle_buffer, self.max_pixels = shuffle_buffer, max_pixels
+        self.epoch = 0
+        if train and self.steps_per_epoch() == 0:
+            raise ValueError(
+                f"the {split.name} split has {split.samples} samples, fewer than one global batch of "
+                f"{batch_size * world_size}"
+            )
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def steps_per_epoch(self) -> int:
+        """Training batches per rank: the same on every rank."""
+        return self.split.samples // (self.batch_size * self.world_size)
+
+    def _slot_shards(self, slot: int, order: Sequence[int]) -> list[int]:
+        return list(order[slot :: self.world_size * self.workers])
+
+    def _quota(self, worker: int) -> int:
+        """Training batches of one worker: the DataLoader takes batch i from worker i % workers."""
+        steps = self.steps_per_epoch()
+        return steps // self.workers + (1 if worker < steps % self.workers else 0)
+
+    def __len__(self) -> int:
+        if self.train:
+            return self.steps_per_epoch()
+        total = 0
+        for worker in range(self.workers):
+            slot = self.rank * self.workers + worker
+            samples = sum(self.split.shards[i].samples for i in self._slot_shards(slot, range(len(self.split.shards))))
+            total += -(-samples // self.batch_size)
+        return total
+
+    def _epoch_order(self, epoch: int, passes: int) -> list[int]:
+        order = list(range(len(self.split.shards)))
+        random.Random(_mix("shards", self.seed, epoch, passes)).shuffle(order)
+        return order
+
+    def _read(self, shard_ids: list[int], errors: list[str]) -> Iterator[dict[str, Any]]:
+        """Raw samples of the given shards; unreadable shards are recorded in ``errors`` and skipped."""
+
+        def record(err: Exception) -> bool:
+            source = next((a for a in reversed(err.args) if isinstance(a, str)), "?")  # webdataset appends the URL
+            errors.append(f"{source}: {str(err.args[0])[:200] if err.args else type(err).__name__}")
+            log.warning("skipping the rest of shard %s: %s", source, err)
+            return True
+
+        urls = [dict(url=self.split.shards[i].url) for i in shard_ids]
+        files = tar_file_expander(url_opener(urls, handler=record), handler=record)
+        return group_by_keys(files, handler=record)
+
+    def _decode(self, raw: dict[str, Any], size: int, epoch: int) -> dict[str, Any] | Skipped:
+        source = raw.get("src")
+        name = f"{raw.get('__url__', '?')}:{source.decode(errors='replace') if isinstance(source, bytes) else raw.get('__key__')}"
+        field = next((ext for ext in IMAGE_EXTENSIONS if ext in raw), None)
+        try:
+            if field is None or "cls" not in raw:
+                raise DecodeError(f"sample {raw.get('__key__')} has no image or no cls field")
+            image = decode_rgb(raw[field], self.view.decode_short_side(size), self.max_pixels)
+        except DecodeError as err:
+            log.warning("skipping %s: %s", name, err)
+            return Skipped(name, str(err))
+        rng = random.Random(sample_seed(self.seed, epoch, raw["__key__"])) if self.train else None
+        sample = self.view(image, size, rng)
+        sample["target"] = int(raw["cls"])
+        return sample
+
+    def _batches(self, samples: Iterator[dict[str, Any]], size: int, epoch: int, errors: list[str]) -> Iterator[dict[str, Any]]:
+        pending: list[Any] = []
+        for raw in samples:
+            pending.append(self._decode(raw, size, epoch))
+            if len(pending) == self.batch_size:
+                yield self._collate(pending, errors)
+                pending = []
+        if pending and not self.train:
+            yield self._collate(pending, errors)
+
+    @staticmethod
+    def _collate(pending: list[Any], errors: list[str]) -> dict[str, Any]:
+        batch = collate_skipping(pending)
+        batch["skipped_shards"] = list(errors)
+        errors.clear()
+        return batch
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        worker = info.id if info is not None else 0
+        if info is not None and info.num_workers != self.workers:
+            raise RuntimeError(f"ShardStream was built for {self.workers} workers but runs in {info.num_workers}")
+        slot = self.rank * self.workers + worker
+        errors: list[str] = []
+        epoch = self.epoch
+        if not self.train:
+            shards = self._slot_shards(slot, range(len(self.split.shards)))
+            yield from self._batches(self._read(shards, errors), self.eval_size, epoch, errors)
+            return
+        size = input_size_for_epoch(self.sizes, self.schedule, self.seed, epoch)
+        quota, produced, passes = self._quota(worker), 0, 0
+        while produced < quota:
+            shards = self._slot_shards(slot, self._epoch_order(epoch, passes))
+            rng = random.Random(_mix("buffer", self.seed, epoch, passes, slot))
+            stream = wds_shuffle(self.shuffle_buffer, min(self.shuffle_buffer, 100), rng=rng)(self._read(shards, errors))
+            produced_before = produced
+            for batch in self._batches(stream, size, epoch, errors):
+                yield batch
+                produced += 1
+                if produced == quota:
+                    return
+            if produced == produced_before:
+                raise RuntimeError(f"reader slot {slot} got no sample from its shards {[self.split.shards[i].url for i in shards]}: {errors[:3]}")
+            passes += 1
