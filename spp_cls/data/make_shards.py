@@ -47,7 +47,7 @@ import sys
 import time
 import warnings
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
@@ -174,6 +174,8 @@ def list_sources(settings: Settings) -> tuple[list[str], dict[str, list[Sample]]
         raise ConversionError(f"SRC {root} does not exist or is not a folder")
     if settings.val_labels is not None and "val" not in settings.splits:
         raise ConversionError("--val-labels is for a flat val split, but val is not among --splits")
+    if settings.val_labels is not None and not Path(settings.val_labels).is_file():
+        raise ConversionError(f"--val-labels {settings.val_labels} does not exist")
     flat = {"val"} if settings.val_labels is not None else set()
     if (root / "train").is_dir():
         classes, reference = list_classes(root / "train"), str(root / "train")
@@ -477,6 +479,8 @@ def convert(settings: Settings, dst: Path, workers: int = 1) -> ConversionReport
         raise ConversionError("--max-pixels must be >= 1")
     if len(set(settings.splits)) != len(settings.splits) or not settings.splits:
         raise ConversionError(f"--splits must name distinct splits, got {list(settings.splits)}")
+    # quality only means something with resize_short: record it exactly when it is used
+    settings = replace(settings, quality=(settings.quality or 95) if settings.resize_short is not None else None)
     root = Path(settings.source)
     classes, listings = list_sources(settings)
     state = {

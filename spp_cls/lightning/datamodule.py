@@ -21,12 +21,14 @@ from torch.utils.data import DataLoader
 
 from spp_cls.data.folder import SkippingImageFolder, write_class_index, collate_skipping, compare_classes, list_class_folder_files, list_classes
 from spp_cls.data.loader import EpochAwareDataLoader
+from spp_cls.data.make_shards import ConversionError
 from spp_cls.data.normalize import BatchNormalizer
 from spp_cls.data.sampling import RankSplitSampler, ScheduledBatchSampler
 from spp_cls.data.shard_manifest import ShardManifest, load_manifest
 from spp_cls.data.shards import ShardStream
 from spp_cls.data.skips import SkipTracker
 from spp_cls.data.synthetic import SyntheticSpec, ensure_synthetic_dataset
+from spp_cls.data.synthetic_shards import ensure_synthetic_shards
 from spp_cls.data.transforms import CenterView, PipelineSettings, TrainView
 from spp_cls.data.val_labels import list_flat_split
 
@@ -119,11 +121,13 @@ class ImageFolderDataModule(pl.LightningDataModule):
         if self.source.format == "folders":
             ensure_synthetic_dataset(self.root, self.synthetic)
             return
-        from spp_cls.data.make_shards import ensure_shards
-
-        assert self.source.synthetic_folder is not None
-        folder = ensure_synthetic_dataset(self.source.synthetic_folder, self.synthetic)
-        ensure_shards(folder, Path(self.root), shard_size=self.source.shard_size, splits=(self.train_split, self.val_split))
+        if self.source.synthetic_folder is None:
+            raise DataSetupError("data.synthetic_folder is required for the embedded data set as shards")
+        try:
+            ensure_synthetic_shards(Path(self.source.synthetic_folder).expanduser(), Path(self.root), self.synthetic,
+                                    self.source.shard_size, (self.train_split, self.val_split))
+        except ConversionError as err:
+            raise DataSetupError(f"data.root={self.root}: {err}") from err
 
     def _world(self) -> tuple[int, int]:
         if self.trainer is None:

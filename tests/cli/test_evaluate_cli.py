@@ -39,11 +39,13 @@ def test_overrides_replace_saved_data_settings(trained: Path, tiny_data: Path, t
     shutil.copytree(tiny_data, data)
     next((data / "val").rglob("*.jpg")).write_bytes(b"garbage")
     # data.synthetic=null: read the copy as plain class folders (a synthetic root would be regenerated)
-    result = run_script("evaluate.py", f"ckpt_path={trained}/checkpoints/last.ckpt", f"data.root={data}",
-                        "data.synthetic=null", "data.batch_size=5", f"hydra.run.dir={tmp_path}/eval")
+    args = (f"ckpt_path={trained}/checkpoints/last.ckpt", f"data.root={data}", "data.synthetic=null", "data.batch_size=5")
+    result = run_script("evaluate.py", *args, "data.max_skip_fraction=0.05", f"hydra.run.dir={tmp_path}/eval")
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = json.loads((tmp_path / "eval/metrics.json").read_text())
     assert evaluated["images"] == 31 and evaluated["skipped"] == 1
+    strict = run_script("evaluate.py", *args, f"hydra.run.dir={tmp_path}/strict")  # default threshold 0.001
+    assert strict.returncode == 2 and "1 of the 32 test images" in strict.stderr and "Traceback" not in strict.stderr
 
 
 def test_bad_checkpoints_give_clear_errors(trained: Path, tmp_path: Path) -> None:

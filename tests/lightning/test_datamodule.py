@@ -1,44 +1,136 @@
-"""The data module: global batch split over processes, setup-time layout checks, synthetic generation."""
+"""The data module: global batch over ranks, multi-size batches that every rank and worker agrees on,
+device-side normalisation, the skip threshold, class-index checks, synthetic generation."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
+import torch
 
+from spp_cls.data.skips import DataQualityError
 from spp_cls.data.synthetic import SyntheticSpec, is_complete
 from spp_cls.data.transforms import PipelineSettings
 from spp_cls.lightning import ImageFolderDataModule
+from spp_cls.lightning.datamodule import DataSetupError, SourceSettings
+from tests.data import bad_images
 
 SETTINGS = PipelineSettings(resize_size=73, crop_size=64)
 
 
-def make(root: Path, batch_size: int = 8, **kwargs: object) -> ImageFolderDataModule:
-    return ImageFolderDataModule(root, num_classes=4, batch_size=batch_size, num_workers=0, pipeline=SETTINGS, **kwargs)
+def fake_trainer(world: int = 1, rank: int = 0, epoch: int = 0, **state: bool) -> SimpleNamespace:
+    """The parts of a Trainer the data module reads."""
+    progress = SimpleNamespace(current=SimpleNamespace(processed=epoch))
+    flags = dict(sanity_checking=False, training=False, validating=False, testing=False) | state
+    return SimpleNamespace(world_size=world, global_rank=rank, is_global_zero=rank == 0, default_root_dir="/nonexistent",
+                           strategy=SimpleNamespace(root_device=SimpleNamespace(type="cpu")),
+                           fit_loop=SimpleNamespace(epoch_progress=progress), **flags)
+
+
+def make(root: Path, batch_size: int = 8, workers: int = 0, **source: Any) -> ImageFolderDataModule:
+    return ImageFolderDataModule(root, num_classes=4, batch_size=batch_size, num_workers=workers, pipeline=SETTINGS,
+                                 source=SourceSettings(**source))
+
+
+def epoch_batches(dm: ImageFolderDataModule, world: int, rank: int, epoch: int) -> list[dict[str, Any]]:
+    dm.trainer = fake_trainer(world, rank, epoch)
+    return list(dm.train_dataloader())
 
 
 def test_global_batch_is_split_over_processes(tiny_data: Path) -> None:
     dm = make(tiny_data, batch_size=12)
-    dm.trainer = SimpleNamespace(world_size=3, strategy=SimpleNamespace(root_device=SimpleNamespace(type="cpu")))
+    dm.trainer = fake_trainer(world=3)
     assert dm.per_device_batch_size() == 4
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
-    assert batch["image"].shape == (4, 3, 64, 64) and batch["skipped"].item() == 0
+    assert batch["image"].shape == (4, 3, 64, 64) and batch["image"].dtype == torch.uint8
+    assert batch["skipped"].item() == 0 and batch["lighting"].shape == (4, 3)
     dm.trainer.world_size = 5
     with pytest.raises(ValueError, match="batch_size=12 is the global batch.*5 processes"):
         dm.per_device_batch_size()
 
 
-def test_setup_checks_the_class_count(tiny_data: Path) -> None:
-    dm = ImageFolderDataModule(tiny_data, num_classes=7, batch_size=4, num_workers=0, pipeline=SETTINGS)
-    with pytest.raises(ValueError, match="data.num_classes=7"):
+def test_multi_size_batches_agree_across_ranks_and_workers(tiny_data: Path) -> None:
+    """2 ranks x 2 persistent workers: one size per batch, per the epoch; the same batches when re-run."""
+    sizes = {}
+    for rank in (0, 1):
+        dm = make(tiny_data, batch_size=8, workers=2, train_sizes=(64, 48), seed=3)
+        dm.trainer = fake_trainer(2, rank)
         dm.setup("fit")
+        loader_sizes = []
+        for epoch in range(3):
+            batches = epoch_batches(dm, 2, rank, epoch)
+            assert len(batches) == 8  # 64 images / 2 ranks / 4 per rank
+            loader_sizes.append({b["image"].shape[-1] for b in batches})
+        sizes[rank] = loader_sizes
+        again = epoch_batches(dm, 2, rank, 1)
+        assert [b["target"].tolist() for b in again] == [b["target"].tolist() for b in epoch_batches(dm, 2, rank, 1)]
+    assert sizes[0] == sizes[1] == [{64}, {48}, {64}]
+
+
+def test_first_epoch_after_a_restart_uses_that_epochs_order(tiny_data: Path) -> None:
+    """Lightning creates the first iterator before it calls set_epoch; the loader asks the trainer instead."""
+    dm = make(tiny_data, batch_size=8, train_sizes=(64, 48))
+    dm.trainer = fake_trainer()
+    dm.setup("fit")
+    reference = [b["target"].tolist() for b in epoch_batches(dm, 1, 0, 5)]
+    fresh = make(tiny_data, batch_size=8, train_sizes=(64, 48))
+    fresh.trainer = fake_trainer(epoch=5)  # restored at epoch 5; no set_epoch call before iterating
+    fresh.setup("fit")
+    batches = list(fresh.train_dataloader())
+    assert [b["target"].tolist() for b in batches] == reference and batches[0]["image"].shape[-1] == 48
+
+
+def test_batches_are_normalised_on_transfer(tiny_data: Path) -> None:
+    dm = make(tiny_data, batch_size=4)
+    dm.trainer = fake_trainer(training=True)
+    dm.setup("fit")
+    batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    assert batch["image"].dtype == torch.float32 and "lighting" not in batch
+    assert -3 < batch["image"].mean().item() < 3
+
+
+def test_skip_threshold_names_the_fraction_and_files(tiny_data: Path, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(tiny_data, root)
+    bad = bad_images.write(root / "train" / "00_disk", bad_images.unreadable())
+    bad_images.write(root / "train" / "01_square", bad_images.convertible())
+
+    def run_epoch(max_fraction: float) -> ImageFolderDataModule:
+        dm = make(root, batch_size=74, max_skip_fraction=max_fraction)
+        dm.trainer = fake_trainer(training=True)
+        dm.setup("fit")
+        for batch in dm.train_dataloader():
+            dm.on_after_batch_transfer(batch, 0)
+        return dm
+
+    dm = run_epoch(0.1)  # 4 of 74 (5.4%) are unreadable: tolerated, counted and named
+    assert dm.skip_totals() == {"train_skipped": 4}
+    report = dm.end_epoch_report("train")
+    assert "skipped 4 unreadable images" in report and all(str(p) in report for p in bad)
+    assert dm.end_epoch_report("train") is None  # the next epoch starts from zero
+    with pytest.raises(DataQualityError, match=r"4 of the 74 train images.*5\.41% > data.max_skip_fraction=0.01.*\.JPEG"):
+        run_epoch(0.01)
+
+
+def test_class_index_is_checked_against_the_checkpoint(tiny_data: Path, tmp_path: Path) -> None:
+    dm = make(tiny_data)
+    dm.setup("fit")
+    assert dm.state_dict() == {"classes": ["00_disk", "01_square", "02_triangle", "03_ring"]}
+    other = ImageFolderDataModule(tiny_data, num_classes=4, batch_size=4, num_workers=0, pipeline=SETTINGS,
+                                  class_index=["00_disk", "01_square", "02_triangle", "99_blob"])
+    with pytest.raises(DataSetupError, match=r"99_blob.*03_ring|03_ring.*99_blob"):
+        other.setup("test")
+    with pytest.raises(DataSetupError, match="data.num_classes=7"):
+        ImageFolderDataModule(tiny_data, num_classes=7, batch_size=4, num_workers=0, pipeline=SETTINGS).setup("fit")
 
 
 def test_prepare_data_generates_the_synthetic_set(tmp_path: Path) -> None:
     spec = SyntheticSpec(num_classes=4, train_per_class=2, val_per_class=1, min_short_side=64, max_short_side=70)
-    dm = make(tmp_path / "gen", synthetic=spec)
+    dm = ImageFolderDataModule(tmp_path / "gen", num_classes=4, batch_size=4, num_workers=0, pipeline=SETTINGS, synthetic=spec)
     dm.prepare_data()
     assert is_complete(tmp_path / "gen", spec)
     dm.setup("validate")
