@@ -1,0 +1,123 @@
+"""The shard reader: exactly-once evaluation and fixed-length training epochs across 2 ranks x 2 workers,
+the same labels and images as the class folders, bad shards skipped and reported, clear errors."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import tarfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from spp_cls.data.folder import SkippingImageFolder, collate_skipping, list_classes
+from spp_cls.data.make_shards import Settings, convert
+from spp_cls.data.shard_manifest import load_manifest
+from spp_cls.data.shards import ShardStream
+from spp_cls.data.transforms import CenterView, PipelineSettings, TrainView
+
+SETTINGS = PipelineSettings(resize_size=73, crop_size=64)
+
+
+@pytest.fixture(scope="module")
+def shards(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny_data as shards of 8 samples: 8 train shards, 4 val shards."""
+    dst = tmp_path_factory.mktemp("shards") / "tiny"
+    convert(Settings(source=str(tiny_data), shard_size=8), dst)
+    return dst
+
+
+def _stream(root: Path, split: str, train: bool, world: int = 1, rank: int = 0, workers: int = 0, **kw: Any) -> ShardStream:
+    view = TrainView(SETTINGS) if train else CenterView(SETTINGS)
+    return ShardStream(load_manifest(str(root)).split(split), view, 4, train=train, sizes=kw.pop("sizes", [64]),
+                       schedule="alternate", seed=1, eval_size=64, world_size=world, rank=rank, num_workers=workers, **kw)
+
+
+def _read(stream: ShardStream, epoch: int = 0, intact: bool = True) -> list[dict[str, Any]]:
+    stream.set_epoch(epoch)
+    batches = list(DataLoader(stream, batch_size=None, num_workers=stream.workers if stream.workers > 1 else 0))
+    if intact:
+        assert len(batches) == len(stream)
+    return batches
+
+
+def _fingerprints(batches: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    return [(hashlib.sha1(img.numpy().tobytes()).hexdigest(), int(t)) for b in batches for img, t in zip(b["image"], b["target"])]
+
+
+def test_evaluation_reads_every_sample_once_with_folder_labels(tiny_data: Path, shards: Path) -> None:
+    folder = SkippingImageFolder(tiny_data / "val", CenterView(SETTINGS), size=64)
+    expected = _fingerprints([collate_skipping([folder[i] for i in range(len(folder))])])
+    got = [fp for rank in (0, 1) for fp in _fingerprints(_read(_stream(shards, "val", False, world=2, rank=rank, workers=2)))]
+    assert sorted(got) == sorted(expected) and len(got) == 32  # same images, same labels, each exactly once
+    assert list(load_manifest(str(shards)).classes) == list_classes(tiny_data / "train")
+
+
+def test_training_epochs_have_fixed_length_and_follow_the_schedule(shards: Path) -> None:
+    streams = [_stream(shards, "train", True, world=2, rank=r, workers=2, sizes=[64, 48], shuffle_buffer=10) for r in (0, 1)]
+    orders = []
+    for epoch, size in ((0, 64), (1, 48)):
+        batches = [_read(s, epoch) for s in streams]
+        assert [len(b) for b in batches] == [8, 8]  # 64 samples / (4 per rank x 2 ranks)
+        assert {img.shape[-1] for rank in batches for b in rank for img in b["image"]} == {size}
+        labels = [t for rank in batches for b in rank for t in b["target"].tolist()]
+        assert sorted(labels) == sorted([0, 1, 2, 3] * 16)  # 8 shards over 4 readers: every sample once
+        orders.append(labels)
+    assert orders[0] != orders[1]
+    again = [_read(s, 0) for s in streams]
+    assert [t for rank in again for b in rank for t in b["target"].tolist()] == orders[0]  # deterministic per epoch
+
+
+def test_too_few_shards_is_a_clear_error(shards: Path) -> None:
+    with pytest.raises(ValueError, match=r"val split has 4 shards but 2 processes x 3 loader workers = 6 readers"):
+        _stream(shards, "val", False, world=2, workers=3)
+    manifest = load_manifest(str(shards)).split("val")
+    piped = replace(manifest, shards=tuple(replace(s, url=f"pipe:cat {s.url}") for s in manifest.shards))
+    with pytest.raises(ValueError, match="data.allow_pipe=true"):
+        ShardStream(piped, CenterView(SETTINGS), 4, train=False, sizes=[64], schedule="alternate", seed=0, eval_size=64)
+
+
+def test_unreadable_shard_is_skipped_and_reported(shards: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(shards, broken)
+    victim = sorted(broken.glob("val-*.tar"))[1]
+    victim.write_bytes(victim.read_bytes()[:3000])  # truncated mid-sample
+    batches = _read(_stream(broken, "val", False), intact=False)
+    reported = [e for b in batches for e in b["skipped_shards"]]
+    assert len(reported) == 1 and victim.name in reported[0]
+    assert 24 <= sum(len(b["target"]) for b in batches) < 32  # the other three shards are intact
+    victim.unlink()  # a missing shard: same policy
+    assert any(victim.name in e for b in _read(_stream(broken, "val", False), intact=False) for e in b["skipped_shards"])
+
+
+def test_training_does_not_spin_when_every_shard_is_unreadable(shards: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "dead"
+    shutil.copytree(shards, broken)
+    for tar in broken.glob("train-*.tar"):
+        tar.write_bytes(b"")
+    with pytest.raises(RuntimeError, match="got no sample from its shards"):
+        _read(_stream(broken, "train", True))
+
+
+def test_bad_samples_inside_a_shard_are_skipped_and_named(shards: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "dst"
+    shutil.copytree(shards, dst)
+    tar_path = sorted(dst.glob("val-*.tar"))[0]
+    with tarfile.open(tar_path) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    first_image = next(i for i, (m, _) in enumerate(members) if m.name.endswith((".jpg", ".png", ".img")))
+    with tarfile.open(tar_path, "w") as tar:  # the same shard with its first image replaced by garbage
+        for i, (member, data) in enumerate(members):
+            if i == first_image:
+                data, member.size = b"garbage", 7
+            tar.addfile(member, io.BytesIO(data))
+    batches = _read(_stream(dst, "val", False))
+    assert sum(int(b["skipped"]) for b in batches) == 1
+    named = [p for b in batches for p in b["skipped_paths"]]
+    assert len(named) == 1 and named[0].startswith(str(tar_path)) and named[0].endswith(".jpg")
+    assert sum(len(b["target"]) for b in batches if b["target"] is not None) == 31
