@@ -67,7 +67,7 @@ STATE_NAME = ".make_shards.json"
 STATE_FORMAT = "spp-cls-make-shards"
 STATE_VERSION = 1
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-TAR_MTIME = 0.0  # fixed member mtimes: the same plan gives byte-identical shards, whether resumed or not
+TAR_MTIME = 0  # fixed mtimes: one plan gives byte-identical shards; an int, as a float adds a PAX header per member
 
 
 class ConversionError(Exception):

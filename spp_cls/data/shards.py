@@ -132,27 +132,31 @@ class ShardStream(IterableDataset):
         return order
 
     def _read(self, shard_ids: list[int], errors: list[str]) -> Iterator[dict[str, Any]]:
-        """Raw samples of the given shards; unreadable shards are recorded in ``errors`` and skipped."""
+        """Raw samples of the given shards; an unreadable shard is recorded once in ``errors`` and skipped."""
+        urls = [self.split.shards[i].url for i in shard_ids]
+        failed: set[str] = set()
 
         def record(err: Exception) -> bool:
-            source = next((a for a in reversed(err.args) if isinstance(a, str)), "?")  # webdataset appends the URL
-            errors.append(f"{source}: {str(err.args[0])[:200] if err.args else type(err).__name__}")
-            log.warning("skipping the rest of shard %s: %s", source, err)
+            text = " ".join(str(a) for a in err.args)  # webdataset adds the URL or the stream to the arguments
+            url = next((u for u in urls if u in text), text[:200])
+            if url not in failed:
+                failed.add(url)
+                errors.append(f"{url}: {str(err.args[0]).split(' @ ')[0][:200] if err.args else type(err).__name__}")
+                log.warning("skipping the rest of shard %s: %s", url, errors[-1])
             return True
 
-        urls = [dict(url=self.split.shards[i].url) for i in shard_ids]
-        files = tar_file_expander(url_opener(urls, handler=record), handler=record)
+        files = tar_file_expander(url_opener([dict(url=u) for u in urls], handler=record), handler=record)
         return group_by_keys(files, handler=record)
 
     def _decode(self, raw: dict[str, Any], size: int, epoch: int) -> dict[str, Any] | Skipped:
-        source = raw.get("src")
-        name = f"{raw.get('__url__', '?')}:{source.decode(errors='replace') if isinstance(source, bytes) else raw.get('__key__')}"
         field = next((ext for ext in IMAGE_EXTENSIONS if ext in raw), None)
         try:
             if field is None or "cls" not in raw:
                 raise DecodeError(f"sample {raw.get('__key__')} has no image or no cls field")
             image = decode_rgb(raw[field], self.view.decode_short_side(size), self.max_pixels)
         except DecodeError as err:
+            source = raw.get("src")
+            name = f"{raw.get('__url__', '?')}:{source.decode(errors='replace') if isinstance(source, bytes) else raw.get('__key__')}"
             log.warning("skipping %s: %s", name, err)
             return Skipped(name, str(err))
         rng = random.Random(sample_seed(self.seed, epoch, raw["__key__"])) if self.train else None
