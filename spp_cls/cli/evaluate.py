@@ -1,4 +1,5 @@
-"""``python evaluate.py ckpt_path=PATH``: test a trained checkpoint with a test protocol, write metrics.json.
+"""``python evaluate.py ckpt_path=PATH protocols=[...]``: test a checkpoint (or an ensemble) with the paper's
+test protocols; write metrics.json (one entry per protocol) and a markdown table.
 
 The model and data settings are those saved in the checkpoint by its training run; a ``model.*``/``data.*``
 override (or a ``model=``/``data=`` group choice) given on the command line replaces the saved value.
@@ -8,9 +9,11 @@ Everything else (trainer, paths, protocol) comes from the evaluate command itsel
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -19,10 +22,10 @@ from omegaconf import DictConfig, OmegaConf
 from spp_cls.checkpointing import CheckpointError, load_safe
 from spp_cls.cli.builders import build_datamodule, build_trainer, pipeline_settings
 from spp_cls.cli.errors import exit_on_user_error
-from spp_cls.cli.results import write_results
+from spp_cls.cli.results import protocol_table, save_scores, write_markdown, write_results
 from spp_cls.config.schema import EvaluateConfig
 from spp_cls.config.validation import ConfigError, validate_run_config
-from spp_cls.evaluation import build_protocol
+from spp_cls.evaluation.protocols import PROTOCOLS, MultiviewSettings, ProtocolSettings, build_protocol
 from spp_cls.lightning import ImageFolderDataModule, SppClassifier
 from spp_cls.models import model_name
 
@@ -66,22 +69,21 @@ def saved_class_index(checkpoint: dict[str, Any]) -> Optional[list[str]]:
     return list(state["classes"]) if isinstance(state, dict) and state.get("classes") else None
 
 
-@exit_on_user_error
-def run_evaluation(cfg: DictConfig) -> float:
-    """Evaluate ``cfg.ckpt_path`` with ``cfg.protocol``; returns the top-1 error."""
-    if OmegaConf.is_missing(cfg, "ckpt_path"):
-        raise ConfigError("invalid config:\n  - ckpt_path is required: python evaluate.py ckpt_path=PATH")
-    checkpoint = load_safe(cfg.ckpt_path)
+def _ckpt_paths(cfg: DictConfig) -> list[str]:
+    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
+        raise ConfigError("invalid config:\n  - ckpt_path is required: python evaluate.py ckpt_path=PATH (or [PATH,PATH,...])")
+    paths = cfg.ckpt_path if OmegaConf.is_list(cfg.ckpt_path) else [cfg.ckpt_path]
+    return [str(p) for p in paths]
+
+
+def _load_member(path: str, cfg: DictConfig, overrides: Sequence[str]) -> tuple[SppClassifier, DictConfig, dict[str, Any]]:
+    """One checkpoint as a module, with its run config (saved model/data + command-line overrides)."""
+    checkpoint = load_safe(path)
     saved = checkpoint.get("hyper_parameters", {}).get("run_config")
     if not isinstance(saved, dict) or "state_dict" not in checkpoint:
-        raise CheckpointError(f"{cfg.ckpt_path} is not a checkpoint written by spp-cls training")
-    run_cfg = merge_saved_config(saved, cfg, HydraConfig.get().overrides.task)
+        raise CheckpointError(f"{path} is not a checkpoint written by spp-cls training")
+    run_cfg = merge_saved_config(saved, cfg, overrides)
     validate_run_config(run_cfg, EvaluateConfig)
-    try:
-        protocol = build_protocol(cfg.protocol, pipeline_settings(run_cfg.data))
-    except ValueError as err:
-        raise ConfigError(f"protocol: {err}") from err
-    name = model_name(run_cfg.model.arch, run_cfg.model.spp)
     module = SppClassifier(
         model=OmegaConf.to_container(run_cfg.model, resolve=True),
         optim=OmegaConf.to_container(run_cfg.optim, resolve=True),
@@ -89,29 +91,79 @@ def run_evaluation(cfg: DictConfig) -> float:
         input_size=run_cfg.data.crop_size,
         lr=0.0,
     )
-    _load_weights(module, checkpoint["state_dict"], cfg.ckpt_path, name)
-    module.set_protocol(protocol)
-    log.info("evaluating %s (%s) on %s/%s with the %s protocol", cfg.ckpt_path, name, run_cfg.data.root,
-             run_cfg.data.val_split, protocol.name)
+    _load_weights(module, checkpoint["state_dict"], path, model_name(run_cfg.model.arch, run_cfg.model.spp))
+    return module, run_cfg, checkpoint
+
+
+def protocol_settings(cfg: DictConfig) -> ProtocolSettings:
+    mv = OmegaConf.to_container(cfg.protocol.multiview, resolve=True)
+    mv["scales"] = tuple(mv["scales"]) if mv.get("scales") else None
+    return ProtocolSettings(multiview=MultiviewSettings(**mv))
+
+
+def _test_protocol(name: str, members: list[SppClassifier], run_cfg: DictConfig, cfg: DictConfig,
+                   trainer: pl.Trainer, class_index: Optional[list[str]]) -> dict[str, Any]:
+    """Run one protocol over the test split; its metrics, counts and speed."""
+    try:
+        protocol = build_protocol(name, pipeline_settings(run_cfg.data), protocol_settings(cfg))
+        members[0].set_protocol(protocol, ensemble=[m.model for m in members[1:]], keep_scores=cfg.save_scores)
+    except ValueError as err:
+        raise ConfigError(f"invalid config:\n  - protocols: {err}") from err
+    datamodule = build_datamodule(run_cfg, protocol.view(), class_index=class_index)
+    start = time.monotonic()
+    metrics = trainer.test(members[0], datamodule=datamodule, verbose=False)[0]
+    seconds = time.monotonic() - start
+    images, skipped = int(metrics["test/images"]), int(metrics["test/skipped"])
+    expected = len(datamodule.datasets["test"]) if hasattr(datamodule.datasets["test"], "__getitem__") else None
+    if expected is not None and images + skipped != expected:
+        raise RuntimeError(f"protocol {name} processed {images} + {skipped} skipped images of a {expected}-image split: "
+                           f"some were counted twice or lost (distributed sampler?)")
+    views = float(metrics["test/views"])
+    result = {
+        "top1_err": metrics["test/top1_err"], "top5_err": metrics["test/top5_err"], "images": images,
+        "skipped": skipped, "skipped_shards": datamodule.skip_totals().get("test_skipped_shards", 0),
+        "views_per_image": views / max(1, images), "images_per_s": images / seconds, "views_per_s": views / seconds,
+        "seconds": seconds,
+    }
+    if cfg.save_scores and members[0].kept_scores is not None:
+        result["scores_file"] = str(save_scores(cfg.paths.output_dir, name, members[0].kept_scores, trainer.global_rank))
+    return result
+
+
+@exit_on_user_error
+def run_evaluation(cfg: DictConfig) -> float:
+    """Evaluate ``cfg.ckpt_path`` (one checkpoint or an ensemble) with every protocol of ``cfg.protocols``;
+    returns the top-1 error of the first protocol."""
+    paths = _ckpt_paths(cfg)
+    overrides = HydraConfig.get().overrides.task
+    loaded = [_load_member(path, cfg, overrides) for path in paths]
+    members, run_cfg, first = [m for m, _, _ in loaded], loaded[0][1], loaded[0][2]
+    unknown = [p for p in cfg.protocols if p not in PROTOCOLS]
+    if unknown or not cfg.protocols:
+        raise ConfigError(f"invalid config:\n  - protocols={list(cfg.protocols)}: choose from {sorted(PROTOCOLS)}")
+    names = [model_name(c.model.arch, c.model.spp) for _, c, _ in loaded]
+    name = names[0] if len(names) == 1 else f"ensemble of {len(names)} ({', '.join(sorted(set(names)))})"
+    log.info("evaluating %s (%s) on %s/%s with %s", ", ".join(paths), name, run_cfg.data.root, run_cfg.data.val_split,
+             ", ".join(cfg.protocols))
     trainer = build_trainer(run_cfg)
-    datamodule = build_datamodule(run_cfg, protocol.view(), class_index=saved_class_index(checkpoint))
-    metrics = trainer.test(module, datamodule=datamodule)[0]
+    per_protocol = {p: _test_protocol(p, members, run_cfg, cfg, trainer, saved_class_index(first)) for p in cfg.protocols}
+    head = per_protocol[cfg.protocols[0]]
     results = {
-        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "checkpoint": str(Path(paths[0]).resolve()) if len(paths) == 1 else [str(Path(p).resolve()) for p in paths],
         "model": name,
         "pyramid": list(run_cfg.model.pyramid) if run_cfg.model.spp else None,
-        "protocol": protocol.name,
+        "protocol": cfg.protocols[0],
         "data": run_cfg.data.name,
         "split": run_cfg.data.val_split,
         "num_classes": run_cfg.data.num_classes,
-        "top1_err": metrics["test/top1_err"],
-        "top5_err": metrics["test/top5_err"],
-        "images": int(metrics["test/images"]),
-        "skipped": int(metrics["test/skipped"]),
-        "skipped_shards": datamodule.skip_totals().get("test_skipped_shards", 0),
-        "epoch": checkpoint.get("epoch"),
+        "top1_err": head["top1_err"], "top5_err": head["top5_err"], "images": head["images"], "skipped": head["skipped"],
+        "skipped_shards": head["skipped_shards"],
+        "epoch": first.get("epoch"),
+        "protocols": per_protocol,
     }
-    path = write_results(cfg.paths.output_dir, results)
-    print(f"{name} [{protocol.name}] top-1 error {results['top1_err']:.4f}, top-5 error {results['top5_err']:.4f} "
-          f"on {results['images']} images ({results['skipped']} skipped) -> {path}")
-    return float(results["top1_err"])
+    if trainer.is_global_zero:
+        path = write_results(cfg.paths.output_dir, results)
+        table = protocol_table(results)
+        write_markdown(cfg.paths.output_dir, paths[0], table)
+        print(f"{name}: {len(per_protocol)} protocol(s) on {head['images']} images -> {path}\n{table}")
+    return float(head["top1_err"])

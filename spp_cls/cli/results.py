@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 
 METRICS_FILE = "metrics.json"
@@ -29,3 +30,41 @@ def write_results(run_dir: str | Path, results: Mapping[str, Any]) -> Path:
     tmp.replace(path)
     return path
 
+
+
+def protocol_table(results: Mapping[str, Any]) -> str:
+    """Markdown table of an evaluation: one row per protocol."""
+    lines = ["| protocol | views/image | images | top-1 err % | top-5 err % | images/s | views/s |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, r in results["protocols"].items():
+        lines.append(f"| {name} | {r['views_per_image']:.1f} | {r['images']} | {100 * r['top1_err']:.2f} | "
+                     f"{100 * r['top5_err']:.2f} | {r['images_per_s']:.1f} | {r['views_per_s']:.1f} |")
+    return "\n".join(lines)
+
+
+def write_markdown(run_dir: str | Path, checkpoint: str | Path, table: str) -> list[Path]:
+    """The table as ``results.md`` in the evaluation's run directory and, beside the checkpoint's training
+    run (``<run>/evaluations/<evaluation run>.md``), so a training run collects its evaluations."""
+    run_dir = Path(run_dir)
+    paths = [run_dir / "results.md"]
+    ckpt_run = Path(checkpoint).resolve().parent.parent
+    if (ckpt_run / ".hydra").is_dir():
+        paths.append(ckpt_run / "evaluations" / f"{run_dir.name}.md")
+    text = f"Evaluation of {Path(checkpoint).resolve()} ({run_dir})\n\n{table}\n"
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".md.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return paths
+
+
+def save_scores(run_dir: str | Path, protocol: str, kept: list[tuple[torch.Tensor, torch.Tensor]], rank: int) -> Path:
+    """Per-image softmax scores and targets of one protocol (this process's images) as ``.npz`` (no pickles)."""
+    path = Path(run_dir) / f"scores_{protocol}_rank{rank}.npz"
+    scores = torch.cat([s for s, _ in kept]).float().numpy() if kept else np.zeros((0, 0), np.float32)
+    targets = torch.cat([t for _, t in kept]).numpy() if kept else np.zeros(0, np.int64)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, scores=scores, targets=targets)
+    tmp.replace(path)
+    return path

@@ -144,9 +144,29 @@ class TrainConfig(RunConfig):
 
 
 @dataclass
+class MultiviewConfig:
+    """``protocol.multiview``: None sizes follow the data (the paper's sizes x crop_size / 224)."""
+
+    scales: Optional[List[int]] = None  # default: 224, 256, 300, 360, 448, 560 (scaled)
+    layout: str = "eighteen"  # eighteen: center, corners, side middles | ten: center, corners (each + mirror)
+    window: Optional[int] = None  # default: data.crop_size
+    mapping: str = "paper"  # paper: the appendix rule | crop: the cells a crop of the window computes
+    full_views: bool = True  # + the 2 full-image views (98 in the paper)
+    chunk_views: int = 512  # windows pooled and classified at once
+    chunk_pixels: int = 4_000_000  # input pixels through the conv layers at once
+
+
+@dataclass
+class ProtocolConfig:
+    multiview: MultiviewConfig = field(default_factory=MultiviewConfig)
+
+
+@dataclass
 class EvaluateConfig(RunConfig):
-    ckpt_path: str = MISSING
-    protocol: str = "center"
+    ckpt_path: Any = MISSING  # a path, or a list of paths (an ensemble: scores averaged)
+    protocols: List[str] = field(default_factory=lambda: ["center"])
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    save_scores: bool = False  # per-image scores of every protocol as scores_<protocol>_rank<r>.npz
 
 
 def run_dir() -> str:

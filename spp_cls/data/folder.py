@@ -224,12 +224,18 @@ def collate_skipping(batch: list[Union[dict[str, Any], Skipped]]) -> dict[str, A
     return result
 
 
-def collate_images(images: list[torch.Tensor]) -> torch.Tensor:
-    """Stack (3, H, W) views into a channels-last (B, 3, H, W) batch.
+def collate_images(images: list[Any]) -> Any:
+    """Stack same-size (3, H, W) views into a channels-last (B, 3, H, W) batch; keep anything else a list.
 
     The views come out of the resampler channels-last, so stacking them as (H, W, 3) arrays is a plain copy
     (into shared memory in a worker, as ``default_collate`` does), where an NCHW stack would transpose
     every image: a third of the collate time per image saved. The device-side normaliser restores the usual
-    layout.
+    layout. Stacks of views (ten crops) are stacked as they are; images of different sizes (whole images)
+    and per-sample lists (one image per scale) are never padded: they stay lists.
     """
-    return default_collate([image.permute(1, 2, 0) for image in images]).permute(0, 3, 1, 2)
+    first = images[0]
+    if not isinstance(first, torch.Tensor) or any(not isinstance(i, torch.Tensor) or i.shape != first.shape for i in images):
+        return list(images)
+    if first.ndim == 3:
+        return default_collate([image.permute(1, 2, 0) for image in images]).permute(0, 3, 1, 2)
+    return default_collate(images)

@@ -8,7 +8,7 @@ per-pixel mean image (appendix), bilinearly warped to the input's size, subtract
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -64,3 +64,14 @@ class BatchNormalizer:
             x.add_(lighting.to(x.device, torch.float32)[:, :, None, None])
         x.sub_(self._mean(x.device, x.shape[-2], x.shape[-1])).div_(self.std.to(x.device))
         return x.contiguous()
+
+
+def normalize_nested(normalizer: BatchNormalizer, images: Any, lighting: Optional[torch.Tensor] = None) -> Any:
+    """Apply ``normalizer`` to a batch tensor, a (B, V, 3, H, W) stack of views, or (nested) lists of images."""
+    if isinstance(images, list):
+        return [normalize_nested(normalizer, image) for image in images]
+    if images.ndim == 3:
+        return normalizer(images.unsqueeze(0))[0]
+    if images.ndim == 5:
+        return normalizer(images.flatten(0, 1)).view(images.shape)
+    return normalizer(images, lighting)

@@ -125,6 +125,17 @@ def resample_square(image: torch.Tensor, box: tuple[int, int, int], size: int, i
     return F.interpolate(region, size=(size, size), mode=interpolation, antialias=True)[0]
 
 
+def resize_short_side(image: torch.Tensor, short: int, interpolation: str = "bilinear") -> torch.Tensor:
+    """The whole (3, H, W) uint8 image resized (antialiased) so that its short side is ``short``."""
+    height, width = image.shape[-2:]
+    scale = short / min(height, width)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    if size == (height, width):
+        return image
+    region = image.unsqueeze(0).contiguous(memory_format=torch.channels_last)
+    return F.interpolate(region, size=size, mode=interpolation, antialias=True)[0]
+
+
 def lighting_offset(settings: PipelineSettings, rng: random.Random) -> torch.Tensor:
     """AlexNet's colour lighting: the RGB offset eigvec @ (alpha * eigval), alpha ~ N(0, lighting_std)."""
     if settings.lighting_std == 0:

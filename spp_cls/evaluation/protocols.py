@@ -1,37 +1,86 @@
-"""Test protocols: how a validation image becomes views and how view scores become a prediction.
+"""Test protocols: how a validation image becomes views and how view scores become a prediction (paper §5).
 
-A protocol owns both halves so that new ones (10-view, full image, multi-view on feature maps) plug in
-without touching the training or evaluation loops: ``view`` maps a decoded uint8 image to the sample the
-loader batches (see ``spp_cls.data.transforms``), ``scores`` maps a normalised batch of those to class scores.
+A protocol owns both halves so that the training and evaluation loops never change: ``view`` maps a
+decoded uint8 image to the sample the loader batches (see ``spp_cls.data.transforms``), ``scores`` maps a
+normalised batch of those to softmax scores averaged over the views, and the number of views per image.
+
+- ``center``: short side ``resize_size`` (256), the center ``crop_size`` (224) square. 1 view.
+- ``ten_view``: the center and 4 corner squares of that image, each with its mirror, cropped. 10 views.
+- ``full`` / ``full_flip``: the whole image at short side ``resize_size``, (and its mirror). 1 / 2 views.
+- ``multiview``: for each scale, the image at that short side through the conv layers once (and its mirror
+  once); every window of the layout pooled on the feature maps (``multiview.py``); with ``full_views``, the 2
+  full-image views too. The paper: 6 scales x 18 views (6 at 224) = 96, + 2 = 98.
+
+Images of different sizes are never padded into one tensor: the loader keeps a batch of variable-size images
+as a list, and the full-image protocols group the images of a batch by size, running each group as one
+tensor.
 """
 
 from __future__ import annotations
 
+import random
 from abc import ABC, abstractmethod
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
-from spp_cls.data.transforms import CenterView, PipelineSettings
+from spp_cls.data.transforms import FIVE_POSITIONS, CenterView, PipelineSettings, resample_square, resize_short_side, square_box
+from spp_cls.evaluation.multiview import FeatureMapViews
+from spp_cls.evaluation.windows import LAYOUTS, MAPPINGS
+
+Images = Union[torch.Tensor, list]
+PAPER_SCALES = (224, 256, 300, 360, 448, 560)
+
+
+@dataclass(frozen=True)
+class MultiviewSettings:
+    """``protocol.multiview.*``; sizes left as None follow the data's crop/resize sizes (paper's x crop/224)."""
+
+    scales: Optional[tuple[int, ...]] = None
+    layout: str = "eighteen"
+    window: Optional[int] = None
+    mapping: str = "paper"
+    full_views: bool = True
+    chunk_views: int = 512
+    chunk_pixels: int = 4_000_000
+
+    def resolved_scales(self, crop_size: int) -> tuple[int, ...]:
+        return self.scales or tuple(round(s * crop_size / 224) for s in PAPER_SCALES)
+
+
+@dataclass(frozen=True)
+class ProtocolSettings:
+    multiview: MultiviewSettings = field(default_factory=MultiviewSettings)
 
 
 class TestProtocol(ABC):
     """One way of testing a classifier on an image."""
 
     name: str = ""
+    needs_spp: bool = False
     __test__ = False  # not a pytest test class
 
-    def __init__(self, settings: PipelineSettings) -> None:
+    def __init__(self, settings: PipelineSettings, options: ProtocolSettings = ProtocolSettings()) -> None:
         self.settings = settings
+        self.options = options
+
+    def check_model(self, model: nn.Module, model_name: str) -> None:
+        """Refuse a model the protocol cannot test (the full-image protocols need SPP)."""
+        if self.needs_spp and not getattr(model, "spp", False):
+            raise ValueError(
+                f"protocol {self.name} feeds whole images of any size, which only an SPP model takes; "
+                f"{model_name} (model.spp=false) is built for one input size"
+            )
 
     @abstractmethod
     def view(self) -> Callable:
         """``(image uint8 (3, H, W), size, rng) -> {"image": ...}``, with ``decode_short_side(size)``."""
 
     @abstractmethod
-    def scores(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-        """Class scores (B, num_classes) for a batch of transformed samples; higher is better."""
+    def scores(self, model: nn.Module, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
+        """Softmax scores (B, num_classes) averaged over each image's views, and the views per image (B,)."""
 
 
 class CenterCrop(TestProtocol):
@@ -42,16 +91,159 @@ class CenterCrop(TestProtocol):
     def view(self) -> Callable:
         return CenterView(self.settings)
 
-    def scores(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-        return model(batch).softmax(dim=-1)
+    def scores(self, model: nn.Module, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
+        return model(images).softmax(dim=-1), torch.ones(images.shape[0], device=images.device)
 
 
-PROTOCOLS: dict[str, type[TestProtocol]] = {cls.name: cls for cls in (CenterCrop,)}
+class TenCropView:
+    """The 5 squares (center, corners) of the resized image and their mirrors: (10, 3, crop, crop) uint8."""
+
+    def __init__(self, settings: PipelineSettings) -> None:
+        self.settings = settings
+
+    def decode_short_side(self, size: int) -> Optional[int]:
+        return self.settings.decode_short_side(size)
+
+    def __call__(self, image: torch.Tensor, size: int, rng: Optional[random.Random] = None) -> dict[str, torch.Tensor]:
+        h, w = image.shape[-2:]
+        crops = [resample_square(image, square_box(h, w, self.settings, p), size, self.settings.interpolation)
+                 for p in FIVE_POSITIONS]
+        return {"image": torch.stack(crops + [c.flip(-1) for c in crops])}
 
 
-def build_protocol(name: str, settings: PipelineSettings) -> TestProtocol:
+class TenView(TestProtocol):
+    """The standard 10-view test on image crops."""
+
+    name = "ten_view"
+
+    def view(self) -> Callable:
+        return TenCropView(self.settings)
+
+    def scores(self, model: nn.Module, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
+        b, v = images.shape[:2]
+        scores = model(images.flatten(0, 1)).softmax(dim=-1).view(b, v, -1).mean(1)
+        return scores, torch.full((b,), float(v), device=images.device)
+
+
+class ScalesView:
+    """The whole image at each short side of ``scales``: a list of uint8 tensors (``as_list``) or one tensor."""
+
+    def __init__(self, settings: PipelineSettings, scales: Sequence[int], as_list: bool = True) -> None:
+        self.settings, self.scales, self.as_list = settings, tuple(scales), as_list
+
+    def decode_short_side(self, size: int) -> Optional[int]:
+        return max(self.scales) if self.settings.reduced_decode else None
+
+    def __call__(self, image: torch.Tensor, size: int, rng: Optional[random.Random] = None) -> dict[str, object]:
+        resized = [resize_short_side(image, s, self.settings.interpolation) for s in self.scales]
+        return {"image": resized if self.as_list else resized[0]}
+
+
+def size_groups(images: Images) -> list[tuple[list[int], torch.Tensor]]:
+    """(batch positions, stacked tensor) for each distinct image size of a batch (a tensor is one group)."""
+    if isinstance(images, torch.Tensor):
+        return [(list(range(images.shape[0])), images)]
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, image in enumerate(images):
+        groups.setdefault(tuple(image.shape), []).append(i)
+    return [(idx, torch.stack([images[i] for i in idx])) for idx in groups.values()]
+
+
+def full_image_sums(model: nn.Module, images: Images, flip: bool) -> tuple[torch.Tensor, int, int]:
+    """Summed softmax scores of whole-image views (and mirrors), by size group; (sums (B, C), views, B)."""
+    count = len(images) if isinstance(images, list) else images.shape[0]
+    sums: Optional[torch.Tensor] = None
+    for positions, group in size_groups(images):
+        batch = torch.cat([group, group.flip(-1)]) if flip else group
+        scores = model.forward_head(model.features(batch)).softmax(dim=-1)
+        if flip:
+            scores = scores[: group.shape[0]] + scores[group.shape[0] :]
+        if sums is None:
+            sums = scores.new_zeros(count, scores.shape[-1])
+        sums[positions] = scores
+    assert sums is not None
+    return sums, 2 if flip else 1, count
+
+
+class FullImage(TestProtocol):
+    """The whole image at short side ``resize_size``: 1 view (``full``) or 2 with its mirror (``full_flip``)."""
+
+    name = "full"
+    needs_spp = True
+    flip = False
+
+    def view(self) -> Callable:
+        return ScalesView(self.settings, (self.settings.resize_size,), as_list=False)
+
+    def scores(self, model: nn.Module, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
+        sums, views, count = full_image_sums(model, images, self.flip)
+        return sums / views, sums.new_full((count,), float(views))
+
+
+class FullImageFlip(FullImage):
+    name = "full_flip"
+    flip = True
+
+
+class MultiView(TestProtocol):
+    """Multi-scale, multi-view testing on full-image feature maps (+ the 2 full-image views)."""
+
+    name = "multiview"
+    needs_spp = True
+
+    def __init__(self, settings: PipelineSettings, options: ProtocolSettings = ProtocolSettings()) -> None:
+        super().__init__(settings, options)
+        mv = options.multiview
+        if mv.layout not in LAYOUTS or mv.mapping not in MAPPINGS:
+            raise ValueError(f"protocol.multiview: layout must be one of {sorted(LAYOUTS)} and mapping one of "
+                             f"{list(MAPPINGS)}; got {mv.layout!r}, {mv.mapping!r}")
+        self.scales = mv.resolved_scales(settings.crop_size)
+        self.window = mv.window or settings.crop_size
+        if min(self.scales) < self.window:
+            raise ValueError(f"protocol.multiview.scales {list(self.scales)} must all be >= the window {self.window}")
+        self.views = FeatureMapViews(mv.layout, self.window, mv.mapping, mv.chunk_views, mv.chunk_pixels)
+        self.full_views = mv.full_views
+
+    def view(self) -> Callable:
+        extra = (self.settings.resize_size,) if self.full_views else ()
+        return ScalesView(self.settings, self.scales + extra)
+
+    def scores(self, model: nn.Module, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
+        per_scale = list(zip(*images))  # a batch is a list (images) of lists (scales)
+        count = len(images)
+        sums, views = None, None
+        for k, scale_images in enumerate(per_scale):
+            if self.full_views and k == len(per_scale) - 1:
+                part, n, _ = full_image_sums(model, list(scale_images), flip=True)
+                part_views = torch.full((count,), float(n))
+            else:
+                part, part_views = self._scale_sums(model, list(scale_images), count)
+            sums = part if sums is None else sums + part
+            views = part_views if views is None else views + part_views
+        assert sums is not None and views is not None
+        views = views.to(sums.device)
+        return sums / views[:, None], views
+
+    def _scale_sums(self, model: nn.Module, images: list, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        sums: Optional[torch.Tensor] = None
+        views = torch.zeros(count)
+        for positions, group in size_groups(images):
+            part, n = self.views.score_sums(model, group)
+            if sums is None:
+                sums = part.new_zeros(count, part.shape[-1])
+            sums[positions] = part
+            views[positions] = float(n)
+        assert sums is not None
+        return sums, views
+
+
+PROTOCOLS: dict[str, type[TestProtocol]] = {
+    cls.name: cls for cls in (CenterCrop, TenView, FullImage, FullImageFlip, MultiView)
+}
+
+
+def build_protocol(name: str, settings: PipelineSettings, options: ProtocolSettings = ProtocolSettings()) -> TestProtocol:
     """Instantiate a protocol by name, with an error that lists the known ones."""
-    try:
-        return PROTOCOLS[name](settings)
-    except KeyError:
-        raise ValueError(f"unknown test protocol {name!r}; choose one of {sorted(PROTOCOLS)}") from None
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown test protocol {name!r}; choose from {sorted(PROTOCOLS)}")
+    return PROTOCOLS[name](settings, options)

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from spp_cls.data.folder import SkippingImageFolder, write_class_index, collate_skipping, compare_classes, list_class_folder_files, list_classes
 from spp_cls.data.loader import EpochAwareDataLoader
 from spp_cls.data.make_shards import ConversionError
-from spp_cls.data.normalize import BatchNormalizer
+from spp_cls.data.normalize import BatchNormalizer, normalize_nested
 from spp_cls.data.sampling import RankSplitSampler, ScheduledBatchSampler
 from spp_cls.data.shard_manifest import ShardManifest, load_manifest
 from spp_cls.data.shards import ShardStream
@@ -267,7 +267,7 @@ class ImageFolderDataModule(pl.LightningDataModule):
         if split in self.skips:
             self.skips[split].update(batch)
         if batch.get("image") is not None:
-            batch["image"] = self.normalizer(batch["image"], batch.pop("lighting", None))
+            batch["image"] = normalize_nested(self.normalizer, batch["image"], batch.pop("lighting", None))
         return batch
 
     def end_epoch_report(self, split: str) -> Optional[str]:

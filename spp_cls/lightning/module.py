@@ -6,11 +6,12 @@ attached with ``set_protocol`` and is what ``evaluate.py`` reports.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torchmetrics import SumMetric
 
 from spp_cls.evaluation.metrics import TopKError
@@ -47,15 +48,26 @@ class SppClassifier(pl.LightningModule):
         self.save_hyperparameters()
         self.model = create_classifier(num_classes=num_classes, input_size=input_size, **model)
         self.protocol: Optional[TestProtocol] = None
+        self.ensemble = nn.ModuleList()
+        self.kept_scores: Optional[list[tuple[torch.Tensor, torch.Tensor]]] = None
+        self.test_views = SumMetric()
         for split in ("train", "val", "test"):
             setattr(self, f"{split}_top1", TopKError(num_classes, 1))
             setattr(self, f"{split}_top5", TopKError(num_classes, 5))
             setattr(self, f"{split}_images", SumMetric())
             setattr(self, f"{split}_skipped", SumMetric())
 
-    def set_protocol(self, protocol: TestProtocol) -> None:
-        """Use ``protocol`` for ``trainer.test`` (its transform must be the one the test loader applies)."""
+    def set_protocol(self, protocol: TestProtocol, ensemble: Sequence[nn.Module] = (), keep_scores: bool = False) -> None:
+        """Use ``protocol`` for ``trainer.test`` (its view must be the one the test loader applies).
+
+        ``ensemble``: further models whose scores are averaged with this one's (the paper's multi-model
+        entries). ``keep_scores``: keep this process's per-image scores and targets in ``kept_scores``.
+        """
+        for model in [self.model, *ensemble]:
+            protocol.check_model(model, f"{model.arch.name}{'_spp' if model.spp else ''}")
         self.protocol = protocol
+        self.ensemble = nn.ModuleList(ensemble)
+        self.kept_scores = [] if keep_scores else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -105,7 +117,13 @@ class SppClassifier(pl.LightningModule):
         self._log_skipped("test", batch)
         if batch["image"] is None:
             return
-        self._log_split("test", self.protocol.scores(self.model, batch["image"]), batch)
+        results = [self.protocol.scores(model, batch["image"]) for model in [self.model, *self.ensemble]]
+        scores = torch.stack([r[0] for r in results]).mean(0)  # an ensemble averages its members' scores
+        self.test_views.update(results[0][1].sum())
+        self.log("test/views", self.test_views, on_step=False, on_epoch=True, batch_size=1)
+        if self.kept_scores is not None:
+            self.kept_scores.append((scores.detach().cpu(), batch["target"].detach().cpu()))
+        self._log_split("test", scores, batch)
 
     def configure_optimizers(self) -> dict[str, Any]:
         return build_optimization(self.model.parameters(), self.hparams.optim, self.hparams.lr, MONITOR)

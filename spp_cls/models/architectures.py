@@ -81,6 +81,22 @@ class Architecture:
         """Product of all strides up to the last conv (S of the paper's appendix)."""
         return math.prod(stage.reduction for stage in self.stages)
 
+    @property
+    def first_center(self) -> float:
+        """Image position (pixel-index coordinates: pixel i is centred at i) of the receptive-field centre of
+        last-conv cell 0; cell j is centred at ``first_center + total_stride * j``. Each conv or pool of
+        kernel k, padding p moves it by ((k - 1) / 2 - p) times the stride before it; 0 for the appendix's
+        deployment nets (padding floor(k / 2) everywhere); 20 for ZF-5, 15 for Convnet*-5, 8 for Overfeat here."""
+        center, jump = 0.0, 1
+        for stage in self.stages:
+            center += ((stage.kernel - 1) / 2 - stage.padding) * jump
+            jump *= stage.stride
+            if "pool" in stage.post:
+                assert stage.pool is not None
+                center += (stage.pool.kernel - 1) / 2 * jump
+                jump *= stage.pool.stride
+        return center
+
     def stage_sizes(self, size: int) -> list[int]:
         """Side length after each stage for a square input of side ``size`` (0 once the map has vanished)."""
         sizes = []

@@ -31,7 +31,8 @@ def test_round_trip_gives_the_training_metric(trained: Path, tmp_path: Path) -> 
     assert evaluated["images"] == 32 and evaluated["skipped"] == 0
     assert evaluated["top1_err"] == pytest.approx(trained_metrics["val/top1_err"], abs=1e-6)
     assert evaluated["top5_err"] == pytest.approx(trained_metrics["val/top5_err"], abs=1e-6)
-    assert "top-1 error" in result.stdout
+    assert "| center | 1.0 | 32 | " in result.stdout and (tmp_path / "results.md").is_file()
+    assert (trained / "evaluations" / f"{tmp_path.name}.md").is_file()  # beside the training run
 
 
 def test_overrides_replace_saved_data_settings(trained: Path, tiny_data: Path, tmp_path: Path) -> None:
