@@ -25,7 +25,8 @@ def test_center_protocol_is_the_validation_view(tiny_data: Path) -> None:
 def test_center_protocol_scores_are_softmax() -> None:
     model = torch.nn.Linear(4, 3)
     x = torch.randn(5, 4)
-    scores = build_protocol("center", SETTINGS).scores(model, x)
+    scores, views = build_protocol("center", SETTINGS).scores(model, x)
+    assert views.tolist() == [1.0] * 5
     torch.testing.assert_close(scores.sum(-1), torch.ones(5))
     assert torch.equal(scores.argmax(-1), model(x).argmax(-1))
 
