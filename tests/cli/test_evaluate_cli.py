@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.helpers import run_script
@@ -65,3 +66,61 @@ def test_bad_checkpoints_give_clear_errors(trained: Path, tmp_path: Path) -> Non
     assert arch.returncode == 2 and "does not fit the configured model convnet5_spp" in arch.stderr
     classes = run_script("evaluate.py", ckpt, "data.num_classes=3", f"hydra.run.dir={tmp_path}/d")
     assert classes.returncode == 2 and "data.num_classes=3" in classes.stderr
+
+
+def test_every_protocol_in_one_run(trained: Path, tmp_path: Path) -> None:
+    protocols = "[center,ten_view,full,full_flip,multiview]"
+    result = run_script("evaluate.py", f"ckpt_path={trained}/checkpoints/best.ckpt", f"protocols={protocols}",
+                        "save_scores=true", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "metrics.json").read_text())
+    views = {name: r["views_per_image"] for name, r in evaluated["protocols"].items()}
+    assert sorted(views) == ["center", "full", "full_flip", "multiview", "ten_view"]
+    assert views["center"] == 1 and views["ten_view"] == 10 and views["full"] == 1 and views["full_flip"] == 2
+    assert 90 < views["multiview"] <= 98  # 96 + 2 where every window position is distinct
+    assert all(r["images"] == 32 and r["images_per_s"] > 0 for r in evaluated["protocols"].values())
+    for line in ("| ten_view | 10.0 | 32 |", "| multiview |"):
+        assert line in (tmp_path / "results.md").read_text()
+    scores = np.load(tmp_path / "scores_multiview_rank0.npz")
+    assert scores["scores"].shape == (32, 4) and np.allclose(scores["scores"].sum(1), 1, atol=1e-5)
+
+
+def test_an_ensemble_averages_its_members(trained: Path, tmp_path: Path) -> None:
+    best, last = f"{trained}/checkpoints/best.ckpt", f"{trained}/checkpoints/last.ckpt"
+    runs = {}
+    for name, ckpt in (("best", best), ("last", last), ("both", f"[{best},{last}]")):
+        result = run_script("evaluate.py", f"ckpt_path={ckpt}", "save_scores=true", f"hydra.run.dir={tmp_path}/{name}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs[name] = np.load(tmp_path / name / "scores_center_rank0.npz")["scores"]
+    np.testing.assert_allclose(runs["both"], (runs["best"] + runs["last"]) / 2, rtol=1e-5, atol=1e-6)
+    assert json.loads((tmp_path / "both" / "metrics.json").read_text())["model"].startswith("ensemble of 2")
+
+
+def test_two_processes_give_the_single_process_results(trained: Path, tmp_path: Path) -> None:
+    """DDP on 2 CPU processes: every image once (no padding), the same scores as one process."""
+    common = (f"ckpt_path={trained}/checkpoints/best.ckpt", "protocols=[center,full]", "save_scores=true",
+              "trainer.accelerator=cpu", "data.batch_size=6")
+    single = run_script("evaluate.py", *common, f"hydra.run.dir={tmp_path}/one")
+    double = run_script("evaluate.py", *common, "trainer.devices=2", "trainer.strategy=ddp", f"hydra.run.dir={tmp_path}/two")
+    assert single.returncode == 0 and double.returncode == 0, double.stderr[-3000:]
+    one = json.loads((tmp_path / "one/metrics.json").read_text())["protocols"]
+    two = json.loads((tmp_path / "two/metrics.json").read_text())["protocols"]
+    for name in ("center", "full"):
+        assert one[name]["images"] == two[name]["images"] == 32
+        assert one[name]["top1_err"] == two[name]["top1_err"] and one[name]["top5_err"] == two[name]["top5_err"]
+        reference = np.load(tmp_path / f"one/scores_{name}_rank0.npz")["scores"]
+        ranks = [np.load(tmp_path / f"two/scores_{name}_rank{r}.npz")["scores"] for r in (0, 1)]
+        merged = np.empty_like(reference)
+        merged[0::2], merged[1::2] = ranks  # rank r tests images r, r + 2, r + 4, ...
+        np.testing.assert_allclose(merged, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_full_image_protocols_need_an_spp_model(tiny_data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "baseline"
+    trained_baseline = run_script("train.py", "experiment=smoke", f"data.root={tiny_data}", "model.spp=false",
+                                  "validate_best=false", f"hydra.run.dir={run}")
+    assert trained_baseline.returncode == 0, trained_baseline.stderr[-3000:]
+    result = run_script("evaluate.py", f"ckpt_path={run}/checkpoints/last.ckpt", "protocols=[center,multiview]",
+                        f"hydra.run.dir={tmp_path}/eval")
+    assert result.returncode == 2 and "protocol multiview feeds whole images" in result.stderr
+    assert "Traceback" not in result.stderr
