@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable, Optional, Sequence
 
 import pytorch_lightning as pl
@@ -82,6 +83,8 @@ def _instantiate_all(group: DictConfig) -> list[Any]:
 def build_trainer(cfg: DictConfig) -> pl.Trainer:
     args = OmegaConf.to_container(cfg.trainer, resolve=True)
     extra = args.pop("extra")
+    if args["enable_progress_bar"] is None:  # a bar in a log file is hundreds of carriage-return lines
+        args["enable_progress_bar"] = sys.stderr.isatty()
     clash = sorted(set(extra) & (set(args) | {"use_distributed_sampler"}))
     if clash:
         raise ValueError(f"trainer.extra repeats keys that trainer sets directly: {clash}")

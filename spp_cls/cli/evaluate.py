@@ -76,14 +76,14 @@ def _ckpt_paths(cfg: DictConfig) -> list[str]:
     return [str(p) for p in paths]
 
 
-def _load_member(path: str, cfg: DictConfig, overrides: Sequence[str]) -> tuple[SppClassifier, DictConfig, dict[str, Any]]:
+def _load_member(path: str, cfg: DictConfig, overrides: Sequence[str], schema: type) -> tuple[SppClassifier, DictConfig, dict[str, Any]]:
     """One checkpoint as a module, with its run config (saved model/data + command-line overrides)."""
     checkpoint = load_safe(path)
     saved = checkpoint.get("hyper_parameters", {}).get("run_config")
     if not isinstance(saved, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{path} is not a checkpoint written by spp-cls training")
     run_cfg = merge_saved_config(saved, cfg, overrides)
-    validate_run_config(run_cfg, EvaluateConfig)
+    validate_run_config(run_cfg, schema)
     module = SppClassifier(
         model=OmegaConf.to_container(run_cfg.model, resolve=True),
         optim=OmegaConf.to_container(run_cfg.optim, resolve=True),
@@ -101,12 +101,12 @@ def protocol_settings(cfg: DictConfig) -> ProtocolSettings:
     return ProtocolSettings(multiview=MultiviewSettings(**mv))
 
 
-def _test_protocol(name: str, members: list[SppClassifier], run_cfg: DictConfig, cfg: DictConfig,
-                   trainer: pl.Trainer, class_index: Optional[list[str]]) -> dict[str, Any]:
+def _test_protocol(name: str, members: list[SppClassifier], run_cfg: DictConfig, cfg: DictConfig, trainer: pl.Trainer,
+                   class_index: Optional[list[str]], output_dir: str | Path, keep_scores: bool) -> dict[str, Any]:
     """Run one protocol over the test split; its metrics, counts and speed."""
     try:
         protocol = build_protocol(name, pipeline_settings(run_cfg.data), protocol_settings(cfg))
-        members[0].set_protocol(protocol, ensemble=[m.model for m in members[1:]], keep_scores=cfg.save_scores)
+        members[0].set_protocol(protocol, ensemble=[m.model for m in members[1:]], keep_scores=keep_scores)
     except ValueError as err:
         raise ConfigError(f"invalid config:\n  - protocols: {err}") from err
     datamodule = build_datamodule(run_cfg, protocol.view(), class_index=class_index)
@@ -114,10 +114,10 @@ def _test_protocol(name: str, members: list[SppClassifier], run_cfg: DictConfig,
     metrics = trainer.test(members[0], datamodule=datamodule, verbose=False)[0]
     seconds = time.monotonic() - start
     images, skipped = int(metrics["test/images"]), int(metrics["test/skipped"])
-    expected = len(datamodule.datasets["test"]) if hasattr(datamodule.datasets["test"], "__getitem__") else None
-    if expected is not None and images + skipped != expected:
+    expected, lost_shards = datamodule.split_size("test"), datamodule.skip_totals().get("test_skipped_shards", 0)
+    if images + skipped > expected or (images + skipped < expected and not lost_shards):
         raise RuntimeError(f"protocol {name} processed {images} + {skipped} skipped images of a {expected}-image split: "
-                           f"some were counted twice or lost (distributed sampler?)")
+                           f"images were counted twice or lost")
     views = float(metrics["test/views"])
     result = {
         "top1_err": metrics["test/top1_err"], "top5_err": metrics["test/top5_err"], "images": images,
@@ -125,34 +125,43 @@ def _test_protocol(name: str, members: list[SppClassifier], run_cfg: DictConfig,
         "views_per_image": views / max(1, images), "images_per_s": images / seconds, "views_per_s": views / seconds,
         "seconds": seconds,
     }
-    if cfg.save_scores and members[0].kept_scores is not None:
-        result["scores_file"] = str(save_scores(cfg.paths.output_dir, name, members[0].kept_scores, trainer.global_rank))
+    if keep_scores and members[0].kept_scores is not None:
+        result["scores_file"] = str(save_scores(output_dir, name, members[0].kept_scores, trainer.global_rank))
     return result
 
 
-@exit_on_user_error
-def run_evaluation(cfg: DictConfig) -> float:
-    """Evaluate ``cfg.ckpt_path`` (one checkpoint or an ensemble) with every protocol of ``cfg.protocols``;
-    returns the top-1 error of the first protocol."""
-    paths = _ckpt_paths(cfg)
-    overrides = HydraConfig.get().overrides.task
-    loaded = [_load_member(path, cfg, overrides) for path in paths]
+def evaluate(paths: Sequence[str], cfg: DictConfig, overrides: Sequence[str], output_dir: str | Path,
+             protocols: Sequence[str], trainer: Optional[pl.Trainer] = None, skip_inapplicable: bool = False,
+             save_scores: bool = False, schema: type = EvaluateConfig) -> dict[str, Any]:
+    """Test the checkpoint(s) ``paths`` (an ensemble when several) with each protocol; write metrics.json and
+    the markdown table into ``output_dir`` and return the results.
+
+    ``skip_inapplicable``: leave out (with a log line) the protocols the model cannot take, e.g. ``full`` for a
+    no-SPP model in a sweep that mixes both; otherwise that is a config error.
+    """
+    loaded = [_load_member(path, cfg, overrides, schema) for path in paths]
     members, run_cfg, first = [m for m, _, _ in loaded], loaded[0][1], loaded[0][2]
-    unknown = [p for p in cfg.protocols if p not in PROTOCOLS]
-    if unknown or not cfg.protocols:
-        raise ConfigError(f"invalid config:\n  - protocols={list(cfg.protocols)}: choose from {sorted(PROTOCOLS)}")
+    unknown = [p for p in protocols if p not in PROTOCOLS]
+    if unknown or not protocols:
+        raise ConfigError(f"invalid config:\n  - protocols={list(protocols)}: choose from {sorted(PROTOCOLS)}")
+    if skip_inapplicable and not all(m.model.spp for m in members):
+        dropped = [p for p in protocols if PROTOCOLS[p].needs_spp]
+        if dropped:
+            log.info("not evaluating %s: a model without SPP takes one input size", ", ".join(dropped))
+        protocols = [p for p in protocols if not PROTOCOLS[p].needs_spp]
     names = [model_name(c.model.arch, c.model.spp) for _, c, _ in loaded]
     name = names[0] if len(names) == 1 else f"ensemble of {len(names)} ({', '.join(sorted(set(names)))})"
     log.info("evaluating %s (%s) on %s/%s with %s", ", ".join(paths), name, run_cfg.data.root, run_cfg.data.val_split,
-             ", ".join(cfg.protocols))
-    trainer = build_trainer(run_cfg)
-    per_protocol = {p: _test_protocol(p, members, run_cfg, cfg, trainer, saved_class_index(first)) for p in cfg.protocols}
-    head = per_protocol[cfg.protocols[0]]
+             ", ".join(protocols))
+    trainer = trainer or build_trainer(run_cfg)
+    per_protocol = {p: _test_protocol(p, members, run_cfg, cfg, trainer, saved_class_index(first), output_dir, save_scores)
+                    for p in protocols}
+    head = per_protocol[protocols[0]]
     results = {
         "checkpoint": str(Path(paths[0]).resolve()) if len(paths) == 1 else [str(Path(p).resolve()) for p in paths],
         "model": name,
         "pyramid": list(run_cfg.model.pyramid) if run_cfg.model.spp else None,
-        "protocol": cfg.protocols[0],
+        "protocol": protocols[0],
         "data": run_cfg.data.name,
         "split": run_cfg.data.val_split,
         "num_classes": run_cfg.data.num_classes,
@@ -162,8 +171,17 @@ def run_evaluation(cfg: DictConfig) -> float:
         "protocols": per_protocol,
     }
     if trainer.is_global_zero:
-        path = write_results(cfg.paths.output_dir, results)
+        path = write_results(output_dir, results)
         table = protocol_table(results)
-        write_markdown(cfg.paths.output_dir, paths[0], table)
+        write_markdown(output_dir, paths[0], table)
         print(f"{name}: {len(per_protocol)} protocol(s) on {head['images']} images -> {path}\n{table}")
-    return float(head["top1_err"])
+    return results
+
+
+@exit_on_user_error
+def run_evaluation(cfg: DictConfig) -> float:
+    """``evaluate.py``: ``cfg.ckpt_path`` with every protocol of ``cfg.protocols``; returns the first one's
+    top-1 error."""
+    results = evaluate(_ckpt_paths(cfg), cfg, HydraConfig.get().overrides.task, cfg.paths.output_dir,
+                       list(cfg.protocols), save_scores=cfg.save_scores)
+    return float(results["top1_err"])

@@ -11,7 +11,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from spp_cls.cli.builders import build_datamodule, build_trainer
 from spp_cls.cli.errors import exit_on_user_error
+from spp_cls.cli.evaluate import evaluate
 from spp_cls.cli.results import write_results
+from spp_cls.config.schema import TrainConfig
 from spp_cls.config.validation import validate_train_config
 from spp_cls.lightning import MONITOR, SppClassifier
 from spp_cls.lightning.optim import effective_lr
@@ -83,6 +85,9 @@ def run_training(cfg: DictConfig) -> Optional[float]:
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     results = _final_metrics(trainer, module, datamodule, cfg)
     results.update(datamodule.skip_totals())
+    if cfg.evaluate_protocols and results.get("best_checkpoint") and not trainer.fast_dev_run:
+        evaluate([results["best_checkpoint"]], cfg, [], run_dir / "eval", list(cfg.evaluate_protocols),
+                 trainer=trainer, skip_inapplicable=True, schema=TrainConfig)
     path = write_results(run_dir, results)
     log.info("final metrics: %s", {k: results[k] for k in sorted(results) if k.startswith("val/")})
     log.info("wrote %s; run directory: %s", path, run_dir)

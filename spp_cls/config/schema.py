@@ -107,7 +107,7 @@ class TrainerConfig:
     fast_dev_run: Any = False
     num_sanity_val_steps: int = 2
     log_every_n_steps: int = 50
-    enable_progress_bar: bool = True
+    enable_progress_bar: Optional[bool] = None  # null: only on a terminal (log files get one line per epoch)
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -117,30 +117,6 @@ class PathsConfig:
     log_dir: str = MISSING
     cache_dir: str = MISSING
     output_dir: str = MISSING
-
-
-@dataclass
-class RunConfig:
-    """Everything common to training and evaluation runs."""
-
-    task_name: str = MISSING
-    seed: int = 0
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    callbacks: Dict[str, Any] = field(default_factory=dict)
-    logger: Dict[str, Any] = field(default_factory=dict)
-    paths: PathsConfig = field(default_factory=PathsConfig)
-    tags: List[str] = field(default_factory=list)
-
-
-@dataclass
-class TrainConfig(RunConfig):
-    # null: start fresh; "auto": resume from checkpoints/last.ckpt of this run dir if it exists; else a path.
-    ckpt_path: Optional[str] = None
-    # after training, validate the best checkpoint and write metrics.json into the run dir
-    validate_best: bool = True
 
 
 @dataclass
@@ -162,10 +138,37 @@ class ProtocolConfig:
 
 
 @dataclass
+class RunConfig:
+    """Everything common to training and evaluation runs."""
+
+    task_name: str = MISSING
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    callbacks: Dict[str, Any] = field(default_factory=dict)
+    logger: Dict[str, Any] = field(default_factory=dict)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    tags: List[str] = field(default_factory=list)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)  # settings of the test protocols
+
+
+@dataclass
+class TrainConfig(RunConfig):
+    # null: start fresh; "auto": resume from checkpoints/last.ckpt of this run dir if it exists; else a path.
+    ckpt_path: Optional[str] = None
+    # after training, validate the best checkpoint and write metrics.json into the run dir
+    validate_best: bool = True
+    # then test it with these protocols (evaluate.py's) into <run>/eval/; those that need SPP are skipped for
+    # a model without it
+    evaluate_protocols: List[str] = field(default_factory=list)
+
+
+@dataclass
 class EvaluateConfig(RunConfig):
     ckpt_path: Any = MISSING  # a path, or a list of paths (an ensemble: scores averaged)
     protocols: List[str] = field(default_factory=lambda: ["center"])
-    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     save_scores: bool = False  # per-image scores of every protocol as scores_<protocol>_rank<r>.npz
 
 
@@ -179,9 +182,23 @@ def run_dir() -> str:
     return hydra.run.dir
 
 
+def scaled_size(size: int, crop_size: int) -> int:
+    """A size of the paper's 224-pixel setting scaled to another crop size (180 at 224 -> 103 at 128)."""
+    return round(int(size) * int(crop_size) / 224)
+
+
+PAPER_EPOCHS = {"zf5": 70}  # paper §3: 70 epochs for ZF-5, 90 for the others
+
+
+def paper_epochs(arch: str) -> int:
+    return PAPER_EPOCHS.get(str(arch), 90)
+
+
 def register_configs() -> None:
-    """Register the schemas for the defaults lists of conf/{train,evaluate}.yaml and the run_dir resolver."""
+    """Register the schemas for the defaults lists of conf/{train,evaluate}.yaml and the resolvers."""
     OmegaConf.register_new_resolver("spp_run_dir", run_dir, replace=True)
+    OmegaConf.register_new_resolver("spp_scaled", scaled_size, replace=True)
+    OmegaConf.register_new_resolver("spp_paper_epochs", paper_epochs, replace=True)
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="evaluate_schema", node=EvaluateConfig)

@@ -18,6 +18,7 @@ from spp_cls.data.shard_manifest import load_manifest
 from spp_cls.data.shards import check_reader_slots
 from spp_cls.data.transforms import INTERPOLATIONS, NORMALIZATIONS, TRAIN_CROPS
 from spp_cls.lightning.datamodule import FORMATS
+from spp_cls.evaluation.protocols import PROTOCOLS
 from spp_cls.lightning.optim import LR_SCALINGS, SCHEDULERS
 from spp_cls.models import ARCHITECTURES, check_pyramid
 from spp_cls.models.lrn import LRN_MODES
@@ -220,5 +221,8 @@ def validate_run_config(cfg: DictConfig, schema: type = RunConfig) -> None:
 def validate_train_config(cfg: DictConfig) -> None:
     """``validate_run_config`` plus the checks that only concern training."""
     validate_run_config(cfg, TrainConfig)
+    unknown = [p for p in cfg.evaluate_protocols if p not in PROTOCOLS]
+    if unknown:
+        raise ConfigError(f"invalid config:\n  - evaluate_protocols: {unknown} unknown; choose from {sorted(PROTOCOLS)}")
     if cfg.ckpt_path not in (None, "auto") and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"invalid config:\n  - ckpt_path={cfg.ckpt_path} does not exist (use null or auto)")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Sequence, Union
 
 import torch
@@ -237,8 +237,27 @@ class MultiView(TestProtocol):
         return sums, views
 
 
+class MultiView96(MultiView):
+    """Table 4's "96 views": ``multiview`` without the 2 full-image views."""
+
+    name = "multiview_96"
+
+    def __init__(self, settings: PipelineSettings, options: ProtocolSettings = ProtocolSettings()) -> None:
+        super().__init__(settings, replace(options, multiview=replace(options.multiview, full_views=False)))
+
+
+class MultiView18(MultiView):
+    """Table 4's "18 views": one scale (``resize_size``, the paper's 256), 18 windows on its feature maps."""
+
+    name = "multiview_18"
+
+    def __init__(self, settings: PipelineSettings, options: ProtocolSettings = ProtocolSettings()) -> None:
+        one_scale = replace(options.multiview, scales=(settings.resize_size,), full_views=False)
+        super().__init__(settings, replace(options, multiview=one_scale))
+
+
 PROTOCOLS: dict[str, type[TestProtocol]] = {
-    cls.name: cls for cls in (CenterCrop, TenView, FullImage, FullImageFlip, MultiView)
+    cls.name: cls for cls in (CenterCrop, TenView, FullImage, FullImageFlip, MultiView, MultiView96, MultiView18)
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import pytorch_lightning as pl
 
@@ -18,11 +19,24 @@ class EpochSummary(pl.Callback):
     Cluster jobs have no progress bar worth reading; this is what their logs show instead.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, progress_every_minutes: float = 5.0) -> None:
         self._start = 0.0
+        self._last_line = 0.0
+        self.progress_every = 60.0 * progress_every_minutes
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._start = time.monotonic()
+        self._start = self._last_line = time.monotonic()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        """Inside a long epoch, a progress line every ``progress_every_minutes`` (cluster logs have no bar)."""
+        now = time.monotonic()
+        if not trainer.is_global_zero or self.progress_every <= 0 or now - self._last_line < self.progress_every:
+            return
+        self._last_line = now
+        loss = trainer.callback_metrics.get("train/loss_step")
+        log.info("epoch %d: batch %d/%s%s (%.0fs)", trainer.current_epoch + 1, batch_idx + 1, trainer.num_training_batches,
+                 f" train/loss={loss.item():.4f}" if loss is not None else "", now - self._start)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:

@@ -209,9 +209,10 @@ class ImageFolderDataModule(pl.LightningDataModule):
                 self.datasets[name] = self._folder_dataset(split, views[name])
                 if len(self.datasets[name]) == 0:
                     raise ValueError(f"the {name} split under {self.root} has no images")
-        log.info("data: %s", ", ".join(f"{k} {self._samples(k)} images" for k in self.datasets))
+        log.info("data: %s", ", ".join(f"{k} {self.split_size(k)} images" for k in self.datasets))
 
-    def _samples(self, name: str) -> int:
+    def split_size(self, name: str) -> int:
+        """Images of a split (all ranks together), from the file list or the shard manifest."""
         dataset = self.datasets[name]
         return dataset.split.samples if isinstance(dataset, ShardStream) else len(dataset)
 
@@ -224,7 +225,7 @@ class ImageFolderDataModule(pl.LightningDataModule):
         world, rank = self._world()
         common: dict[str, Any] = dict(num_workers=self.num_workers, pin_memory=self._pin(), epoch_fn=self._epoch)
         if isinstance(dataset, ShardStream):
-            expected = len(dataset) * dataset.batch_size if name == "train" else self._samples(name) // world
+            expected = len(dataset) * dataset.batch_size if name == "train" else self.split_size(name) // world
             loader = EpochAwareDataLoader(dataset, batch_size=None, persistent_workers=False, **common)
         elif name == "train":
             sampler = ScheduledBatchSampler(

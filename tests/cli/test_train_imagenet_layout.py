@@ -76,6 +76,11 @@ def test_shards_of_the_same_tree(imagenet_tree: tuple[Path, Path], tmp_path: Pat
     assert metrics["val/images"] == 32 and metrics["global_step"] == 2 * (64 // 16)
     assert (tmp_path / "run" / "classes.txt").read_text().split() == WNIDS
     assert _input_sizes(tmp_path / "run") == [64.0, 48.0]
+    evaluated = run_script("evaluate.py", f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt", "protocols=[center,full]",
+                           f"hydra.run.dir={tmp_path}/eval")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    protocols = json.loads((tmp_path / "eval" / "metrics.json").read_text())["protocols"]
+    assert protocols["center"]["images"] == protocols["full"]["images"] == 32  # every shard sample once
 
 
 def test_multi_size_without_spp_is_refused_naming_both_keys(tmp_path: Path) -> None:
