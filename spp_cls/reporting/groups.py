@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 from spp_cls.reporting.paper import NETWORKS, PAPER_PYRAMID
@@ -14,9 +14,11 @@ from spp_cls.reporting.runs import ARMS, DONE, ErrorRate, Run, flatten
 
 #: config keys that say where or how a run was executed (or logged), not what was trained: runs that differ
 #: only in these and the seed are repeats of one experiment. A key covers its sub-keys.
-NOT_EXPERIMENT = ("seed", "task_name", "tags", "ckpt_path", "paths", "hydra", "logger", "data.root",
-                  "data.synthetic_folder", "data.list_cache_dir", "data.num_workers", "model.paper_epochs",
+NOT_EXPERIMENT = ("seed", "task_name", "tags", "ckpt_path", "evaluate_protocols", "paths", "hydra", "logger",
+                  "data.root", "data.synthetic_folder", "data.list_cache_dir", "data.num_workers", "model.paper_epochs",
                   "trainer.enable_progress_bar", "trainer.log_every_n_steps")
+ContextKey = tuple[tuple[str, str], ...]  # (config key, value as text) per context key
+
 #: always part of a group's context: the paper's numbers only hold for ImageNet
 ALWAYS_CONTEXT = ("data.name",)
 #: the default metric sources, best first: the paper's Table 2 protocol, one crop, the training validation
@@ -52,7 +54,9 @@ def experiment_config(run: Run) -> dict[str, Any]:
     if not run.spp:
         config.pop("model.pyramid", None)
     if run.arm in ("no_spp", "single"):
-        config.pop("data.size_schedule", None)
+        config.pop("data.size_schedule", None)  # unused with one size
+        if {str(s) for s in run.train_sizes} == {str(run.get("data.crop_size"))}:
+            config.pop("data.train_sizes", None)  # the default [crop_size]
     return config
 
 
@@ -71,12 +75,12 @@ class SeedDifference:
 
 @dataclass
 class Group:
-    """The runs of one experiment (all statuses). Only done runs count, and of two done runs with one seed
-    only the newer."""
+    """The runs of one experiment (all statuses). Only done runs count. Several done runs with one seed (e.g.
+    the table2 and table3 sweeps both train SPP ZF-5 with seed 0, and evaluate it differently) are one sample:
+    each metric comes from the newest of them that has it."""
 
     config: dict[str, Any]
     runs: list[Run]
-    context: tuple[tuple[str, str], ...] = field(default=())
 
     @property
     def arch(self) -> str:
@@ -100,25 +104,35 @@ class Group:
         extra = "" if self.pyramid in (None, PAPER_PYRAMID) else " " + pyramid_text(self.pyramid)
         return ARMS.get(self.arm, self.arm) + extra
 
+    def _newest_first(self) -> list[Run]:
+        return sorted((r for r in self.runs if r.status == DONE), key=lambda r: r.finished, reverse=True)
+
     @property
     def counted(self) -> list[Run]:
-        """The done runs that enter the numbers: the newest per seed, in seed order."""
+        """One done run per seed (the newest), in seed order: the samples, e.g. for the curves."""
         newest: dict[Any, Run] = {}
-        for run in self.runs:
-            if run.status == DONE and (run.seed not in newest or run.finished >= newest[run.seed].finished):
-                newest[run.seed] = run
+        for run in self._newest_first():
+            newest.setdefault(run.seed, run)
         return [newest[s] for s in sorted(newest, key=seed_order)]
 
     @property
     def repeated(self) -> list[Run]:
-        """Done runs left out because a newer run has the same seed."""
+        """Done runs whose seed a newer run of the group also has."""
         counted = {id(r) for r in self.counted}
         return [r for r in self.runs if r.status == DONE and id(r) not in counted]
 
     def errors(self, source: str) -> dict[Any, ErrorRate]:
-        """Seed -> error rates of the counted runs that have ``source``."""
-        found = {run.seed: run.error(source) for run in self.counted}
-        return {seed: error for seed, error in found.items() if error is not None}
+        """Seed -> error rates from ``source``, of the newest done run of that seed that has them."""
+        found: dict[Any, ErrorRate] = {}
+        for run in self._newest_first():
+            error = run.error(source) if run.seed not in found else None
+            if error is not None:
+                found[run.seed] = error
+        return {seed: found[seed] for seed in sorted(found, key=seed_order)}
+
+    def complete(self, source: str) -> bool:
+        """Whether every seed of the group has ``source``."""
+        return len(self.errors(source)) == len(self.counted)
 
     def stats(self, source: str) -> tuple[Stat, Stat]:
         """Top-1 and top-5 error statistics (%) over seeds."""
@@ -128,47 +142,81 @@ class Group:
     def sort_key(self) -> tuple[Any, ...]:
         arch = list(NETWORKS).index(self.arch) if self.arch in NETWORKS else len(NETWORKS)
         arm = list(ARMS).index(self.arm) if self.arm in ARMS else len(ARMS)
-        return (self.context, arch, self.arch, arm, self.pyramid or ())
+        return (arch, self.arch, arm, self.pyramid or ())
 
 
 def pyramid_text(pyramid: Optional[Sequence[int]]) -> str:
     return "-" if not pyramid else "{" + ",".join(str(n) for n in pyramid) + "}"
 
 
-def context_text(context: tuple[tuple[str, str], ...]) -> str:
+def context_text(context: ContextKey) -> str:
+    """``data.name=imagenet, optim.lr=0.01``"""
     return ", ".join(f"{k}={v}" for k, v in context)
 
 
 def group_runs(runs: Sequence[Run]) -> list[Group]:
-    """Runs with one experiment config as groups, each with its context: the values of the config keys that
-    tell apart groups of one network and arm (e.g. two learning rates), plus the data set. Groups of one
-    context make one set of tables."""
+    """Runs with one experiment config as groups, in table order (network, arm, pyramid)."""
     by_key: dict[str, Group] = {}
     for run in runs:
         config = experiment_config(run)
         by_key.setdefault(json.dumps(config, sort_keys=True, default=str), Group(config, [])).runs.append(run)
-    groups = list(by_key.values())
+    return sorted(by_key.values(), key=Group.sort_key)
+
+
+def context_keys(groups: Sequence[Group]) -> list[str]:
+    """The config keys that tell apart groups of one network, arm and pyramid (e.g. two learning rates, two
+    multi-size pairs), plus the data set: the groups with one value of each make one set of tables."""
     same_label: dict[tuple[Any, ...], list[Group]] = defaultdict(list)
     for group in groups:
         same_label[(group.arch, group.arm, group.pyramid)].append(group)
     keys = set(ALWAYS_CONTEXT)
     for alike in same_label.values():
         for key in set().union(*(g.config for g in alike)):
-            if len({_text(g.config.get(key)) for g in alike}) > 1:
+            if len({_text(g.config.get(key)) for g in alike if key in g.config}) > 1:
                 keys.add(key)
-    ordered = [k for k in ALWAYS_CONTEXT] + sorted(keys - set(ALWAYS_CONTEXT))
-    for group in groups:
-        group.context = tuple((k, _text(group.config.get(k))) for k in ordered)
-    return sorted(groups, key=Group.sort_key)
+    return list(ALWAYS_CONTEXT) + sorted(keys - set(ALWAYS_CONTEXT))
 
 
-def choose_source(runs: Sequence[Run], requested: Optional[str] = None) -> str:
-    """The metric source of a table: ``requested``, else the first of :data:`DEFAULT_SOURCES` that every one of
-    ``runs`` (its counted runs) has; "val" always exists for a done run."""
+
+def result_sets(groups: Sequence[Group]) -> list[tuple[ContextKey, list[Group]]]:
+    """The result sets: each context (values of :func:`context_keys`) with its groups, in order.
+
+    A group without a context key (e.g. no ``data.size_schedule`` in a single-size run) fits every value of it,
+    so single-size and no-SPP groups join each multi-size variant's set; a set is made for each most specific
+    context, and of two groups of one network and arm in a set the more specific one is kept.
+    """
+    keys = context_keys(groups)
+
+    def values(group: Group) -> tuple[Optional[str], ...]:
+        return tuple(_text(group.config[k]) if k in group.config else None for k in keys)
+
+    def fits(general: tuple[Optional[str], ...], specific: tuple[Optional[str], ...]) -> bool:
+        return all(g is None or g == s for g, s in zip(general, specific))
+
+    candidates = list(dict.fromkeys(values(g) for g in groups))
+    most_specific = [c for c in candidates if not any(o != c and fits(c, o) for o in candidates)]
+    found = []
+    for context in sorted(most_specific, key=lambda c: [v or "" for v in c]):
+        members: dict[tuple[Any, ...], Group] = {}
+        for group in groups:
+            if fits(values(group), context):
+                label = (group.arch, group.arm, group.pyramid)
+                known = members.get(label)
+                if known is None or sum(v is None for v in values(group)) < sum(v is None for v in values(known)):
+                    members[label] = group
+        chosen = sorted(members.values(), key=Group.sort_key)
+        found.append((tuple((k, v) for k, v in zip(keys, context) if v is not None), chosen))
+    return found
+
+
+def choose_source(groups: Sequence[Group], requested: Optional[str] = None) -> str:
+    """The metric source of a table: ``requested``, else the first of :data:`DEFAULT_SOURCES` that every seed of
+    every group with done runs has; "val" always exists for a done run."""
     if requested:
         return requested
+    groups = [g for g in groups if g.counted]
     for source in DEFAULT_SOURCES[:-1]:
-        if runs and all(run.error(source) is not None for run in runs):
+        if groups and all(g.complete(source) for g in groups):
             return source
     return DEFAULT_SOURCES[-1]
 
@@ -178,7 +226,8 @@ def differences(first: dict[Any, ErrorRate], second: dict[Any, ErrorRate]) -> li
     found = []
     for seed in sorted(set(first) & set(second), key=seed_order):
         a, b = first[seed], second[seed]
-        found.append(SeedDifference(seed, a.top1 - b.top1, None if a.top5 is None or b.top5 is None else a.top5 - b.top5))
+        top5 = None if a.top5 is None or b.top5 is None else a.top5 - b.top5
+        found.append(SeedDifference(seed, a.top1 - b.top1, top5))
     return found
 
 

@@ -11,18 +11,19 @@ from dataclasses import dataclass
 from typing import Optional
 
 #: the paper's networks in its column order, with the names it prints
-NETWORKS: dict[str, str] = {"zf5": "ZF-5", "convnet5": "Convnet*-5", "overfeat5": "Overfeat-5", "overfeat7": "Overfeat-7"}
+NETWORKS: dict[str, str] = {"zf5": "ZF-5", "convnet5": "Convnet*-5", "overfeat5": "Overfeat-5",
+                            "overfeat7": "Overfeat-7"}
 #: Tables 2-4 use the 4-level 50-bin pyramid
 PAPER_PYRAMID: tuple[int, ...] = (6, 3, 2, 1)
 #: data.name values that are ImageNet 2012 (the only data the paper's numbers are about)
 IMAGENET_DATA: frozenset[str] = frozenset({"imagenet", "imagenet_wds"})
 
-#: the paper's training setting, to list where a run departs from it (§3, §4)
+#: the paper's training setting, to list where a run departs from it (§3, §4; its epochs per network are
+#: spp_cls.config.schema.paper_epochs, which the experiment configs use)
 PAPER_CROP = 224
 PAPER_MULTI_SIZES: tuple[int, ...] = (224, 180)
 PAPER_RANDOM_RANGE: tuple[int, int] = (180, 224)
 PAPER_FC_DIM = 4096
-PAPER_EPOCHS: dict[str, int] = {"zf5": 70, "convnet5": 90, "overfeat5": 90, "overfeat7": 90}
 
 
 @dataclass(frozen=True)

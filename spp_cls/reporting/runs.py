@@ -2,8 +2,8 @@
 were configured with, and the error rates that they and their evaluate.py evaluations wrote.
 
 A training run is a folder with ``.hydra/config.yaml`` whose config has no ``protocols`` key (evaluate.py runs
-have one). Its files are those of README "Run directories"; nothing here imports the training code, so a
-report can be made on any machine that holds copies of the run folders.
+have one). Its files are those of README "Run directories"; only files are read (and the config resolvers of
+spp_cls.config.schema used), so a report can be made on any machine that holds copies of the run folders.
 """
 
 from __future__ import annotations
@@ -14,16 +14,19 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import yaml
+
+from spp_cls.config.schema import paper_epochs, scaled_size
 
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
 TRAIN_LOG = "train.log"
-#: text in train.log that means the run stopped with an error
-ERROR_MARKERS = ("Traceback", "Error executing job")
+#: text in train.log that means the run stopped with an error: a traceback, Hydra's job error, or the one
+#: ERROR line of a user-fixable error (spp_cls.cli.errors: bad config, checkpoint or data, no traceback)
+ERROR_MARKERS = ("Traceback", "Error executing job", "][ERROR] - ")
 #: the first line train.py logs; one after the last error means the run was restarted (ckpt_path=auto)
 START_MARKER = "- run directory: "
 
@@ -33,10 +36,10 @@ DONE, RUNNING, FAILED = "done", "running", "failed"
 ARMS: dict[str, str] = {"no_spp": "no SPP", "single": "SPP single-size", "multi": "SPP multi-size",
                         "random": "SPP random-size"}
 #: evaluate.py's test protocols, and "val": the training run's own final validation (metrics.json val/*)
-PROTOCOLS = ("center", "ten_view", "full", "full_flip", "multiview")
+PROTOCOLS = ("center", "ten_view", "full", "full_flip", "multiview_18", "multiview_96", "multiview")
 SOURCES = PROTOCOLS + ("val",)
 
-_REFERENCE = re.compile(r"\$\{([A-Za-z_][\w.]*)\}")
+_INNERMOST = re.compile(r"\$\{([^${}]*)\}")
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b")
 
 
@@ -68,7 +71,7 @@ class Run:
     status: str
     detail: str = ""  # failed: the error line; running: when train.log was last written
     metrics: Optional[dict[str, Any]] = None
-    finished: float = 0.0  # mtime of metrics.json: the newest of two runs with one seed counts
+    finished: float = 0.0  # mtime of metrics.json: of runs with one seed, the newest that has a metric counts
     evaluations: list[Evaluation] = field(default_factory=list)
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -150,17 +153,27 @@ class Run:
         return ErrorRate(100 * float(result["top1_err"]), None if top5 is None else 100 * float(top5))
 
 
-def _resolve(config: dict[str, Any]) -> dict[str, Any]:
-    """Replace plain ``${a.b}`` references (e.g. ``train_sizes: [${data.crop_size}]``) by their values; leave
-    resolver calls (``${oc.env:...}``, ``${hydra:...}``) and unknown keys as written."""
+#: the project's own OmegaConf resolvers that a saved config may use (``${spp_scaled:180,${data.crop_size}}``)
+RESOLVERS: dict[str, Callable[..., Any]] = {"spp_scaled": scaled_size, "spp_paper_epochs": paper_epochs}
 
-    def lookup(key: str) -> Any:
+
+def _resolve(config: dict[str, Any]) -> dict[str, Any]:
+    """The saved config (.hydra/config.yaml keeps interpolations as written) with its plain references
+    (``${data.crop_size}``) and the project's :data:`RESOLVERS` evaluated, innermost first; a value that needs
+    anything else (``${oc.env:...}``, ``${spp_run_dir:}``) stays as written."""
+
+    def evaluate(expression: str, depth: int) -> Any:
+        name, colon, args = expression.partition(":")
+        if colon:
+            if name not in RESOLVERS:
+                raise KeyError(name)
+            return RESOLVERS[name](*(a.strip() for a in args.split(",")))
         node: Any = config
-        for part in key.split("."):
+        for part in expression.split("."):
             if not isinstance(node, dict) or part not in node:
-                raise KeyError(key)
+                raise KeyError(expression)
             node = node[part]
-        return node
+        return resolve(node, depth + 1)
 
     def resolve(value: Any, depth: int = 0) -> Any:
         if isinstance(value, dict):
@@ -169,13 +182,16 @@ def _resolve(config: dict[str, Any]) -> dict[str, Any]:
             return [resolve(v, depth) for v in value]
         if not isinstance(value, str) or "${" not in value or depth > 8:
             return value
+        text = value
         try:
-            whole = _REFERENCE.fullmatch(value)
-            if whole:
-                return resolve(lookup(whole.group(1)), depth + 1)
-            return _REFERENCE.sub(lambda m: str(resolve(lookup(m.group(1)), depth + 1)), value)
-        except KeyError:
+            while match := _INNERMOST.search(text):
+                result = evaluate(match.group(1), depth)
+                if match.span() == (0, len(text)):
+                    return result  # the whole value: keep its type (an int size, a list)
+                text = text[:match.start()] + str(result) + text[match.end():]
+        except (KeyError, TypeError, ValueError):
             return value
+        return text
 
     return resolve(config)
 
@@ -193,10 +209,16 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _error_line(text: str) -> str:
-    """The exception line of the last traceback in a log (or the marker's line)."""
+    """What went wrong, from the log text at the first error marker: the exception line of a traceback, else
+    the error message (with its first detail line when it ends with a colon)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     found = [line for line in lines if _EXCEPTION_LINE.match(line)]
-    line = found[-1] if found else lines[0]
+    if found:
+        line = found[-1]
+    else:
+        line = lines[0].split("] - ", 1)[-1]
+        if line.endswith(":") and len(lines) > 1:
+            line += " " + lines[1]
     return line if len(line) <= 160 else line[:157] + "..."
 
 
@@ -211,8 +233,9 @@ def run_status(path: Path) -> tuple[str, str]:
     text = log.read_text(errors="replace")
     error_at = max(text.rfind(marker) for marker in ERROR_MARKERS)
     if error_at >= 0 and text.rfind(START_MARKER) < error_at:
-        start = text.rfind("Traceback", 0, error_at + 1)
-        return FAILED, _error_line(text[start if start >= 0 else error_at:])
+        restart = text.rfind(START_MARKER)
+        first_error = min(i for m in ERROR_MARKERS if (i := text.find(m, max(restart, 0))) >= 0)
+        return FAILED, _error_line(text[text.rfind("\n", 0, first_error) + 1:])
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(log.stat().st_mtime))
     return RUNNING, f"train.log last written {stamp}"
 
@@ -306,4 +329,9 @@ def discover(dirs: Iterable[str | Path]) -> Discovery:
             owner.evaluations.append(evaluation)
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
-    return Discovery([runs[p] for p in sorted(runs)], unmatched, problems)
+    return Discovery([runs[p] for p in sorted(runs, key=natural_order)], unmatched, problems)
+
+
+def natural_order(path: Path) -> list[Any]:
+    """Sort key: job folders 2 before 10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]

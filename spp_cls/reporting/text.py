@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Container, Optional, Sequence
 
 from spp_cls.reporting.groups import Stat
 
@@ -28,10 +28,11 @@ def difference(ours: Optional[float], paper: Optional[float]) -> Optional[float]
     return None if ours is None or paper is None else ours - paper
 
 
-def md_table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric_from: int = 1) -> str:
-    """A markdown table; columns from ``numeric_from`` on are right-aligned."""
+def md_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Optional[Container[int]] = None) -> str:
+    """A markdown table; the columns in ``right`` (default: all but the first) are right-aligned (numbers)."""
     def line(cells: Sequence[str]) -> str:
         return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
-    align = "|" + "|".join("---" if i < numeric_from else "---:" for i in range(len(header))) + "|"
+    right = range(1, len(header)) if right is None else right
+    align = "|" + "|".join("---:" if i in right else "---" for i in range(len(header))) + "|"
     return "\n".join([line(header), align, *(line(row) for row in rows)])
