@@ -21,7 +21,7 @@ from torch.utils.data import DistributedSampler, Sampler, Dataset
 SIZE_SCHEDULES = ("alternate", "random")
 
 
-def _mix(*parts: object) -> int:
+def mix_seed(*parts: object) -> int:
     """A well-spread 63-bit integer from the parts (stable across processes and Python versions)."""
     digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
@@ -34,13 +34,13 @@ def input_size_for_epoch(sizes: Sequence[int], schedule: str, seed: int, epoch: 
     if schedule == "alternate":
         return int(sizes[epoch % len(sizes)])
     if schedule == "random":
-        return random.Random(_mix("size", seed, epoch)).randint(min(sizes), max(sizes))
+        return random.Random(mix_seed("size", seed, epoch)).randint(min(sizes), max(sizes))
     raise ValueError(f"size_schedule must be one of {list(SIZE_SCHEDULES)}; got {schedule!r}")
 
 
 def sample_seed(seed: int, epoch: int, key: object) -> int:
     """The augmentation seed of one sample (``key``: its index, or its shard key) in one epoch."""
-    return _mix("sample", seed, epoch, key)
+    return mix_seed("sample", seed, epoch, key)
 
 
 class SampleKey(NamedTuple):

@@ -31,7 +31,7 @@ from webdataset.tariterators import group_by_keys, tar_file_expander, url_opener
 
 from spp_cls.data.decode import DecodeError, decode_rgb
 from spp_cls.data.folder import Skipped, collate_skipping
-from spp_cls.data.sampling import _mix, input_size_for_epoch, sample_seed
+from spp_cls.data.sampling import mix_seed, input_size_for_epoch, sample_seed
 from spp_cls.data.shard_manifest import IMAGE_EXTENSIONS, ShardSplit
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class ShardStream(IterableDataset):
 
     def _epoch_order(self, epoch: int, passes: int) -> list[int]:
         order = list(range(len(self.split.shards)))
-        random.Random(_mix("shards", self.seed, epoch, passes)).shuffle(order)
+        random.Random(mix_seed("shards", self.seed, epoch, passes)).shuffle(order)
         return order
 
     def _read(self, shard_ids: list[int], errors: list[str]) -> Iterator[dict[str, Any]]:
@@ -197,7 +197,7 @@ class ShardStream(IterableDataset):
         quota, produced, passes = self._quota(worker), 0, 0
         while produced < quota:
             shards = self._slot_shards(slot, self._epoch_order(epoch, passes))
-            rng = random.Random(_mix("buffer", self.seed, epoch, passes, slot))
+            rng = random.Random(mix_seed("buffer", self.seed, epoch, passes, slot))
             stream = wds_shuffle(self.shuffle_buffer, min(self.shuffle_buffer, 100), rng=rng)(self._read(shards, errors))
             produced_before = produced
             for batch in self._batches(stream, size, epoch, errors):
