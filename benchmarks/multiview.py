@@ -68,7 +68,7 @@ from torch import nn
 import spp_cls.evaluation.multiview as mv_module
 import spp_cls.evaluation.protocols as protocols_module
 from spp_cls.data.transforms import PipelineSettings, resize_short_side
-from spp_cls.evaluation.protocols import PAPER_SCALES, MultiView, MultiviewSettings, ProtocolSettings, build_protocol
+from spp_cls.evaluation.protocols import MultiView, MultiviewSettings, ProtocolSettings, build_protocol
 from spp_cls.evaluation.windows import window_positions
 from spp_cls.models import ARCHITECTURES, create_classifier
 

@@ -1,4 +1,5 @@
-"""Checkpoint files: atomic writes and loads that never execute pickled code.
+"""Checkpoint files (and every other file spp-cls writes): atomic writes, and loads that never execute
+pickled code.
 
 A checkpoint is serialised in memory, written to a temporary file next to the target, flushed to disk and
 renamed over the target, so a crash leaves either the old file or the new one, never half of one. Loading
@@ -21,21 +22,28 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or does not fit the requested model."""
 
 
-def save_atomic(checkpoint: dict[str, Any], path: str | Path) -> None:
-    """Write ``checkpoint`` to ``path`` atomically."""
+def write_atomic(path: str | Path, data: str | bytes | memoryview) -> Path:
+    """Write ``data`` to a temporary file next to ``path``, flush it to disk and rename it over ``path``:
+    readers see the old file or the new one, never half of one. Every file spp-cls writes goes through here."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            f.write(buffer.getbuffer())
+            f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    return path
+
+
+def save_atomic(checkpoint: dict[str, Any], path: str | Path) -> None:
+    """Write ``checkpoint`` to ``path`` atomically."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    write_atomic(path, buffer.getbuffer())
 
 
 def load_safe(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:

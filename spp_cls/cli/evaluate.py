@@ -137,7 +137,8 @@ def evaluate(paths: Sequence[str], cfg: DictConfig, overrides: Sequence[str], ou
     the markdown table into ``output_dir`` and return the results.
 
     ``skip_inapplicable``: leave out (with a log line) the protocols the model cannot take, e.g. ``full`` for a
-    no-SPP model in a sweep that mixes both; otherwise that is a config error.
+    no-SPP model in a sweep that mixes both (nothing is written when none is left); otherwise that is a
+    config error.
     """
     loaded = [_load_member(path, cfg, overrides, schema) for path in paths]
     members, run_cfg, first = [m for m, _, _ in loaded], loaded[0][1], loaded[0][2]
@@ -149,6 +150,8 @@ def evaluate(paths: Sequence[str], cfg: DictConfig, overrides: Sequence[str], ou
         if dropped:
             log.info("not evaluating %s: a model without SPP takes one input size", ", ".join(dropped))
         protocols = [p for p in protocols if not PROTOCOLS[p].needs_spp]
+        if not protocols:
+            return {}
     names = [model_name(c.model.arch, c.model.spp) for _, c, _ in loaded]
     name = names[0] if len(names) == 1 else f"ensemble of {len(names)} ({', '.join(sorted(set(names)))})"
     log.info("evaluating %s (%s) on %s/%s with %s", ", ".join(paths), name, run_cfg.data.root, run_cfg.data.val_split,

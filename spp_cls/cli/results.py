@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -9,6 +10,8 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
+
+from spp_cls.checkpointing import write_atomic
 
 METRICS_FILE = "metrics.json"
 
@@ -23,13 +26,8 @@ def _plain(value: Any) -> Any:
 
 def write_results(run_dir: str | Path, results: Mapping[str, Any]) -> Path:
     """Write ``results`` (tensors become numbers) to ``run_dir/metrics.json`` and return its path."""
-    path = Path(run_dir) / METRICS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({k: _plain(v) for k, v in results.items()}, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
-    return path
-
+    return write_atomic(Path(run_dir) / METRICS_FILE,
+                        json.dumps({k: _plain(v) for k, v in results.items()}, indent=2, sort_keys=True) + "\n")
 
 
 def protocol_table(results: Mapping[str, Any]) -> str:
@@ -51,12 +49,7 @@ def write_markdown(run_dir: str | Path, checkpoint: str | Path, table: str) -> l
     if (ckpt_run / ".hydra").is_dir():
         paths.append(ckpt_run / "evaluations" / f"{run_dir.name}.md")
     text = f"Evaluation of {Path(checkpoint).resolve()} ({run_dir})\n\n{table}\n"
-    for path in paths:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".md.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-    return paths
+    return [write_atomic(path, text) for path in paths]
 
 
 def save_scores(run_dir: str | Path, protocol: str, kept: list[tuple[torch.Tensor, torch.Tensor]], rank: int) -> Path:
@@ -64,7 +57,6 @@ def save_scores(run_dir: str | Path, protocol: str, kept: list[tuple[torch.Tenso
     path = Path(run_dir) / f"scores_{protocol}_rank{rank}.npz"
     scores = torch.cat([s for s, _ in kept]).float().numpy() if kept else np.zeros((0, 0), np.float32)
     targets = torch.cat([t for _, t in kept]).numpy() if kept else np.zeros(0, np.int64)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, scores=scores, targets=targets)
-    tmp.replace(path)
-    return path
+    buffer = io.BytesIO()
+    np.savez(buffer, scores=scores, targets=targets)
+    return write_atomic(path, buffer.getbuffer())

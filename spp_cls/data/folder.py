@@ -25,6 +25,7 @@ from torch.utils.data import default_collate
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from spp_cls.checkpointing import write_atomic
 from spp_cls.data.decode import DEFAULT_MAX_PIXELS, DecodeError, decode_rgb
 from spp_cls.data.sampling import SampleKey
 
@@ -79,12 +80,7 @@ def check_layout(root: Path, splits: tuple[str, ...], num_classes: int) -> list[
 
 def write_class_index(directory: str | Path, classes: list[str]) -> Path:
     """Write ``classes.txt`` (one class name per line: label i is line i) atomically into ``directory``."""
-    path = Path(directory) / CLASS_INDEX_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text("".join(f"{name}\n" for name in classes))
-    tmp.replace(path)
-    return path
+    return write_atomic(Path(directory) / CLASS_INDEX_FILE, "".join(f"{name}\n" for name in classes))
 
 
 def is_image_name(name: str) -> bool:
@@ -131,10 +127,7 @@ def list_class_folder_files(split_dir: Path, classes: list[str], cache_dir: Opti
         if ignored:
             log.warning("%s: ignored %d files without an image extension, e.g. %s", split_dir, len(ignored), ignored[:5])
         if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps({"version": LIST_CACHE_VERSION, "key": key, "root": str(split_dir), "files": files}))
-            tmp.replace(cache)
+            write_atomic(cache, json.dumps({"version": LIST_CACHE_VERSION, "key": key, "root": str(split_dir), "files": files}))
     index = {name: i for i, name in enumerate(classes)}
     return [(str(split_dir / name / f), index[name]) for name in classes for f in files.get(name, [])]
 

@@ -56,6 +56,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from spp_cls.checkpointing import write_atomic
 from spp_cls.data.decode import DEFAULT_MAX_PIXELS, JPEG_MAGIC, DecodeError, decode_rgb
 from spp_cls.data.folder import Sample, compare_classes, list_class_folder_files, list_classes
 from spp_cls.data.shard_manifest import FORMAT, MANIFEST_NAME, VERSION
@@ -278,13 +279,7 @@ def _fsync_dir(path: Path) -> None:
 
 def write_json_atomic(path: Path, content: Any) -> None:
     """Write JSON to a temporary name, fsync, rename: readers see the old file or the new one, never half."""
-    tmp = path.with_name(f".{path.name.lstrip('.')}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(content, f, indent=1)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(content, indent=1) + "\n")
 
 
 @dataclass(frozen=True)

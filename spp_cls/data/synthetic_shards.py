@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
+from spp_cls.checkpointing import write_atomic
 from spp_cls.data.make_shards import STATE_NAME, Settings, convert
 from spp_cls.data.shard_manifest import MANIFEST_NAME
 from spp_cls.data.synthetic import MANIFEST, SyntheticSpec, ensure_synthetic_dataset
@@ -36,7 +37,5 @@ def ensure_synthetic_shards(folder: Path, shards: Path, spec: SyntheticSpec, sha
         shutil.rmtree(shards)
     log.info("converting the embedded data set in %s into shards of %d images in %s", folder, shard_size, shards)
     convert(settings, shards)
-    tmp = stamp_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(stamp, sort_keys=True))
-    tmp.replace(stamp_path)
+    write_atomic(stamp_path, json.dumps(stamp, sort_keys=True))
     return shards

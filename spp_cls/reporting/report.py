@@ -18,13 +18,13 @@ from typing import Any, Optional, Sequence
 
 from spp_cls.config.schema import paper_epochs
 from spp_cls.reporting import paper
-from spp_cls.reporting.atomic import write_atomic
+from spp_cls.checkpointing import write_atomic
 from spp_cls.reporting.curves import Curve, val_curve
 from spp_cls.reporting.figures import Series, error_curves_png
 from spp_cls.reporting.groups import (ALWAYS_CONTEXT, ContextKey, Group, SeedDifference, Stat, choose_source,
                                       context_text, difference_stats, differences, group_runs, paired_gains,
                                       pyramid_text, result_sets)
-from spp_cls.reporting.runs import ARMS, DONE, Discovery, Run, discover
+from spp_cls.reporting.runs import ARMS, DONE, Discovery, discover
 from spp_cls.reporting.text import NONE, difference, md_table, number, stat_text
 
 SOURCE_TEXT: dict[str, str] = {

@@ -118,8 +118,9 @@ def test_two_processes_give_the_single_process_results(trained: Path, tmp_path: 
 def test_full_image_protocols_need_an_spp_model(tiny_data: Path, tmp_path: Path) -> None:
     run = tmp_path / "baseline"
     trained_baseline = run_script("train.py", "experiment=smoke", f"data.root={tiny_data}", "model.spp=false",
-                                  "validate_best=false", f"hydra.run.dir={run}")
+                                  "validate_best=false", "evaluate_protocols=[full]", f"hydra.run.dir={run}")
     assert trained_baseline.returncode == 0, trained_baseline.stderr[-3000:]
+    assert not (run / "eval").exists()  # after training, protocols a no-SPP model cannot take are skipped
     result = run_script("evaluate.py", f"ckpt_path={run}/checkpoints/last.ckpt", "protocols=[center,multiview]",
                         f"hydra.run.dir={tmp_path}/eval")
     assert result.returncode == 2 and "protocol multiview feeds whole images" in result.stderr

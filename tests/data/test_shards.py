@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from torch.utils.data import DataLoader
 
 from spp_cls.data.folder import SkippingImageFolder, collate_skipping, list_classes
