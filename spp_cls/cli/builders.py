@@ -7,13 +7,15 @@ from typing import Any, Callable, Optional, Sequence
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import LearningRateMonitor
-from hydra.utils import instantiate
+from pytorch_lightning.loggers import TensorBoardLogger
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from spp_cls.data.synthetic import SyntheticSpec
 from spp_cls.data.transforms import PipelineSettings
 from spp_cls.lightning import ImageFolderDataModule, SafeCheckpointIO
 from spp_cls.lightning.datamodule import SourceSettings
+from spp_cls.lightning.loggers import ContinuingCSVLogger
 
 
 def pipeline_settings(data: DictConfig) -> PipelineSettings:
@@ -80,7 +82,19 @@ def _instantiate_all(group: DictConfig) -> list[Any]:
     return [instantiate(node) for node in group.values() if node and "_target_" in node]
 
 
-def build_trainer(cfg: DictConfig) -> pl.Trainer:
+def _instantiate_loggers(group: DictConfig, purge_step: Optional[int]) -> list[Any]:
+    """The loggers; with ``purge_step`` (a resumed run), those that can continue a log drop its later steps."""
+    loggers = []
+    for node in group.values():
+        if not node or "_target_" not in node:
+            continue
+        continuing = purge_step is not None and issubclass(get_class(node._target_), (TensorBoardLogger, ContinuingCSVLogger))
+        loggers.append(instantiate(node, purge_step=purge_step) if continuing else instantiate(node))
+    return loggers
+
+
+def build_trainer(cfg: DictConfig, purge_step: Optional[int] = None) -> pl.Trainer:
+    """The Trainer of a run; ``purge_step``: the first logger step of a resumed run (its logs continue there)."""
     args = OmegaConf.to_container(cfg.trainer, resolve=True)
     extra = args.pop("extra")
     if args["enable_progress_bar"] is None:  # a bar in a log file is hundreds of carriage-return lines
@@ -88,7 +102,7 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
     clash = sorted(set(extra) & (set(args) | {"use_distributed_sampler"}))
     if clash:
         raise ValueError(f"trainer.extra repeats keys that trainer sets directly: {clash}")
-    loggers = _instantiate_all(cfg.logger)
+    loggers = _instantiate_loggers(cfg.logger, purge_step)
     callbacks = _instantiate_all(cfg.callbacks)
     if not loggers:  # a learning-rate monitor refuses to run with nothing to log to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]

@@ -9,6 +9,8 @@ from typing import Any, Optional
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
+from spp_cls.checkpointing import load_safe, resolve_resume_path
+from spp_cls.checkpointing.resume import first_logged_step
 from spp_cls.cli.builders import build_datamodule, build_trainer
 from spp_cls.cli.errors import exit_on_user_error
 from spp_cls.cli.evaluate import evaluate
@@ -17,19 +19,10 @@ from spp_cls.config.schema import TrainConfig
 from spp_cls.config.validation import validate_train_config
 from spp_cls.lightning import MONITOR, SppClassifier
 from spp_cls.lightning.optim import effective_lr
+from spp_cls.lightning.resume import ResumeCheckpoint
 from spp_cls.models import model_name
 
 log = logging.getLogger(__name__)
-
-LAST_CHECKPOINT = "checkpoints/last.ckpt"
-
-
-def resolve_resume_path(ckpt_path: Optional[str], run_dir: Path) -> Optional[str]:
-    """``auto`` means this run directory's last checkpoint if there is one (else a fresh start)."""
-    if ckpt_path != "auto":
-        return ckpt_path
-    last = run_dir / LAST_CHECKPOINT
-    return str(last) if last.is_file() else None
 
 
 def build_module(cfg: DictConfig) -> SppClassifier:
@@ -64,9 +57,15 @@ def _final_metrics(trainer: pl.Trainer, module: SppClassifier, datamodule: Any, 
         epochs=trainer.current_epoch,
         global_step=trainer.global_step,
         best_checkpoint=best or None,
-        last_checkpoint=getattr(callback, "last_model_path", "") or None if callback is not None else None,
+        last_checkpoint=_last_checkpoint(trainer),
     )
     return results
+
+
+def _last_checkpoint(trainer: pl.Trainer) -> Optional[str]:
+    """The resume checkpoint the run leaves behind (None without a ResumeCheckpoint callback)."""
+    paths = [c.path for c in trainer.callbacks if isinstance(c, ResumeCheckpoint) and c.path.is_file()]
+    return str(paths[0]) if paths else None
 
 
 @exit_on_user_error
@@ -78,10 +77,12 @@ def run_training(cfg: DictConfig) -> Optional[float]:
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg)
-    trainer = build_trainer(cfg)
     resume = resolve_resume_path(cfg.ckpt_path, run_dir)
+    purge_step = None
     if resume:
+        purge_step = first_logged_step(load_safe(resume, mmap=True))
         log.info("resuming from %s", resume)
+    trainer = build_trainer(cfg, purge_step)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     results = _final_metrics(trainer, module, datamodule, cfg)
     results.update(datamodule.skip_totals())

@@ -156,8 +156,8 @@ class RunConfig:
 
 @dataclass
 class TrainConfig(RunConfig):
-    # null: start fresh; "auto": resume from checkpoints/last.ckpt of this run dir if it exists; else a path.
-    ckpt_path: Optional[str] = None
+    # "auto": resume from the newest complete checkpoint of this run dir, if any; null: start fresh; else a path.
+    ckpt_path: Optional[str] = "auto"
     # after training, validate the best checkpoint and write metrics.json into the run dir
     validate_best: bool = True
     # then test it with these protocols (evaluate.py's) into <run>/eval/; those that need SPP are skipped for

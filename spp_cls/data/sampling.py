@@ -13,6 +13,7 @@ lighting do not depend on the worker or rank that loads it.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from typing import Iterator, NamedTuple, Sequence
 
@@ -56,6 +57,7 @@ class ScheduledBatchSampler(Sampler[list[SampleKey]]):
 
     It wraps a ``DistributedSampler`` (which splits and shuffles the indices over ranks for (seed, epoch))
     and exposes it as ``.sampler``: Lightning calls ``set_epoch`` on exactly that attribute every epoch.
+    ``resume_at(k)`` makes the next pass start at batch k of the epoch (a run resumed mid-epoch).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class ScheduledBatchSampler(Sampler[list[SampleKey]]):
         self.sampler = DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
         self.batch_size, self.drop_last = batch_size, drop_last
         self.sizes, self.schedule, self.seed = tuple(int(s) for s in sizes), schedule, seed
+        self._start = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
@@ -89,10 +92,18 @@ class ScheduledBatchSampler(Sampler[list[SampleKey]]):
         n = len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
+    def resume_at(self, batch: int) -> None:
+        """Start the next pass at batch ``batch`` (0-based) of the current epoch; later passes start at 0."""
+        if not 0 <= batch <= len(self):
+            raise ValueError(f"cannot resume at batch {batch} of an epoch of {len(self)} batches")
+        self._start = batch
+
     def __iter__(self) -> Iterator[list[SampleKey]]:
+        # read when the pass starts (DataLoader may create a sampler iterator and discard it unread)
+        start, self._start = self._start, 0
         epoch, size = self.epoch, self.current_size()
         batch: list[SampleKey] = []
-        for index in self.sampler:
+        for index in itertools.islice(self.sampler, start * self.batch_size, None):
             batch.append(SampleKey(index, size, sample_seed(self.seed, epoch, index)))
             if len(batch) == self.batch_size:
                 yield batch

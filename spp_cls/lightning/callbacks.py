@@ -24,6 +24,10 @@ class EpochSummary(pl.Callback):
         self._last_line = 0.0
         self.progress_every = 60.0 * progress_every_minutes
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # a run resumed inside an epoch starts there, without on_train_epoch_start
+        self._start = self._last_line = time.monotonic()
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start = self._last_line = time.monotonic()
 

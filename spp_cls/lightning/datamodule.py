@@ -20,10 +20,10 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from spp_cls.data.folder import SkippingImageFolder, write_class_index, collate_skipping, compare_classes, list_class_folder_files, list_classes
-from spp_cls.data.loader import EpochAwareDataLoader
+from spp_cls.data.loader import EpochAwareDataLoader, ResumableDataLoader, loader_generator
 from spp_cls.data.make_shards import ConversionError
 from spp_cls.data.normalize import BatchNormalizer, normalize_nested
-from spp_cls.data.sampling import RankSplitSampler, ScheduledBatchSampler
+from spp_cls.data.sampling import RankSplitSampler, ScheduledBatchSampler, mix_seed
 from spp_cls.data.shard_manifest import ShardManifest, load_manifest
 from spp_cls.data.shards import ShardStream
 from spp_cls.data.skips import SkipTracker
@@ -31,6 +31,7 @@ from spp_cls.data.synthetic import SyntheticSpec, ensure_synthetic_dataset
 from spp_cls.data.synthetic_shards import ensure_synthetic_shards
 from spp_cls.data.transforms import CenterView, PipelineSettings, TrainView
 from spp_cls.data.val_labels import list_flat_split
+from spp_cls.lightning.position import training_position
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,9 @@ class ImageFolderDataModule(pl.LightningDataModule):
     def _epoch(self) -> int:
         return self.trainer.fit_loop.epoch_progress.current.processed if self.trainer is not None else 0
 
+    def _position(self) -> tuple[int, int]:
+        return training_position(self.trainer) if self.trainer is not None else (0, 0)
+
     # -------------------------------------------------------------------------------------------- setup
     def _resolve_classes(self, found: list[str], where: str) -> None:
         if not self.classes:
@@ -223,7 +227,8 @@ class ImageFolderDataModule(pl.LightningDataModule):
     def _loader(self, name: str) -> DataLoader:
         dataset = self.datasets[name]
         world, rank = self._world()
-        common: dict[str, Any] = dict(num_workers=self.num_workers, pin_memory=self._pin(), epoch_fn=self._epoch)
+        common: dict[str, Any] = dict(num_workers=self.num_workers, pin_memory=self._pin(), epoch_fn=self._epoch,
+                                      generator=loader_generator(mix_seed("loader", self.source.seed, name, rank)))
         if isinstance(dataset, ShardStream):
             expected = len(dataset) * dataset.batch_size if name == "train" else self.split_size(name) // world
             loader = EpochAwareDataLoader(dataset, batch_size=None, persistent_workers=False, **common)
@@ -233,8 +238,8 @@ class ImageFolderDataModule(pl.LightningDataModule):
                 self.source.seed, num_replicas=world, rank=rank,
             )
             expected = len(sampler) * sampler.batch_size
-            loader = EpochAwareDataLoader(dataset, batch_sampler=sampler, collate_fn=collate_skipping,
-                                          persistent_workers=self.num_workers > 0, **common)
+            loader = ResumableDataLoader(dataset, batch_sampler=sampler, collate_fn=collate_skipping,
+                                         persistent_workers=self.num_workers > 0, position_fn=self._position, **common)
         else:
             sampler = RankSplitSampler(len(dataset), world, rank)
             expected = len(sampler)
@@ -279,6 +284,22 @@ class ImageFolderDataModule(pl.LightningDataModule):
         totals = {f"{name}_skipped": t.total_skipped for name, t in self.skips.items()}
         totals.update({f"{name}_skipped_shards": t.total_shards_skipped for name, t in self.skips.items() if t.total_shards_skipped})
         return totals
+
+    def epoch_state(self) -> dict[str, Any]:
+        """This process's skip counts of the training epoch so far (for a checkpoint taken inside the epoch)."""
+        tracker = self.skips.get("train")
+        if tracker is None:
+            return {}
+        return {"epoch_skipped": tracker.epoch_skipped, "total_skipped": tracker.total_skipped,
+                "total_shards_skipped": tracker.total_shards_skipped, "first_paths": list(tracker.first_paths),
+                "shard_errors": list(tracker.shard_errors)}
+
+    def load_epoch_state(self, state: dict[str, Any]) -> None:
+        tracker = self.skips.get("train")
+        if tracker is not None and state:
+            tracker.epoch_skipped, tracker.total_skipped = state["epoch_skipped"], state["total_skipped"]
+            tracker.total_shards_skipped = state["total_shards_skipped"]
+            tracker.first_paths, tracker.shard_errors = list(state["first_paths"]), list(state["shard_errors"])
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: the class index, so evaluation can check it against its data."""

@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import SumMetric
+from torchmetrics import MeanMetric, Metric, SumMetric
 
 from spp_cls.evaluation.metrics import TopKError
 from spp_cls.evaluation.protocols import TestProtocol
@@ -51,6 +51,7 @@ class SppClassifier(pl.LightningModule):
         self.ensemble = nn.ModuleList()
         self.kept_scores: Optional[list[tuple[torch.Tensor, torch.Tensor]]] = None
         self.test_views = SumMetric()
+        self.train_loss = MeanMetric()
         for split in ("train", "val", "test"):
             setattr(self, f"{split}_top1", TopKError(num_classes, 1))
             setattr(self, f"{split}_top5", TopKError(num_classes, 5))
@@ -96,11 +97,29 @@ class SppClassifier(pl.LightningModule):
             return None  # every image of the batch was unreadable; Lightning skips the step
         logits = self.model(batch["image"])
         loss = F.cross_entropy(logits, batch["target"])
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=logits.shape[0])
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=logits.shape[0])
+        self.train_loss.update(loss.detach(), weight=logits.shape[0])
+        self.log("train/loss_epoch", self.train_loss, on_step=False, on_epoch=True, batch_size=logits.shape[0])
         # one size per epoch (multi-size training): the epoch mean is that size
         self.log("train/input_size", float(batch["image"].shape[-1]), on_step=False, on_epoch=True, batch_size=1)
         self._log_split("train", logits.detach(), batch)
         return loss
+
+    def _running_train_metrics(self) -> dict[str, Metric]:
+        """The metrics that sum up a training epoch batch by batch."""
+        names = ("train_loss", "train_top1", "train_top5", "train_images", "train_skipped")
+        return {name: getattr(self, name) for name in names}
+
+    def epoch_state(self) -> dict[str, Any]:
+        """The training epoch's sums so far (on CPU), for a checkpoint taken inside the epoch."""
+        return {name: {k: v.detach().cpu() for k, v in metric.metric_state.items()}
+                for name, metric in self._running_train_metrics().items()}
+
+    def load_epoch_state(self, state: dict[str, Any]) -> None:
+        """Continue the epoch's sums from a checkpoint (the metrics have just been reset, so merging restores them)."""
+        for name, metric in self._running_train_metrics().items():
+            metric.reset()
+            metric.merge_state({k: v.to(metric.device) for k, v in state[name].items()})
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._log_skipped("val", batch)

@@ -48,3 +48,16 @@ def test_resume_continues_the_schedule_exactly() -> None:
 def test_eval_sampler_never_pads() -> None:
     parts = [list(RankSplitSampler(10, 3, r)) for r in range(3)]
     assert sorted(i for p in parts for i in p) == list(range(10)) and [len(p) for p in parts] == [4, 3, 3]
+
+
+def test_resume_at_starts_one_pass_mid_epoch() -> None:
+    """A run resumed after batch k of an epoch continues with exactly the batches k, k+1, ... of that epoch."""
+    sampler = ScheduledBatchSampler(list(range(40)), 4, [224, 180], "alternate", seed=2, num_replicas=2, rank=1)
+    full = _epoch(sampler, 3)
+    sampler.resume_at(2)
+    assert _epoch(sampler, 3) == full[2:]
+    assert _epoch(sampler, 3) == full  # only the next pass is shortened
+    sampler.resume_at(len(sampler))
+    assert _epoch(sampler, 3) == []
+    with pytest.raises(ValueError, match="cannot resume at batch 6 of an epoch of 5"):
+        sampler.resume_at(6)

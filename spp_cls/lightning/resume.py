@@ -1,0 +1,180 @@
+"""``checkpoints/last.ckpt``: the newest point from which a run continues exactly as if it had never stopped.
+
+``ResumeCheckpoint`` writes it at every epoch boundary (after validation and the learning-rate schedule of the
+epoch), every ``every_minutes`` of training inside an epoch, at the end of training, and at the first batch
+boundary after a scheduler's warning signal (then it hands the signal on to the handler that was installed
+for it: submitit's or Lightning's requeue, Lightning's SIGTERM notice). Never in the middle of a step, and
+never at an epoch's last batch (its validation and schedule step must come first): the epoch boundary follows
+right after it.
+
+Besides what Lightning checkpoints (weights, optimizer, schedulers, loop counters, callbacks, the data module
+and the training loader's position: see ``spp_cls.data.loader.ResumableDataLoader``), each file holds, per
+rank, the global random generators and the running sums of the epoch (``EpochState``). In the first epoch of a
+resumed run Lightning does not step a ``ReduceLROnPlateau`` schedule; this callback does, since that epoch's
+validation did run in the resumed process.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Any, Optional, Protocol, Sequence, runtime_checkable
+
+import pytorch_lightning as pl
+import torch
+
+from spp_cls.checkpointing import remove_stale_temporaries
+from spp_cls.lightning.position import training_position
+from spp_cls.lightning.rank_state import gather_from_ranks, rng_state, set_rng_state
+from spp_cls.lightning.signals import DeferredSignals
+
+log = logging.getLogger(__name__)
+
+RANK_STATES = "spp_cls_rank_states"  # checkpoint key: one entry per rank
+SIGNALS = ("SIGUSR1", "SIGUSR2", "SIGTERM")
+
+
+@runtime_checkable
+class EpochState(Protocol):
+    """A module or data module that accumulates something within an epoch that must survive a mid-epoch resume."""
+
+    def epoch_state(self) -> dict[str, Any]: ...
+
+    def load_epoch_state(self, state: dict[str, Any]) -> None: ...
+
+
+class ResumeCheckpoint(pl.Callback):
+    """Keep ``<dirpath>/<filename>.ckpt`` at the newest exact resume point (see the module docstring).
+
+    Args:
+        dirpath: checkpoint folder of the run.
+        every_minutes: inside an epoch, write a checkpoint when this much time has passed since the last one
+            (None or 0: only at epoch boundaries, the end and on signals).
+        signals: names of the signals to act on at the next batch boundary (those with a handler installed).
+        filename: file name without ``.ckpt``.
+    """
+
+    def __init__(self, dirpath: str | Path, every_minutes: Optional[float] = 30.0, signals: Sequence[str] = SIGNALS,
+                 filename: str = "last") -> None:
+        if every_minutes is not None and every_minutes < 0:
+            raise ValueError(f"every_minutes must be >= 0 or null; got {every_minutes}")
+        unknown = [name for name in signals if name not in signal.Signals.__members__]
+        if unknown:
+            raise ValueError(f"unknown signal names {unknown}")
+        self.path = Path(dirpath) / f"{filename}.ckpt"
+        self.every_s = 60.0 * every_minutes if every_minutes else None
+        self.signals = DeferredSignals([signal.Signals[name] for name in signals])
+        self._last_save = 0.0
+        self._saved_at: Optional[tuple[int, int]] = None
+        self._boundary = False
+        self._loaded: Optional[list[dict[str, Any]]] = None
+
+    # --------------------------------------------------------------------------------------- when to save
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if trainer.is_global_zero:
+            for stale in remove_stale_temporaries(self.path):
+                log.info("removed %s, left by a process killed while writing the checkpoint", stale)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._loaded is not None:
+            self._saved_at = training_position(trainer)  # the point the run resumed from
+            self._restore_rank_state(trainer, pl_module)
+            epoch, batch = self._saved_at
+            log.info("resumed at epoch %d, batch %d (global step %d)", epoch + 1, batch, trainer.global_step)
+        self._last_save = time.monotonic()
+        self.signals.install()
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch > 0:
+            self._save(trainer, boundary=True)
+        self._forward_signal(trainer)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        progress = trainer.fit_loop.epoch_loop.batch_progress
+        if progress.is_last_batch or progress.current.ready % trainer.accumulate_grad_batches:
+            # the epoch boundary saves after validation and the epoch's schedule step; accumulated gradients
+            # are not checkpointed, so only batches that end an optimizer step are resume points
+            return
+        due = self.every_s is not None and time.monotonic() - self._last_save >= self.every_s
+        decision = trainer.strategy.broadcast(torch.tensor([int(due), self.signals.pending()]), src=0)
+        if decision.any():
+            self._save(trainer, boundary=False)
+            if decision[1]:
+                self.signals.forward(int(decision[1]))
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        loop = trainer.fit_loop
+        if loop.restarting and loop.epoch_loop.batch_progress.current.ready == trainer.num_training_batches:
+            # Lightning skips plateau schedules in the first epoch after a restart; its validation ran here
+            loop.epoch_loop.update_lr_schedulers("epoch", update_plateau_schedulers=True)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._save(trainer, boundary=True)
+        self._forward_signal(trainer)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.signals.uninstall()
+
+    def _forward_signal(self, trainer: pl.Trainer) -> None:
+        signum = int(trainer.strategy.broadcast(torch.tensor(self.signals.pending()), src=0))
+        if signum:
+            self.signals.forward(signum)
+
+    def _save(self, trainer: pl.Trainer, boundary: bool) -> None:
+        """Write the checkpoint on every rank's call (a collective), unless this point is already saved."""
+        if trainer.fast_dev_run or trainer.sanity_checking:
+            return
+        position = training_position(trainer)
+        if position == self._saved_at:
+            return
+        for logger in trainer.loggers:  # what was logged before this point is on disk when the file is
+            logger.save()
+        self._boundary = boundary
+        try:
+            trainer.save_checkpoint(self.path)
+        finally:
+            self._boundary = False
+        self._saved_at, self._last_save = position, time.monotonic()
+
+    # ------------------------------------------------------------------------------------ what is saved
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint[RANK_STATES] = gather_from_ranks(trainer, _rank_state(trainer, pl_module))
+        if self._boundary and trainer.fit_loop.epoch_progress.current.ready > trainer.fit_loop.epoch_progress.current.started:
+            # Saved in on_train_epoch_start, where Lightning has already counted the coming epoch as "ready":
+            # take that back, so the file describes the boundary it is and the resumed run starts the epoch
+            # afresh (a restart from "ready" would skip the plateau step of the epoch).
+            progress = checkpoint["loops"]["fit_loop"]["epoch_progress"]
+            for counter in ("current", "total"):
+                progress[counter]["ready"] -= 1
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+        self._loaded = checkpoint.get(RANK_STATES)
+
+    def _restore_rank_state(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        states, self._loaded = self._loaded, None
+        if not states:
+            return
+        if len(states) != trainer.world_size:
+            log.warning("the checkpoint was written by %d processes and this run has %d: random generators and the "
+                        "epoch's running sums start afresh, so the result will differ from an uninterrupted run",
+                        len(states), trainer.world_size)
+            return
+        state = states[trainer.global_rank]
+        set_rng_state(state["rng"])
+        for name, owner in _epoch_state_owners(trainer, pl_module).items():
+            if name in state:
+                owner.load_epoch_state(state[name])
+
+
+def _epoch_state_owners(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, EpochState]:
+    owners = {"module": pl_module, "datamodule": trainer.datamodule}
+    return {name: owner for name, owner in owners.items() if isinstance(owner, EpochState)}
+
+
+def _rank_state(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
+    state = {name: owner.epoch_state() for name, owner in _epoch_state_owners(trainer, pl_module).items()}
+    state["rng"] = rng_state()
+    return state
