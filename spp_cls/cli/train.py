@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from spp_cls.checkpointing import load_safe, resolve_resume_path
 from spp_cls.checkpointing.resume import first_logged_step
@@ -83,7 +86,12 @@ def run_training(cfg: DictConfig) -> Optional[float]:
         purge_step = first_logged_step(load_safe(resume, mmap=True))
         log.info("resuming from %s", resume)
     trainer = build_trainer(cfg, purge_step)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    except SIGTERMException:  # Lightning exits with status 0 here; a stopped run must not look finished
+        log.warning("stopped by SIGTERM after checkpoint %s; the same command (ckpt_path=auto) continues the run",
+                    _last_checkpoint(trainer))
+        sys.exit(128 + signal.SIGTERM)
     results = _final_metrics(trainer, module, datamodule, cfg)
     results.update(datamodule.skip_totals())
     if cfg.evaluate_protocols and results.get("best_checkpoint") and not trainer.fast_dev_run:
