@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 MARKER = ".spp-cls-synthetic"
 MANIFEST = "MANIFEST.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _SPLIT_IDS = {"train": 0, "val": 1}
 
 
@@ -37,10 +37,10 @@ class SyntheticSpec:
 
     num_classes: int = MAX_CLASSES
     train_per_class: int = 300
-    val_per_class: int = 60
-    min_short_side: int = 128
-    max_short_side: int = 176
-    max_aspect: float = 1.33
+    val_per_class: int = 100
+    min_short_side: int = 112
+    max_short_side: int = 160
+    max_aspect: float = 1.6
     jpeg_quality: int = 90
     seed: int = 0
 

@@ -63,5 +63,5 @@ def test_every_job_has_the_papers_settings(experiment: str) -> None:
 def test_scale_embedded_shrinks_an_experiment() -> None:
     for overrides, cfg in _jobs("table2", "scale=embedded", "model=zf5"):
         assert cfg.data.name == "synthetic" and cfg.trainer.max_epochs == 12 and cfg.model.width == 0.25
-        assert cfg.data.crop_size == 128 and list(cfg.data.train_sizes) in ([128], [128, 103])
+        assert cfg.data.crop_size == 112 and list(cfg.data.train_sizes) in ([112], [112, 90])
         assert cfg.trainer.accelerator == "cpu" and cfg.optim.lr == 0.005

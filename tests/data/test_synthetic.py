@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from spp_cls.data import synthetic
+from spp_cls.data import synthetic, synthetic_scenes
 from spp_cls.data.folder import check_layout
 from spp_cls.data.synthetic import MANIFEST, MARKER, SyntheticSpec, ensure_synthetic_dataset, is_complete
 
@@ -95,8 +96,30 @@ def test_foreign_folder_is_never_overwritten(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [dict(num_classes=0), dict(num_classes=11), dict(train_per_class=0), dict(min_short_side=8)]
+    "kwargs", [dict(num_classes=0), dict(num_classes=synthetic_scenes.MAX_CLASSES + 1), dict(train_per_class=0), dict(min_short_side=8)]
 )
 def test_bad_specs_are_rejected(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         SyntheticSpec(**kwargs)
+
+
+@pytest.mark.parametrize("label", range(len(synthetic_scenes.CLASSES)))
+def test_every_class_draws_inside_small_and_elongated_images(label: int) -> None:
+    background_only = np.random.default_rng(0)
+    for width, height in ((40, 40), (40, 72), (72, 40), (160, 112)):
+        rng = np.random.default_rng([label, width, height])
+        image = synthetic_scenes.draw_scene(rng, label, width, height)
+        assert image.size == (width, height) and image.mode == "RGB"
+    layout = synthetic_scenes.CLASSES[label][1]
+    for width, height in ((40, 72), (160, 112)):
+        box_w, box_h = layout.size(background_only, width, height)
+        assert 0 < box_w <= width and 0 < box_h <= height  # the target always fits, so it is never cut at drawing
+
+
+def test_relations_span_the_image_height_and_differ_only_in_order() -> None:
+    above, below = (dict(synthetic_scenes.CLASSES)[name] for name in ("disk_above_square", "square_above_disk"))
+    assert above.tall and below.tall and above.aspect == below.aspect
+    assert [box for _, box in above.parts] == [box for _, box in below.parts]
+    assert [p for p, _ in above.parts] == [p for p, _ in reversed(below.parts)]
+    heights = [above.size(np.random.default_rng(i), 200, 120)[1] / 120 for i in range(50)]
+    assert min(heights) >= synthetic_scenes.RELATION_SPAN[0] and max(heights) <= synthetic_scenes.RELATION_SPAN[1]
