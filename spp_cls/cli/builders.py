@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from spp_cls.data.synthetic import SyntheticSpec
 from spp_cls.data.transforms import PipelineSettings
 from spp_cls.lightning import ImageFolderDataModule, SafeCheckpointIO
+from spp_cls.lightning.cluster import cluster_plugins
 from spp_cls.lightning.datamodule import SourceSettings
 from spp_cls.lightning.loggers import ContinuingCSVLogger
 
@@ -112,6 +113,6 @@ def build_trainer(cfg: DictConfig, purge_step: Optional[int] = None) -> pl.Train
         callbacks=callbacks,
         logger=loggers or False,
         default_root_dir=cfg.paths.output_dir,
-        plugins=[SafeCheckpointIO()],
+        plugins=[SafeCheckpointIO(), *cluster_plugins()],
         use_distributed_sampler=False,  # the data module splits every split over ranks itself
     )

@@ -97,7 +97,8 @@ def run_training(cfg: DictConfig) -> Optional[float]:
     if cfg.evaluate_protocols and results.get("best_checkpoint") and not trainer.fast_dev_run:
         evaluate([results["best_checkpoint"]], cfg, [], run_dir / "eval", list(cfg.evaluate_protocols),
                  trainer=trainer, skip_inapplicable=True, schema=TrainConfig)
-    path = write_results(run_dir, results)
-    log.info("final metrics: %s", {k: results[k] for k in sorted(results) if k.startswith("val/")})
-    log.info("wrote %s; run directory: %s", path, run_dir)
+    if trainer.is_global_zero:  # every DDP process gets the same synced metrics; one writes them
+        path = write_results(run_dir, results)
+        log.info("final metrics: %s", {k: results[k] for k in sorted(results) if k.startswith("val/")})
+        log.info("wrote %s; run directory: %s", path, run_dir)
     return results.get(MONITOR)

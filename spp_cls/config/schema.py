@@ -8,6 +8,7 @@ choices) live in ``validation.py``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -194,11 +195,30 @@ def paper_epochs(arch: str) -> int:
     return PAPER_EPOCHS.get(str(arch), 90)
 
 
+def gpus_per_node(accelerator: str, devices: Any) -> Optional[int]:
+    """A cluster job's GPUs per node: the trainer's devices, none for a CPU run."""
+    return None if str(accelerator) == "cpu" else devices
+
+
+def task_cpus(num_workers: int) -> int:
+    """CPUs per training process: its loader workers and itself."""
+    return int(num_workers) + 1
+
+
 def register_configs() -> None:
-    """Register the schemas for the defaults lists of conf/{train,evaluate}.yaml and the resolvers."""
+    """Register the schemas for the defaults lists of conf/{train,evaluate}.yaml and the resolvers.
+
+    conf/hydra/launcher/submitit_{slurm,local}.yaml carry the names of hydra-submitit-launcher's own configs
+    (the names its users know), so Hydra merges them into the plugin's schema, which supplies every key they do
+    not set. Hydra calls that matching deprecated; the note about it is silenced here.
+    """
+    warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_(slurm|local)' is validated against ConfigStore")
     OmegaConf.register_new_resolver("spp_run_dir", run_dir, replace=True)
     OmegaConf.register_new_resolver("spp_scaled", scaled_size, replace=True)
     OmegaConf.register_new_resolver("spp_paper_epochs", paper_epochs, replace=True)
+    OmegaConf.register_new_resolver("spp_gpus", gpus_per_node, replace=True)
+    OmegaConf.register_new_resolver("spp_task_cpus", task_cpus, replace=True)
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="evaluate_schema", node=EvaluateConfig)
+

@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -17,6 +19,7 @@ from spp_cls.data.sampling import SIZE_SCHEDULES
 from spp_cls.data.shard_manifest import load_manifest
 from spp_cls.data.shards import check_reader_slots
 from spp_cls.data.transforms import INTERPOLATIONS, NORMALIZATIONS, TRAIN_CROPS
+from spp_cls.lightning.cluster import external_tasks
 from spp_cls.lightning.datamodule import FORMATS
 from spp_cls.evaluation.protocols import PROTOCOLS
 from spp_cls.lightning.optim import LR_SCALINGS, SCHEDULERS
@@ -194,6 +197,28 @@ def _trainer_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None
     check(t.num_nodes >= 1, f"trainer.num_nodes must be >= 1; got {t.num_nodes}")
 
 
+def _launch_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
+    """One process per device, started by Slurm/submitit or by Lightning, never both; none in a plain multirun."""
+    t = cfg.trainer
+    tasks = external_tasks()
+    if tasks is not None:
+        per_node, nodes = tasks
+        check(t.devices == per_node,
+              f"trainer.devices={t.devices} but {per_node} processes per node were started (Slurm --ntasks-per-node, "
+              f"hydra.launcher.tasks_per_node): one process per device, so set trainer.devices={per_node}")
+        check(t.num_nodes == nodes, f"trainer.num_nodes={t.num_nodes} but the job has {nodes} nodes (hydra.launcher.nodes)")
+        return
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    check(
+        not multirun or (t.devices == 1 and t.num_nodes == 1),
+        f"trainer.devices={t.devices} trainer.num_nodes={t.num_nodes} in a Hydra multirun (-m) with the basic launcher: "
+        "Lightning would start the other DDP processes by re-running the whole command, sweep included. Use "
+        "hydra/launcher=submitit_local (this machine) or hydra/launcher=submitit_slurm, which start one process per "
+        "device for each job, e.g. python train.py -m hydra/launcher=submitit_local trainer.devices=2 "
+        "trainer.strategy=ddp ...; or sweep with trainer.devices=1",
+    )
+
+
 def _schema_errors(cfg: DictConfig, schema: type, check: Callable[[bool, str], None]) -> bool:
     """Keys added with ``+key=value`` bypass Hydra's own schema check; merging into the schema catches them."""
     try:
@@ -214,6 +239,7 @@ def validate_run_config(cfg: DictConfig, schema: type = RunConfig) -> None:
     _model_errors(cfg, check)
     _optim_errors(cfg, check)
     _trainer_errors(cfg, check)
+    _launch_errors(cfg, check)
     if errors:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))
 

@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from lightning_fabric.loggers.logger import rank_zero_experiment
 
 
 class ContinuingCSVLogger(CSVLogger):
@@ -25,6 +26,7 @@ class ContinuingCSVLogger(CSVLogger):
         self.purge_step = purge_step
 
     @property
+    @rank_zero_experiment
     def experiment(self) -> ExperimentWriter:
         if self._experiment is not None or self.purge_step is None:
             return super().experiment

@@ -51,7 +51,8 @@ class SppClassifier(pl.LightningModule):
         self.ensemble = nn.ModuleList()
         self.kept_scores: Optional[list[tuple[torch.Tensor, torch.Tensor]]] = None
         self.test_views = SumMetric()
-        self.train_loss = MeanMetric()
+        self.train_loss = MeanMetric()  # epoch means as metrics: synced over devices, checkpointed mid-epoch
+        self.val_loss = MeanMetric()
         for split in ("train", "val", "test"):
             setattr(self, f"{split}_top1", TopKError(num_classes, 1))
             setattr(self, f"{split}_top5", TopKError(num_classes, 5))
@@ -97,7 +98,8 @@ class SppClassifier(pl.LightningModule):
             return None  # every image of the batch was unreadable; Lightning skips the step
         logits = self.model(batch["image"])
         loss = F.cross_entropy(logits, batch["target"])
-        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=logits.shape[0])
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=logits.shape[0],
+                 sync_dist=True)  # the mean over devices, as one process would log it
         self.train_loss.update(loss.detach(), weight=logits.shape[0])
         self.log("train/loss_epoch", self.train_loss, on_step=False, on_epoch=True, batch_size=logits.shape[0])
         # one size per epoch (multi-size training): the epoch mean is that size
@@ -127,7 +129,8 @@ class SppClassifier(pl.LightningModule):
             return
         logits = self.model(batch["image"])
         loss = F.cross_entropy(logits, batch["target"])
-        self.log("val/loss", loss, on_step=False, on_epoch=True, batch_size=logits.shape[0])
+        self.val_loss.update(loss, weight=logits.shape[0])
+        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, batch_size=logits.shape[0])
         self._log_split("val", logits, batch)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:

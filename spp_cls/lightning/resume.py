@@ -103,7 +103,7 @@ class ResumeCheckpoint(pl.Callback):
         if decision.any():
             self._save(trainer, boundary=False)
             if decision[1]:
-                self.signals.forward(int(decision[1]))
+                self._forward(trainer, int(decision[1]))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         loop = trainer.fit_loop
@@ -121,7 +121,13 @@ class ResumeCheckpoint(pl.Callback):
     def _forward_signal(self, trainer: pl.Trainer) -> None:
         signum = int(trainer.strategy.broadcast(torch.tensor(self.signals.pending()), src=0))
         if signum:
-            self.signals.forward(signum)
+            self._forward(trainer, signum)
+
+    def _forward(self, trainer: pl.Trainer, signum: int) -> None:
+        epoch, batch = training_position(trainer)
+        log.info("%s received: %s holds epoch %d, batch %d (global step %d); handing the signal on",
+                 signal.Signals(signum).name, self.path, epoch + 1, batch, trainer.global_step)
+        self.signals.forward(signum)
 
     def _save(self, trainer: pl.Trainer, boundary: bool) -> None:
         """Write the checkpoint on every rank's call (a collective), unless this point is already saved."""

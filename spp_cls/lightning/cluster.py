@@ -1,0 +1,91 @@
+"""Who starts the processes of a run, and the Lightning plugins that follow from it.
+
+- ``python train.py`` with several devices: Lightning starts the other DDP processes by re-running the
+  command (with ``hydra.run.dir`` fixed), once per extra device.
+- Slurm (``srun`` in an sbatch script, or Hydra's ``submitit_slurm`` launcher): Slurm starts one task per
+  device and Lightning's ``SLURMEnvironment`` reads their ranks. Under submitit, submitit owns the requeue
+  (USR2, then ``scontrol requeue``), so Lightning's own requeue on USR1 is switched off.
+- Hydra's ``submitit_local`` launcher: submitit starts ``tasks_per_node`` processes on this machine;
+  ``SubmititLocalEnvironment`` gives Lightning their ranks from submitit's job environment.
+
+Re-running the command cannot work under submitit (its command is submitit's own) nor in a Hydra multirun
+(each process would run the whole sweep), hence ``external_tasks`` for the start-up checks.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Optional
+
+from lightning_fabric.plugins.environments import ClusterEnvironment, SLURMEnvironment
+
+SUBMITIT_EXECUTOR = "SUBMITIT_EXECUTOR"  # set by submitit in its jobs: "slurm" or "local"
+
+
+def _submitit_executor() -> str:
+    return os.environ.get(SUBMITIT_EXECUTOR, "")
+
+
+def external_tasks() -> Optional[tuple[int, int]]:
+    """``(processes per node, nodes)`` when Slurm or submitit started this run's processes, else None."""
+    if SLURMEnvironment.detect():
+        nodes = int(os.environ.get("SLURM_JOB_NUM_NODES", os.environ.get("SLURM_NNODES", "1")))
+        per_node = re.match(r"\d+", os.environ.get("SLURM_NTASKS_PER_NODE", ""))
+        return (int(per_node.group()) if per_node else int(os.environ["SLURM_NTASKS"]) // nodes), nodes
+    if _submitit_executor() == "local":
+        return int(os.environ["SUBMITIT_LOCAL_NTASKS"]), int(os.environ["SUBMITIT_LOCAL_JOB_NUM_NODES"])
+    return None
+
+
+class SubmititLocalEnvironment(ClusterEnvironment):
+    """The processes of a ``submitit_local`` job: ranks from submitit, the main process on this machine."""
+
+    def __init__(self) -> None:
+        import submitit  # a job of submitit's: it is installed
+
+        self._job = submitit.JobEnvironment()
+
+    @property
+    def creates_processes_externally(self) -> bool:
+        return True
+
+    @property
+    def main_address(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def main_port(self) -> int:
+        return 20000 + int(self._job.job_id) % 20000  # the job id is the submitting process id: same for all tasks
+
+    @staticmethod
+    def detect() -> bool:
+        return _submitit_executor() == "local"
+
+    def world_size(self) -> int:
+        return self._job.num_tasks
+
+    def set_world_size(self, size: int) -> None:
+        pass  # fixed by submitit
+
+    def global_rank(self) -> int:
+        return self._job.global_rank
+
+    def set_global_rank(self, rank: int) -> None:
+        pass  # fixed by submitit
+
+    def local_rank(self) -> int:
+        return self._job.local_rank
+
+    def node_rank(self) -> int:
+        return self._job.node
+
+
+def cluster_plugins() -> list[Any]:
+    """The cluster environment a run's Trainer needs (none when Lightning detects it or starts processes)."""
+    executor = _submitit_executor()
+    if executor == "slurm" and SLURMEnvironment.detect():
+        return [SLURMEnvironment(auto_requeue=False)]
+    if executor == "local":
+        return [SubmititLocalEnvironment()]
+    return []
