@@ -109,10 +109,10 @@ class Architecture:
         """Side of the last conv map for an input side ``size``; 0 if the input is too small."""
         return self.stage_sizes(size)[-1]
 
-    def min_input_size(self) -> int:
-        """Smallest input side that still leaves a 1x1 map after the last conv."""
+    def min_input_size(self, map_size: int = 1) -> int:
+        """Smallest input side that leaves a ``map_size`` x ``map_size`` map after the last conv."""
         size = 1
-        while self.feature_size(size) < 1:
+        while self.feature_size(size) < map_size:
             size += 1
         return size
 

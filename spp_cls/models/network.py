@@ -6,7 +6,8 @@ only the pooling differs between the SPP model and its no-SPP baseline. The clas
 ``feature_info``) so that timm tooling treats it like any timm model.
 """
 
-from __future__ import annotations
+# No "from __future__ import annotations": FX copies string annotations into traced code as names that
+# TorchScript cannot resolve, which breaks scripting an FX-traced model (timm's FX + TorchScript tests).
 
 from collections import OrderedDict
 from typing import Optional, Sequence, Union
@@ -14,8 +15,9 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import nn
 
-from spp_cls.models.architectures import Architecture, ConvStage, get_architecture
+from spp_cls.models.architectures import Architecture, ConvStage, PoolSpec, get_architecture
 from spp_cls.models.lrn import make_lrn
+from spp_cls.models.pooling import CeilMaxPool2d
 from spp_cls.models.spp import SpatialPyramidPool, check_pyramid
 
 INIT_MODES = ("kaiming", "gaussian")
@@ -33,6 +35,28 @@ def _scaled(channels: int, width: float) -> int:
     return max(1, int(round(channels * width)))
 
 
+@torch.fx.has_side_effect
+@torch.fx.wrap
+def check_input_size(x: torch.Tensor, arch: str, fixed: Optional[tuple[int, int]], min_size: int) -> None:
+    """Raise ValueError if ``x`` is not ``fixed`` (no-SPP models) or smaller than ``min_size`` on a side.
+
+    Plain comparisons keep symbolic sizes symbolic: ``torch.export``/``torch.compile`` turn them into
+    runtime guards (``int()`` would freeze a dynamic size to a constant). ``torch.fx.wrap`` records the call
+    as one node of FX graphs, whose proxies cannot be compared, and ``has_side_effect`` keeps that node when
+    feature extractors prune the graph, so traced modules still check their input.
+    """
+    height, width = x.shape[-2], x.shape[-1]
+    if fixed is not None and (height != fixed[0] or width != fixed[1]):
+        raise ValueError(
+            f"{arch} (no SPP) was built for {fixed[0]}x{fixed[1]} inputs and got {height}x{width}; build it "
+            f"with img_size=({height}, {width}) or use the SPP model, which takes any size"
+        )
+    if min(height, width) < min_size:
+        raise ValueError(
+            f"{arch}: input {height}x{width} is too small; its conv stack needs at least {min_size}x{min_size}"
+        )
+
+
 def _build_stage(stage: ConvStage, in_channels: int, out_channels: int, lrn: str) -> nn.Sequential:
     layers: "OrderedDict[str, nn.Module]" = OrderedDict()
     layers["conv"] = nn.Conv2d(in_channels, out_channels, stage.kernel, stage.stride, stage.padding)
@@ -42,8 +66,13 @@ def _build_stage(stage: ConvStage, in_channels: int, out_channels: int, lrn: str
             layers["lrn"] = make_lrn(lrn)
         else:
             assert stage.pool is not None
-            layers["pool"] = nn.MaxPool2d(stage.pool.kernel, stage.pool.stride, ceil_mode=stage.pool.ceil_mode)
+            layers["pool"] = _max_pool(stage.pool)
     return nn.Sequential(layers)
+
+
+def _max_pool(spec: PoolSpec) -> nn.Module:
+    """Ceil-mode pools as ``CeilMaxPool2d``, which traces with symbolic sizes (see pooling.py)."""
+    return CeilMaxPool2d(spec.kernel, spec.stride) if spec.ceil_mode else nn.MaxPool2d(spec.kernel, spec.stride)
 
 
 class SppNet(nn.Module):
@@ -131,7 +160,7 @@ class SppNet(nn.Module):
                 f"conv map, too small for its {spec.kernel}x{spec.kernel} stride-{spec.stride} last pooling; "
                 f"use a larger img_size or the SPP model"
             )
-        return nn.MaxPool2d(spec.kernel, spec.stride), self.num_features * ph * pw
+        return _max_pool(spec), self.num_features * ph * pw
 
     def _build_head(self, global_pool: Optional[str]) -> None:
         self.has_head = global_pool != ""
@@ -185,24 +214,10 @@ class SppNet(nn.Module):
             raise NotImplementedError("gradient checkpointing is not supported by spp-cls models")
 
     # -------------------------------------------------------------------------------------- forward
-    def check_input_size(self, height: int, width: int) -> None:
-        """Raise ValueError if this model cannot take an input of the given size."""
-        fixed = self.fixed_input_size
-        if fixed is not None and self.has_head and (height != fixed[0] or width != fixed[1]):
-            raise ValueError(
-                f"{self.arch.name} (no SPP) was built for {fixed[0]}x{fixed[1]} inputs and got "
-                f"{height}x{width}; build it with img_size=({height}, {width}) or use the SPP model, "
-                f"which takes any size"
-            )
-        if min(height, width) < self.min_input_size:
-            raise ValueError(
-                f"{self.arch.name}: input {height}x{width} is too small; its conv stack needs at least "
-                f"{self.min_input_size}x{self.min_input_size}"
-            )
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_scripting():
-            self.check_input_size(int(x.shape[-2]), int(x.shape[-1]))
+            fixed = self.fixed_input_size if self.has_head else None
+            check_input_size(x, self.arch.name, fixed, self.min_input_size)
         return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

@@ -8,15 +8,23 @@ training section is deliberately not used: it yields 9 bins instead of 6 at a = 
 
 Output layout: the levels in the configured order, each flattened channel-major (C x n x n), concatenated.
 For levels (6, 3, 2, 1) and C channels that is [C*36 | C*9 | C*4 | C*1].
+
+Two computations of the same bins: eager mode uses ``adaptive_max_pool2d`` (the fastest kernel). Graph
+capture (``torch.compile``, ``torch.export``, ONNX) and deterministic mode use ``masked_pyramid``, bin
+masks built from the map's size: ONNX has no adaptive max pooling, inductor specialises it on the map size
+(one recompile per size), and its CUDA backward is not deterministic. Max is exact, so both give identical
+values; the masked form holds a (sum of levels) times larger temporary of the map.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+Size = Union[int, torch.SymInt]
 
 
 def check_pyramid(levels: Sequence[int]) -> tuple[int, ...]:
@@ -32,9 +40,37 @@ def check_pyramid(levels: Sequence[int]) -> tuple[int, ...]:
     return levels
 
 
-def bin_edges(size: int, bins: int) -> list[tuple[int, int]]:
-    """Half-open [start, end) cell ranges of the floor/ceil rule along one axis."""
-    return [((i * size) // bins, -((-(i + 1) * size) // bins)) for i in range(bins)]
+def bin_bounds(size: Size, bins: int, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Start and (exclusive) end of each bin along one axis, as tensors so that a symbolic size stays symbolic."""
+    i = torch.arange(bins, device=device)
+    return (i * size) // bins, ((i + 1) * size + bins - 1) // bins
+
+
+def _bin_masks(size: Size, levels: Sequence[int], device: torch.device) -> torch.Tensor:
+    """(sum(levels), size) booleans: row k marks the cells of the k-th bin, the levels' bins one after another."""
+    bounds = [bin_bounds(size, n, device) for n in levels]
+    start = torch.cat([s for s, _ in bounds])[:, None]
+    end = torch.cat([e for _, e in bounds])[:, None]
+    cells = torch.arange(size, device=device)
+    return (cells >= start) & (cells < end)
+
+
+def _pool_last_axis(x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """(..., a) -> (..., bins): the maximum over each mask row."""
+    return torch.where(masks, x.unsqueeze(-2), float("-inf")).amax(dim=-1)
+
+
+def masked_pyramid(x: torch.Tensor, levels: Sequence[int]) -> torch.Tensor:
+    """The pyramid from bin masks built on the map size: every column bin of every level, then every row bin,
+    then level n's n x n block of that grid (the other blocks pair bins of different levels and are unused).
+    Besides the map's own sides no size is derived from them, which keeps symbolic-shape tracing fast."""
+    columns = _pool_last_axis(x, _bin_masks(x.shape[-1], levels, x.device)).transpose(-1, -2)
+    grid = _pool_last_axis(columns, _bin_masks(x.shape[-2], levels, x.device)).transpose(-1, -2)
+    pooled, offset = [], 0
+    for n in levels:
+        pooled.append(grid[..., offset : offset + n, offset : offset + n].flatten(1))
+        offset += n
+    return torch.cat(pooled, dim=1)
 
 
 class SpatialPyramidPool(nn.Module):
@@ -53,20 +89,12 @@ class SpatialPyramidPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_scripting():
-            if torch.are_deterministic_algorithms_enabled():
-                # adaptive_max_pool2d has no deterministic CUDA backward; slice maxima have one.
-                return torch.cat([self._separable_level(x, n).flatten(1) for n in self.levels], dim=1)
+            if torch.compiler.is_compiling() or torch.are_deterministic_algorithms_enabled():
+                return masked_pyramid(x, self.levels)
         pooled = []
         for n in self.levels:
             pooled.append(F.adaptive_max_pool2d(x, n).flatten(1))
         return torch.cat(pooled, dim=1)
-
-    @staticmethod
-    def _separable_level(x: torch.Tensor, n: int) -> torch.Tensor:
-        """Same bins as adaptive max pooling, as column maxima then row maxima (max is separable)."""
-        h, w = x.shape[-2:]
-        cols = torch.stack([x[..., s:e].amax(dim=-1) for s, e in bin_edges(w, n)], dim=-1)
-        return torch.stack([cols[..., s:e, :].amax(dim=-2) for s, e in bin_edges(h, n)], dim=-2)
 
     def extra_repr(self) -> str:
         return f"levels={self.levels}, bins={self.num_bins}"

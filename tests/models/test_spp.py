@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from spp_cls.models.spp import SpatialPyramidPool, bin_edges, check_pyramid
+from spp_cls.models.spp import SpatialPyramidPool, bin_bounds, check_pyramid, masked_pyramid
 
 
 def reference_spp(x: torch.Tensor, levels: list[int]) -> torch.Tensor:
@@ -35,6 +35,18 @@ def test_matches_brute_force_for_every_map_size(levels: list[int]) -> None:
         torch.testing.assert_close(spp(x), reference_spp(x, levels), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("levels", [[6, 3, 2, 1], [7, 5, 4]])
+def test_masked_pyramid_equals_adaptive_pooling_for_every_side_up_to_30(levels: list[int]) -> None:
+    """The graph-capture computation gives exactly the eager layer's values, every h x w in 1..30."""
+    gen = torch.Generator().manual_seed(len(levels))
+    for h in range(1, 31):
+        x = torch.randn(2, 2, h, 30, generator=gen)
+        for w in range(1, 31):
+            part = x[..., :w]
+            eager = torch.cat([torch.nn.functional.adaptive_max_pool2d(part, n).flatten(1) for n in levels], 1)
+            assert torch.equal(masked_pyramid(part, levels), eager), (h, w)
+
+
 def test_output_length_is_fixed_and_channel_major() -> None:
     spp = SpatialPyramidPool([2, 1])
     x = torch.arange(2 * 4 * 4, dtype=torch.float32).reshape(1, 2, 4, 4)
@@ -46,8 +58,8 @@ def test_output_length_is_fixed_and_channel_major() -> None:
 
 def test_paper_window_recipe_is_not_used_at_a_10() -> None:
     """At a = 10 the 6x6 level still has 6 bins per side (the ceil/floor window recipe would give 9)."""
-    assert len(bin_edges(10, 6)) == 6
-    assert bin_edges(10, 6) == [(0, 2), (1, 4), (3, 5), (5, 7), (6, 9), (8, 10)]
+    start, end = bin_bounds(10, 6)
+    assert list(zip(start.tolist(), end.tolist())) == [(0, 2), (1, 4), (3, 5), (5, 7), (6, 9), (8, 10)]
     window, stride = math.ceil(10 / 6), math.floor(10 / 6)
     assert (10 - window) // stride + 1 == 9
     assert SpatialPyramidPool([6])(torch.randn(1, 1, 10, 10)).shape == (1, 36)
