@@ -21,6 +21,7 @@ from spp_cls.cli.results import write_results
 from spp_cls.config.schema import TrainConfig
 from spp_cls.config.validation import validate_train_config
 from spp_cls.lightning import MONITOR, SppClassifier
+from spp_cls.lightning.cluster import external_rank
 from spp_cls.lightning.optim import effective_lr
 from spp_cls.lightning.resume import ResumeCheckpoint
 from spp_cls.models import model_name
@@ -71,11 +72,26 @@ def _last_checkpoint(trainer: pl.Trainer) -> Optional[str]:
     return str(paths[0]) if paths else None
 
 
+def _log_to_rank_file(run_dir: Path, rank: int) -> None:
+    """Processes started by Slurm or submitit all run the same Hydra job, whose log file is train.log: every rank
+    but 0 writes its own, train_rank<r>.log (Lightning's own DDP processes get train_ddp_process_<r>.log)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+        ours = logging.FileHandler(run_dir / f"train_rank{rank}.log")
+        ours.setFormatter(handler.formatter)
+        ours.setLevel(handler.level)
+        root.removeHandler(handler)
+        handler.close()
+        root.addHandler(ours)
+
+
 @exit_on_user_error
 def run_training(cfg: DictConfig) -> Optional[float]:
     """Train one model as configured; returns the best validation top-1 error (for sweepers)."""
-    validate_train_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
+    if rank := external_rank():
+        _log_to_rank_file(run_dir, rank)
+    validate_train_config(cfg)
     log.info("run directory: %s", run_dir)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg)

@@ -38,6 +38,15 @@ def external_tasks() -> Optional[tuple[int, int]]:
     return None
 
 
+def external_rank() -> int:
+    """This process's global rank when Slurm or submitit started it (0 otherwise, also for rank 0)."""
+    if SLURMEnvironment.detect():
+        return int(os.environ["SLURM_PROCID"])
+    if _submitit_executor() == "local":
+        return int(os.environ["SUBMITIT_LOCAL_GLOBALID"])
+    return 0
+
+
 class SubmititLocalEnvironment(ClusterEnvironment):
     """The processes of a ``submitit_local`` job: ranks from submitit, the main process on this machine."""
 

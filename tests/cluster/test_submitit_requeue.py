@@ -4,33 +4,20 @@ directory, and ends with the weights of an uninterrupted run."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-import torch
 
-from spp_cls.checkpointing import load_safe
+from tests.cluster.resume_checks import assert_same_run, cluster_env, train_uninterrupted
 from tests.helpers import REPO
 from tests.slurm_cluster import LocalSlurm
 
 # about a minute of training on 2 busy cores, so the 1-minute limit interrupts it at least once. One process:
 # the signal comes 30-60 s into a job, and a job's Python must have started (submitit's handler installed) by then
 TRAINING = ("experiment=smoke", "trainer.deterministic=true", "trainer.max_epochs=40")
-
-
-def _env(local_slurm: LocalSlurm) -> dict[str, str]:
-    # the same thread count in every process, so float results do not depend on how many CPUs a task got
-    return dict(local_slurm.env(), OMP_NUM_THREADS="1", HYDRA_FULL_ERROR="1", PYTHONWARNINGS="ignore")
-
-
-def _train(env: dict[str, str], *args: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def _sweep_releasing_requeued_jobs(local_slurm: LocalSlurm, env: dict[str, str], args: list[str],
@@ -56,29 +43,20 @@ def _sweep_releasing_requeued_jobs(local_slurm: LocalSlurm, env: dict[str, str],
 
 @pytest.mark.slow
 def test_time_limited_job_is_requeued_and_resumes_exactly(local_slurm: LocalSlurm, tiny_data: Path, tmp_path: Path) -> None:
-    env = _env(local_slurm)
-    data = f"data.root={tiny_data}"
-    reference = _train(env, *TRAINING, data, f"hydra.run.dir={tmp_path / 'uninterrupted'}", timeout=900)
-    assert reference.returncode == 0, reference.stderr[-3000:]
+    env = cluster_env(local_slurm)
+    training = [*TRAINING, f"data.root={tiny_data}"]
+    train_uninterrupted(env, tmp_path / "uninterrupted", *training)
 
     sweep = tmp_path / "sweep"
     launcher = ["-m", "hydra/launcher=submitit_slurm", f"hydra.sweep.dir={sweep}",
                 f"hydra.launcher.partition={local_slurm.partition}", "hydra.launcher.timeout_min=1",
                 "hydra.launcher.signal_delay_s=30", "hydra.launcher.max_num_timeout=10"]
-    result, jobs = _sweep_releasing_requeued_jobs(local_slurm, env, [*launcher, *TRAINING, data], timeout=900)
+    result, jobs = _sweep_releasing_requeued_jobs(local_slurm, env, [*launcher, *training], timeout=900)
     assert result.returncode == 0, result.stdout[-3000:]
     [job] = jobs
     assert job["JobState"] == "COMPLETED" and int(job["Restarts"]) >= 1, job  # interrupted at least once
     assert sorted(p.name for p in sweep.iterdir() if not p.name.startswith(".")) == ["0", "multirun.yaml"]
 
-    run = sweep / "0"
-    log = (run / "train.log").read_text()
+    log = (sweep / "0" / "train.log").read_text()
     assert "SIGUSR2 received" in log and "resumed at epoch" in log
-    ours, theirs = load_safe(run / "checkpoints" / "last.ckpt"), load_safe(tmp_path / "uninterrupted" / "checkpoints" / "last.ckpt")
-    assert ours["global_step"] == theirs["global_step"] == 40 * 4  # 64 images, global batch 16
-    for key, tensor in theirs["state_dict"].items():
-        assert torch.equal(ours["state_dict"][key], tensor), key
-    metrics = [json.loads((d / "metrics.json").read_text()) for d in (run, tmp_path / "uninterrupted")]
-    for m in metrics:
-        m.pop("last_checkpoint"), m.pop("best_checkpoint")
-    assert metrics[0] == metrics[1]
+    assert_same_run(sweep / "0", tmp_path / "uninterrupted", steps=40 * 4)  # 64 images, global batch 16
