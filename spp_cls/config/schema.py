@@ -195,9 +195,17 @@ def paper_epochs(arch: str) -> int:
     return PAPER_EPOCHS.get(str(arch), 90)
 
 
+def tasks_per_node(devices: Any) -> int:
+    """A cluster job's processes per node: one per device, so the device count must be a number."""
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        raise ValueError(f"trainer.devices={devices!r}: the submitit launchers start one process per device, so give "
+                         "the number of devices per node, e.g. trainer.devices=4")
+    return devices
+
+
 def gpus_per_node(accelerator: str, devices: Any) -> Optional[int]:
     """A cluster job's GPUs per node: the trainer's devices, none for a CPU run."""
-    return None if str(accelerator) == "cpu" else devices
+    return None if str(accelerator) == "cpu" else tasks_per_node(devices)
 
 
 def task_cpus(num_workers: int) -> int:
@@ -216,6 +224,7 @@ def register_configs() -> None:
     OmegaConf.register_new_resolver("spp_run_dir", run_dir, replace=True)
     OmegaConf.register_new_resolver("spp_scaled", scaled_size, replace=True)
     OmegaConf.register_new_resolver("spp_paper_epochs", paper_epochs, replace=True)
+    OmegaConf.register_new_resolver("spp_tasks", tasks_per_node, replace=True)
     OmegaConf.register_new_resolver("spp_gpus", gpus_per_node, replace=True)
     OmegaConf.register_new_resolver("spp_task_cpus", task_cpus, replace=True)
     store = ConfigStore.instance()

@@ -4,6 +4,7 @@ any data is read or any model is built. (Unknown keys and wrong types are alread
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Callable
 
@@ -197,6 +198,16 @@ def _trainer_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None
     check(t.num_nodes >= 1, f"trainer.num_nodes must be >= 1; got {t.num_nodes}")
 
 
+def _checkpoint_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
+    node = cfg.callbacks.get("checkpoint")
+    if not node or node.get("_target_") != "spp_cls.lightning.resume.ResumeCheckpoint":
+        return
+    minutes = node.get("every_minutes")
+    check(minutes is None or minutes >= 0, f"callbacks.checkpoint.every_minutes must be >= 0 or null; got {minutes}")
+    unknown = [name for name in node.get("signals", []) if name not in signal.Signals.__members__]
+    check(not unknown, f"callbacks.checkpoint.signals: {unknown} are not signal names (e.g. SIGUSR1, SIGUSR2, SIGTERM)")
+
+
 def _launch_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
     """One process per device, started by Slurm/submitit or by Lightning, never both; none in a plain multirun."""
     t = cfg.trainer
@@ -239,6 +250,7 @@ def validate_run_config(cfg: DictConfig, schema: type = RunConfig) -> None:
     _model_errors(cfg, check)
     _optim_errors(cfg, check)
     _trainer_errors(cfg, check)
+    _checkpoint_errors(cfg, check)
     _launch_errors(cfg, check)
     if errors:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))
