@@ -27,8 +27,11 @@ log = logging.getLogger(__name__)
 
 MARKER = ".spp-cls-synthetic"
 MANIFEST = "MANIFEST.json"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _SPLIT_IDS = {"train": 0, "val": 1}
+# Photo aspect ratios (long:short). Exact ratios mean every image of one ratio and orientation has the same
+# size once its short side is resized, so full-image testing can batch them (few size groups per batch).
+ASPECTS: tuple[tuple[int, int], ...] = ((1, 1), (5, 4), (4, 3), (3, 2), (8, 5), (16, 9))
 
 
 @dataclass
@@ -60,11 +63,21 @@ class SyntheticSpec:
         return self.train_per_class if split == "train" else self.val_per_class
 
 
+def image_size(spec: SyntheticSpec, rng: np.random.Generator) -> tuple[int, int]:
+    """(width, height): one of ASPECTS up to ``max_aspect``, either orientation, short side a multiple of the
+    ratio's denominator so that the ratio is exact."""
+    lowest, highest = spec.min_short_side, spec.max_short_side
+    ratios = [(p, q) for p, q in ASPECTS if p / q <= spec.max_aspect + 1e-9 and -(-lowest // q) * q <= highest]
+    p, q = ratios[int(rng.integers(len(ratios)))]
+    short = int(rng.integers(lowest, highest + 1))
+    short = max(short - short % q, -(-lowest // q) * q)
+    long = short * p // q
+    return (long, short) if rng.random() < 0.5 else (short, long)
+
+
 def _image_bytes(spec: SyntheticSpec, split: str, label: int, index: int) -> bytes:
     rng = np.random.default_rng([spec.seed, _SPLIT_IDS[split], label, index])
-    short = int(rng.integers(spec.min_short_side, spec.max_short_side + 1))
-    long = int(round(short * float(rng.uniform(1.0, spec.max_aspect))))
-    width, height = (long, short) if rng.random() < 0.5 else (short, long)
+    width, height = image_size(spec, rng)
     buffer = io.BytesIO()
     draw_scene(rng, label, width, height).save(buffer, format="JPEG", quality=spec.jpeg_quality)
     return buffer.getvalue()

@@ -123,3 +123,15 @@ def test_relations_span_the_image_height_and_differ_only_in_order() -> None:
     assert [p for p, _ in above.parts] == [p for p, _ in reversed(below.parts)]
     heights = [above.size(np.random.default_rng(i), 200, 120)[1] / 120 for i in range(50)]
     assert min(heights) >= synthetic_scenes.RELATION_SPAN[0] and max(heights) <= synthetic_scenes.RELATION_SPAN[1]
+
+
+def test_images_have_exact_photo_aspect_ratios_so_resized_sizes_repeat() -> None:
+    spec = SyntheticSpec(min_short_side=112, max_short_side=160, max_aspect=1.6)
+    sizes = [synthetic.image_size(spec, np.random.default_rng(i)) for i in range(300)]
+    resized = set()
+    for width, height in sizes:
+        short, long = min(width, height), max(width, height)
+        assert 112 <= short <= 160 and (long, short) != (0, 0)
+        assert any(long * q == short * p for p, q in synthetic.ASPECTS if p / q <= 1.6)
+        resized.add((round(128 * width / short), round(128 * height / short)))
+    assert len(resized) == 9  # 5 ratios up to 1.6, two orientations, one square: the full-image size groups
