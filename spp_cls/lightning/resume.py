@@ -69,6 +69,7 @@ class ResumeCheckpoint(pl.Callback):
         self._last_save = 0.0
         self._saved_at: Optional[tuple[int, int]] = None
         self._boundary = False
+        self._resumed = False
         self._loaded: Optional[list[dict[str, Any]]] = None
 
     # --------------------------------------------------------------------------------------- when to save
@@ -78,11 +79,11 @@ class ResumeCheckpoint(pl.Callback):
                 log.info("removed %s, left by a process killed while writing the checkpoint", stale)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._loaded is not None:
+        if self._resumed:
             self._saved_at = training_position(trainer)  # the point the run resumed from
-            self._restore_rank_state(trainer, pl_module)
             epoch, batch = self._saved_at
             log.info("resumed at epoch %d, batch %d (global step %d)", epoch + 1, batch, trainer.global_step)
+            self._restore_rank_state(trainer, pl_module)
         self._last_save = time.monotonic()
         self.signals.install()
 
@@ -150,18 +151,20 @@ class ResumeCheckpoint(pl.Callback):
         checkpoint[RANK_STATES] = gather_from_ranks(trainer, _rank_state(trainer, pl_module))
         if self._boundary and trainer.fit_loop.epoch_progress.current.ready > trainer.fit_loop.epoch_progress.current.started:
             # Saved in on_train_epoch_start, where Lightning has already counted the coming epoch as "ready":
-            # take that back, so the file describes the boundary it is and the resumed run starts the epoch
-            # afresh (a restart from "ready" would skip the plateau step of the epoch).
+            # take that back, so the file describes the boundary it is, and a run resumed from it starts the
+            # epoch as a new one (not through Lightning's restart path for an epoch under way).
             progress = checkpoint["loops"]["fit_loop"]["epoch_progress"]
             for counter in ("current", "total"):
                 progress[counter]["ready"] -= 1
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
-        self._loaded = checkpoint.get(RANK_STATES)
+        self._resumed, self._loaded = True, checkpoint.get(RANK_STATES)
 
     def _restore_rank_state(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         states, self._loaded = self._loaded, None
         if not states:
+            log.warning("the checkpoint holds no random generator states (not written by spp-cls's ResumeCheckpoint): "
+                        "the run continues, but not as an uninterrupted run would")
             return
         if len(states) != trainer.world_size:
             log.warning("the checkpoint was written by %d processes and this run has %d: random generators and the "
