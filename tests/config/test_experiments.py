@@ -62,15 +62,15 @@ def test_every_job_has_the_papers_settings(experiment: str) -> None:
 
 def test_scale_embedded_shrinks_an_experiment() -> None:
     for overrides, cfg in _jobs("table2", "scale=embedded", "model=zf5"):
-        assert cfg.data.name == "synthetic" and cfg.trainer.max_epochs == 8 and cfg.model.width == 0.125
+        assert cfg.data.name == "synthetic" and cfg.trainer.max_epochs == 4 and cfg.model.width == 0.125
         assert cfg.data.crop_size == 112 and list(cfg.data.train_sizes) in ([112], [112, 90])
         assert cfg.trainer.accelerator == "cpu" and cfg.optim.lr == 0.01
 
 
-def test_demo_is_a_small_table2_over_three_seeds() -> None:
+def test_demo_is_a_small_table2_over_two_seeds() -> None:
     jobs = _jobs("demo")
     assert sorted((cfg.model.spp, list(cfg.data.train_sizes), cfg.seed) for _, cfg in jobs) == sorted(
-        (spp, sizes, seed) for spp, sizes in ((False, [112]), (True, [112]), (True, [112, 90])) for seed in (0, 1, 2))
+        (spp, sizes, seed) for spp, sizes in ((False, [112]), (True, [112]), (True, [112, 90])) for seed in (0, 1))
     for _, cfg in jobs:  # the embedded recipe of scale=embedded, ZF-5, center crop and (SPP) full image
         assert cfg.model.arch == "zf5" and cfg.data.name == "synthetic" and cfg.model.width == 0.125
         assert list(cfg.evaluate_protocols) == ["center", "full"] and cfg.task_name == "demo"
