@@ -17,25 +17,28 @@ compilation, cudnn autotuning, the optimizer) is read from it and applied to all
 Loops (``--loops``, each on a fresh model seeded alike, in train mode; for evaluation in eval mode):
 
 ours   ``build_module(cfg)`` and ``build_trainer(cfg)`` of train.py: our ``SppClassifier`` in a ``pl.Trainer``
-       with train.py's callbacks (checkpoints, learning-rate monitor, epoch summary) and TensorBoard logger, its
-       per-step loss logging and metric updates, ``trainer.fit`` over the batch list (no validation);
-       evaluation is ``trainer.validate`` (the validation step: loss, top-1/top-5 error metrics, logging).
-hand   the module's own model and optimizer (``configure_optimizers``), then per step: autocast forward,
-       ``F.cross_entropy``, ``zero_grad(set_to_none=True)``, backward (``torch.amp.GradScaler`` for fp16),
-       ``optimizer.step()``; nothing else. Evaluation: ``torch.inference_mode()``, forward, loss, top-1/top-5
-       hits summed on the device.
+       with train.py's callbacks (checkpoints, learning-rate monitor, epoch summary) and TensorBoard logger, and
+       our data module's device-side hooks (normalisation, skipped-image books) with the batches as its loader;
+       ``trainer.fit`` for one epoch (no validation); evaluation is ``trainer.validate`` (the validation step:
+       loss, top-1/top-5 error metrics, logging).
+hand   the module's own model and optimizer (``configure_optimizers``), then per step: our normaliser,
+       autocast forward, ``F.cross_entropy``, ``zero_grad(set_to_none=True)``, backward
+       (``torch.amp.GradScaler`` for fp16), ``optimizer.step()``; nothing else. Evaluation:
+       ``torch.inference_mode()``, forward, loss, top-1/top-5 hits summed on the device.
 timm   timm's training step as its ``train.py`` composes it: ``timm.create_model(name, ...)``,
        ``create_optimizer_v2(model, "momentum", lr, weight_decay, momentum)`` (SGD, no weight decay on biases),
        ``nn.CrossEntropyLoss`` (``--smoothing 0``), ``NativeScaler`` for fp16, ``loss.item()`` every step (its
        non-distributed loss meter), ``optimizer.zero_grad()`` after the step; ``torch.compile`` of the model and
-       channels-last as its ``--torchcompile`` / ``--channels-last`` do (with our dynamic setting). Evaluation as
-       its ``validate``: ``torch.no_grad()``, forward, loss, ``timm.utils.accuracy(topk=(1, 5))``, ``.item()``
-       of each, a device synchronisation every step.
+       channels-last as its ``--torchcompile`` / ``--channels-last`` do (with our dynamic setting); the inputs
+       normalised on the device, as its prefetcher does (here by our normaliser). Evaluation as its
+       ``validate``: ``torch.no_grad()``, forward, loss, ``timm.utils.accuracy(topk=(1, 5))``, ``.item()`` of
+       each, a device synchronisation every step.
 
-Batches: ``--steps`` + ``--warmup`` batches of ``--batch`` normal-random float images (already normalised,
-channels-last when the config says so) and random targets, made on the device before timing; a step cycles
-through two distinct batches. ``--alternate``: one row per SPP model with the ``--sizes`` alternating step by step
-(the worst case of multi-size training, which switches once an epoch), for counting compilations after warm-up.
+Batches: ``--steps`` + ``--warmup`` batches of ``--batch`` random uint8 images and targets, made on the device
+before timing, as our loaders deliver them (channels-last uint8; the skipped-image count on the host); a step
+cycles through two distinct batches. ``--alternate``: one row per SPP model with the ``--sizes`` alternating
+step by step (the worst case of multi-size training, which switches once an epoch), for counting compilations
+after warm-up.
 
 Timing: from the end of warm-up step ``--warmup`` to the end of the last step, with a device synchronisation at
 both ends only (none in between: the host may run ahead, as in training). Repeats are interleaved (repeat >
@@ -85,9 +88,12 @@ from timm.utils import NativeScaler, accuracy
 from torch import nn
 from torch.utils.data import DataLoader
 
-from spp_cls.cli.builders import build_trainer
+from spp_cls.cli.builders import build_trainer, pipeline_settings
 from spp_cls.cli.train import build_module
 from spp_cls.config import register_configs
+from spp_cls.data.normalize import BatchNormalizer
+from spp_cls.data.skips import SkipTracker
+from spp_cls.lightning import ImageFolderDataModule
 from spp_cls.lightning.optim import effective_lr
 from spp_cls.models import MODEL_NAMES
 
@@ -168,13 +174,15 @@ class Switches:
 
 
 def compose_config(case: Case, args: argparse.Namespace, overrides: Sequence[str], output_dir: str) -> DictConfig:
-    """train.py's config for one case: the user's overrides, then the benchmark's own."""
+    """train.py's config for one case: the user's overrides, then the benchmark's own (training runs one epoch
+    over the batches and no validation; the step schedule keeps the plateau schedule's epoch-end check out)."""
     register_configs()
     ours = [
         f"model.arch={case.arch}", f"model.spp={str(case.spp).lower()}", f"model.width={args.width}",
         f"model.fc_dim={args.fc_dim}", f"data.num_classes={args.num_classes}", f"data.batch_size={args.batch}",
         f"data.crop_size={case.sizes[0]}", f"trainer.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}",
         "trainer.devices=1", "trainer.num_nodes=1", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
+        "trainer.num_sanity_val_steps=0", "trainer.check_val_every_n_epoch=2",
         "optim.scheduler=step", "ckpt_path=null", f"paths.root_dir={CONF.parent}", f"paths.output_dir={output_dir}",
     ]
     with initialize_config_dir(str(CONF), version_base="1.3"):
@@ -199,23 +207,59 @@ def switches_from_config(cfg: DictConfig, device: torch.device) -> Switches:
 
 
 # ----------------------------------------------------------------------------------------------- batches
-def make_batches(case: Case, batch: int, count: int, num_classes: int, switches: Switches,
-                 seed: int = 0) -> list[dict[str, torch.Tensor]]:
-    """``count`` batches cycling through two distinct ones per size, sizes alternating step by step."""
+def make_batches(case: Case, batch: int, count: int, num_classes: int, device: torch.device,
+                 seed: int = 0) -> list[dict[str, Any]]:
+    """``count`` batches as our loaders deliver them, already on the device: random uint8 images, channels-last
+    (as ``collate_images`` stacks them), targets, and the host-side count of skipped images; two distinct
+    batches per size, sizes alternating step by step."""
     generator = torch.Generator().manual_seed(seed)
-    memory_format = torch.channels_last if switches.channels_last else torch.contiguous_format
     distinct = {}
     for size in case.sizes:
         for k in range(2):
-            image = torch.randn(batch, 3, size, size, generator=generator)
+            image = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, generator=generator)
             target = torch.randint(0, num_classes, (batch,), generator=generator)
             distinct[size, k] = {
-                "image": image.to(switches.device).contiguous(memory_format=memory_format),
-                "target": target.to(switches.device),
-                "skipped": torch.zeros((), dtype=torch.long, device=switches.device),
+                "image": image.to(device).contiguous(memory_format=torch.channels_last),
+                "target": target.to(device),
+                "skipped": torch.tensor(0),
+                "skipped_paths": [],
             }
     sizes = case.sizes
     return [distinct[sizes[i % len(sizes)], (i // len(sizes)) % 2] for i in range(count)]
+
+
+def device_inputs(cfg: DictConfig, switches: Switches) -> Callable[[dict[str, Any]], torch.Tensor]:
+    """What training does to a batch's images on the device: our normaliser (uint8 to normalised float), then
+    channels-last when the config asks for it (as timm's ``--channels-last`` does to its inputs)."""
+    normalizer = BatchNormalizer(pipeline_settings(cfg.data))
+    memory_format = torch.channels_last if switches.channels_last else torch.contiguous_format
+    return lambda batch: normalizer(batch["image"]).contiguous(memory_format=memory_format)
+
+
+class OnDeviceBatches(ImageFolderDataModule):
+    """The data module of a run with the benchmark's batches as its loaders: what it does to a batch on the
+    device (normalisation, the books of skipped images) runs as in training; reading files does not."""
+
+    def __init__(self, cfg: DictConfig, batches: list[dict[str, Any]]) -> None:
+        super().__init__(root=tempfile.gettempdir(), num_classes=cfg.data.num_classes,
+                         batch_size=cfg.data.batch_size, num_workers=0, pipeline=pipeline_settings(cfg.data))
+        self.batches = batches
+
+    def prepare_data(self) -> None:
+        pass
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        pass
+
+    def _batches(self, split: str) -> DataLoader:
+        self.skips[split] = SkipTracker(split, len(self.batches) * self.batch_size, self.source.max_skip_fraction)
+        return DataLoader(self.batches, batch_size=None)  # hands the batches over as they are
+
+    def train_dataloader(self) -> DataLoader:
+        return self._batches("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._batches("val")
 
 
 # ------------------------------------------------------------------------------------------------ timing
@@ -295,17 +339,18 @@ def run_ours(cfg: DictConfig, switches: Switches, batches: list, warmup: int, tr
     trainer = build_trainer(cfg)
     window = Window(switches.device, warmup, len(batches) - 1)
     trainer.callbacks.append(WindowCallback(window))
-    loader = DataLoader(batches, batch_size=None)  # hands the on-device batches over as they are
+    data = OnDeviceBatches(cfg, batches)
     if train:
-        trainer.fit(module, train_dataloaders=loader)
+        trainer.fit(module, datamodule=data)
     else:
-        trainer.validate(module, dataloaders=loader, verbose=False)
+        trainer.validate(module, datamodule=data, verbose=False)
     return window, module.model
 
 
 def run_hand(cfg: DictConfig, switches: Switches, batches: list, warmup: int, train: bool) -> tuple[Window, nn.Module]:
     module = build_module(cfg)
     model = switches.prepare(module.model)
+    inputs = device_inputs(cfg, switches)
     window = Window(switches.device, warmup, len(batches) - 1)
     if not train:
         model.eval()
@@ -313,7 +358,7 @@ def run_hand(cfg: DictConfig, switches: Switches, batches: list, warmup: int, tr
         with torch.inference_mode():
             for i, batch in enumerate(batches):
                 with switches.autocast():
-                    logits = model(batch["image"])
+                    logits = model(inputs(batch))
                     F.cross_entropy(logits, batch["target"])
                 top5 = logits.topk(5, dim=1).indices
                 hits += torch.stack([(top5[:, 0] == batch["target"]).sum(),
@@ -325,7 +370,7 @@ def run_hand(cfg: DictConfig, switches: Switches, batches: list, warmup: int, tr
     model.train()
     for i, batch in enumerate(batches):
         with switches.autocast():
-            loss = F.cross_entropy(model(batch["image"]), batch["target"])
+            loss = F.cross_entropy(model(inputs(batch)), batch["target"])
         optimizer.zero_grad(set_to_none=True)
         if scaler is None:
             loss.backward()
@@ -351,13 +396,14 @@ def run_timm(cfg: DictConfig, switches: Switches, batches: list, warmup: int, tr
     name = f"{cfg.model.arch}_spp" if cfg.model.spp else str(cfg.model.arch)
     model = switches.prepare(timm.create_model(name, **timm_kwargs(cfg)))
     loss_fn = nn.CrossEntropyLoss().to(switches.device)
+    inputs = device_inputs(cfg, switches)  # timm's prefetcher also normalises on the device
     window = Window(switches.device, warmup, len(batches) - 1)
     if not train:
         model.eval()
         with torch.no_grad():
             for i, batch in enumerate(batches):
                 with switches.autocast():
-                    output = model(batch["image"])
+                    output = model(inputs(batch))
                 loss = loss_fn(output, batch["target"])
                 acc1, acc5 = accuracy(output, batch["target"], topk=(1, 5))
                 synchronize(switches.device)
@@ -372,7 +418,7 @@ def run_timm(cfg: DictConfig, switches: Switches, batches: list, warmup: int, tr
     model.train()
     for i, batch in enumerate(batches):
         with switches.autocast():
-            loss = loss_fn(model(batch["image"]), batch["target"])
+            loss = loss_fn(model(inputs(batch)), batch["target"])
         if loss_scaler is None:
             loss.backward()
             optimizer.step()
@@ -440,7 +486,7 @@ def measure(case: Case, loop: str, train: bool, args: argparse.Namespace, settin
         switches = switches_from_config(cfg, device)
         torch.backends.cudnn.benchmark = switches.cudnn_benchmark
         batches = make_batches(case, settings.batch, settings.warmup + settings.steps, settings.num_classes,
-                               switches, settings.seed)
+                               device, settings.seed)
         torch.manual_seed(settings.seed)
         window, _ = RUNNERS[loop](cfg, switches, batches, settings.warmup, train)
     return window, switches

@@ -95,25 +95,37 @@ def test_full_width_zf5_forward_is_the_issue_figure() -> None:
     assert forward == pytest.approx(2.4e9, rel=0.02)  # "ZF-5 is about 2.4 GFLOP per 224 image forward"
 
 
-def test_batches_alternate_sizes_and_follow_the_memory_format() -> None:
-    cfg = ts.compose_config(ts.Case("zf5_spp", (64,)), TINY, [], "/tmp/unused")
-    switches = ts.switches_from_config(cfg, torch.device("cpu"))
-    last = ts.Switches(**{**vars(switches), "channels_last": True})
-    batches = ts.make_batches(ts.Case("zf5_spp", (64, 48)), 3, 6, 5, last)
+def test_batches_are_loader_batches_alternating_sizes() -> None:
+    batches = ts.make_batches(ts.Case("zf5_spp", (64, 48)), 3, 6, 5, torch.device("cpu"))
     assert [b["image"].shape[-1] for b in batches] == [64, 48, 64, 48, 64, 48]
     assert batches[0]["image"] is batches[4]["image"] and batches[0]["image"] is not batches[2]["image"]
-    assert all(b["image"].is_contiguous(memory_format=torch.channels_last) for b in batches)
-    assert all(int(b["target"].max()) < 5 for b in batches)
+    assert all(b["image"].dtype == torch.uint8 for b in batches)
+    assert all(b["image"].is_contiguous(memory_format=torch.channels_last) for b in batches)  # as collate_images
+    assert all(int(b["target"].max()) < 5 and int(b["skipped"]) == 0 for b in batches)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_device_inputs_normalise_as_training_does(channels_last: bool, tmp_path: Path) -> None:
+    cfg = ts.compose_config(ts.Case("zf5_spp", (64,)), TINY, [], str(tmp_path))
+    switches = ts.Switches(**{**vars(ts.switches_from_config(cfg, torch.device("cpu"))), "channels_last": channels_last})
+    batch = ts.make_batches(ts.Case("zf5_spp", (64,)), 2, 1, 5, torch.device("cpu"))[0]
+    x = ts.device_inputs(cfg, switches)(batch)
+    mean = torch.tensor(list(cfg.data.mean)).view(1, 3, 1, 1)
+    std = torch.tensor(list(cfg.data.std)).view(1, 3, 1, 1)
+    torch.testing.assert_close(x, (batch["image"].float() / 255 - mean) / std)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    assert x.is_contiguous(memory_format=memory_format)
 
 
 def test_ratios_are_medians_of_paired_repeats() -> None:
     """A repeat slowed down for every loop alike must not move the ratio (the ratio of medians would)."""
     def m(loop: str, repeat: int, speed: float) -> object:
-        return ts.Measurement("c", loop, True, repeat, speed, 0.0, 0, 0.0)
+        return ts.Measurement("c", loop, True, repeat, speed, 2.0 / speed, 0, 0.0)
 
     results = [m("ours", 0, 90), m("hand", 0, 100), m("ours", 1, 45), m("hand", 1, 50), m("ours", 2, 9), m("hand", 2, 10)]
     summary = ts.summarize(results, "c", True, ("ours", "hand"))
     assert summary["ratios"]["hand"] == pytest.approx(0.9)
+    assert summary["cpu_ratios"]["hand"] == pytest.approx(0.9)
     assert summary["speed"] == {"ours": 45, "hand": 50}
 
 
@@ -123,7 +135,7 @@ def test_each_loop_runs_on_cpu(loop: str, train: bool, tmp_path: Path) -> None:
     case = ts.Case("zf5_spp", (64,))
     cfg = ts.compose_config(case, TINY, [], str(tmp_path))
     switches = ts.switches_from_config(cfg, torch.device("cpu"))
-    batches = ts.make_batches(case, 2, 3, 5, switches)
+    batches = ts.make_batches(case, 2, 3, 5, torch.device("cpu"))
     window, _ = ts.RUNNERS[loop](cfg, switches, batches, 1, train)
     assert window.seconds > 0 and window.cpu_seconds > 0 and window.graphs == 0
 
@@ -134,7 +146,7 @@ def test_ours_and_hand_take_the_same_steps(tmp_path: Path) -> None:
     case = ts.Case("zf5_spp", (64,))
     cfg = ts.compose_config(case, TINY, ["model.dropout=0"], str(tmp_path))
     switches = ts.switches_from_config(cfg, torch.device("cpu"))
-    batches = ts.make_batches(case, 2, 3, 5, switches)
+    batches = ts.make_batches(case, 2, 3, 5, torch.device("cpu"))
     weights = {}
     for loop in ("ours", "hand"):
         torch.manual_seed(0)
