@@ -61,7 +61,7 @@ def test_wrong_types_fail_at_composition() -> None:
         (["data.batch_size=0"], "data.batch_size must be >= 1"),
         (["data.crop_size=30", "data.resize_size=40"], "data.crop_size=30 is too small for model.arch=zf5"),
         (["model=overfeat7", "model.spp=false", "data.crop_size=40"], "too small for the last pooling"),
-        (["data.resize_size=100"], "data.resize_size=100 must be >= data.crop_size=128"),
+        (["data.resize_size=100"], "data.resize_size=100 must be >= data.crop_size=112"),
         (["model.arch=vgg16"], "model.arch='vgg16'"),
         (["data=imagenet"], "data.root is required for data=imagenet"),
         (["data=imagenet", "data.root=/no/such/folder"], "data.root=/no/such/folder does not exist"),
