@@ -180,7 +180,7 @@ def compose_config(case: Case, args: argparse.Namespace, overrides: Sequence[str
     ours = [
         f"model.arch={case.arch}", f"model.spp={str(case.spp).lower()}", f"model.width={args.width}",
         f"model.fc_dim={args.fc_dim}", f"data.num_classes={args.num_classes}", f"data.batch_size={args.batch}",
-        f"data.crop_size={case.sizes[0]}", f"trainer.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}",
+        f"data.crop_size={case.sizes[0]}", f"data.resize_size={max(case.sizes)}", f"trainer.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}",
         "trainer.devices=1", "trainer.num_nodes=1", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
         "trainer.num_sanity_val_steps=0", "trainer.check_val_every_n_epoch=2",
         "optim.scheduler=step", "ckpt_path=null", f"paths.root_dir={CONF.parent}", f"paths.output_dir={output_dir}",

@@ -104,11 +104,11 @@ def test_batches_are_loader_batches_alternating_sizes() -> None:
     assert all(int(b["target"].max()) < 5 and int(b["skipped"]) == 0 for b in batches)
 
 
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_device_inputs_normalise_as_training_does(channels_last: bool, tmp_path: Path) -> None:
-    cfg = ts.compose_config(ts.Case("zf5_spp", (64,)), TINY, [], str(tmp_path))
+@pytest.mark.parametrize("channels_last, size", [(False, 64), (True, 224)])
+def test_device_inputs_normalise_as_training_does(channels_last: bool, size: int, tmp_path: Path) -> None:
+    cfg = ts.compose_config(ts.Case("zf5_spp", (size,)), TINY, [], str(tmp_path))
     switches = ts.Switches(**{**vars(ts.switches_from_config(cfg, torch.device("cpu"))), "channels_last": channels_last})
-    batch = ts.make_batches(ts.Case("zf5_spp", (64,)), 2, 1, 5, torch.device("cpu"))[0]
+    batch = ts.make_batches(ts.Case("zf5_spp", (size,)), 2, 1, 5, torch.device("cpu"))[0]
     x = ts.device_inputs(cfg, switches)(batch)
     mean = torch.tensor(list(cfg.data.mean)).view(1, 3, 1, 1)
     std = torch.tensor(list(cfg.data.std)).view(1, 3, 1, 1)
