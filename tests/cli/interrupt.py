@@ -1,7 +1,7 @@
-"""A callback that kills the training process with SIGKILL at a chosen point, for the kill-and-resume tests.
+"""Callbacks for the interruption tests: kill the training process with SIGKILL at a chosen point, or pace it.
 
-train.py loads it like any callback: ``+callbacks.kill._target_=tests.cli.interrupt.KillAt +callbacks.kill.step=6``
-(train.py runs from the repository root, so ``tests`` is importable). It comes after the checkpoint callbacks,
+train.py loads them like any callback: ``+callbacks.kill._target_=tests.cli.interrupt.KillAt +callbacks.kill.step=6``
+(train.py runs from the repository root, so ``tests`` is importable). They come after the checkpoint callbacks,
 so a kill at a batch end or an epoch start comes after that point's checkpoint.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any, Optional
 
 import pytorch_lightning as pl
@@ -47,3 +48,18 @@ class KillAt(pl.Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.current_epoch == self.epoch_start:
             self._trigger()
+
+
+class Pace(pl.Callback):
+    """Make every training batch take at least ``seconds`` of wall time (sleeping changes no result), so a run
+    lasts long enough for a time limit to interrupt it however fast the machine is."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._start = 0.0
+
+    def on_train_batch_start(self, *args: Any) -> None:
+        self._start = time.monotonic()
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        time.sleep(max(0.0, self.seconds - (time.monotonic() - self._start)))

@@ -15,9 +15,11 @@ from tests.cluster.resume_checks import assert_same_run, cluster_env, train_unin
 from tests.helpers import REPO
 from tests.slurm_cluster import LocalSlurm
 
-# about a minute of training on 2 busy cores, so the 1-minute limit interrupts it at least once. One process:
-# the signal comes 30-60 s into a job, and a job's Python must have started (submitit's handler installed) by then
+# 160 batches of at least 0.4 s: over a minute of training on any machine, so the 1-minute limit interrupts it at
+# least once. One process: the signal comes 30-60 s into a job, and the job's Python must be up (submitit's handler
+# installed) by then
 TRAINING = ("experiment=smoke", "trainer.deterministic=true", "trainer.max_epochs=40")
+PACE = ("+callbacks.pace._target_=tests.cli.interrupt.Pace", "+callbacks.pace.seconds=0.4")
 
 
 def _sweep_releasing_requeued_jobs(local_slurm: LocalSlurm, env: dict[str, str], args: list[str],
@@ -51,7 +53,7 @@ def test_time_limited_job_is_requeued_and_resumes_exactly(local_slurm: LocalSlur
     launcher = ["-m", "hydra/launcher=submitit_slurm", f"hydra.sweep.dir={sweep}",
                 f"hydra.launcher.partition={local_slurm.partition}", "hydra.launcher.timeout_min=1",
                 "hydra.launcher.signal_delay_s=30", "hydra.launcher.max_num_timeout=10"]
-    result, jobs = _sweep_releasing_requeued_jobs(local_slurm, env, [*launcher, *training], timeout=900)
+    result, jobs = _sweep_releasing_requeued_jobs(local_slurm, env, [*launcher, *training, *PACE], timeout=900)
     assert result.returncode == 0, result.stdout[-3000:]
     [job] = jobs
     assert job["JobState"] == "COMPLETED" and int(job["Restarts"]) >= 1, job  # interrupted at least once
