@@ -141,7 +141,7 @@ class ResumeCheckpoint(pl.Callback):
             logger.save()
         self._boundary = boundary
         try:
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)  # the full state; also silences Lightning's default notice
         finally:
             self._boundary = False
         self._saved_at, self._last_save = position, time.monotonic()
