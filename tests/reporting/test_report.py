@@ -330,6 +330,6 @@ def test_configs_saved_by_hydra_are_resolved(tmp_path: Path) -> None:
         "multi", [224, 180], 70)
     assert (runs["random"].arm, runs["random"].train_sizes, runs["random"].get("trainer.max_epochs")) == (
         "random", [180, 224], 90)
-    assert (runs["embedded"].train_sizes, runs["embedded"].data_name) == ([128, 103], "synthetic")
+    assert (runs["embedded"].train_sizes, runs["embedded"].data_name) == ([112, 90], "synthetic")
     markdown = build_report([tmp_path]).markdown
-    assert "SPP multi-size sizes [128, 103] (paper [224, 180])" in markdown and "${" not in markdown
+    assert "SPP multi-size sizes [112, 90] (paper [224, 180])" in markdown and "${" not in markdown
