@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from spp_cls.data.synthetic import SyntheticSpec
 from spp_cls.data.transforms import PipelineSettings
 from spp_cls.lightning import ImageFolderDataModule, SafeCheckpointIO
-from spp_cls.lightning.cluster import cluster_plugins
+from spp_cls.lightning.cluster import cluster_plugins, loader_workers
 from spp_cls.lightning.datamodule import SourceSettings
 from spp_cls.lightning.loggers import ContinuingCSVLogger
 
@@ -67,7 +67,8 @@ def build_datamodule(
         root=d.root,
         num_classes=d.num_classes,
         batch_size=d.batch_size,
-        num_workers=d.num_workers,
+        num_workers=loader_workers(d.num_workers, cfg.trainer.devices),
+        pin_memory=d.pin_memory,
         pipeline=pipeline_settings(d),
         synthetic=synthetic,
         train_split=d.train_split,

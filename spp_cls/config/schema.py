@@ -31,6 +31,12 @@ class ModelConfig:
     dropout: float = 0.5
     lrn: str = "within_channel"
     init: str = "kaiming"
+    # how the network runs, not what it is (README "Speed")
+    channels_last: bool = False  # weights and inputs in channels-last memory format (tensor cores' layout)
+    compile: bool = False  # torch.compile the network (in place: checkpoints keep their keys)
+    compile_dynamic: Optional[bool] = True  # true: one graph for every input size; null: torch's choice; false: per size
+    compile_mode: Optional[str] = None  # null (default) | reduce-overhead | max-autotune | max-autotune-no-cudagraphs
+    compile_backend: str = "inductor"
 
 
 @dataclass
@@ -39,7 +45,8 @@ class DataConfig:
     root: str = MISSING
     num_classes: int = MISSING
     batch_size: int = 128
-    num_workers: int = 4
+    num_workers: Any = "auto"  # loader processes per device; auto: this process's CPU cores per device, less one
+    pin_memory: Optional[bool] = None  # page-locked batches for asynchronous copies; null: on a GPU
     resize_size: int = 256
     crop_size: int = 224
     interpolation: str = "bilinear"
@@ -86,6 +93,7 @@ class OptimConfig:
     plateau_patience: int = 3
     plateau_threshold: float = 1e-3
     step_milestones: List[int] = field(default_factory=lambda: [30, 60])
+    implementation: str = "auto"  # SGD: auto (fused on a GPU) | fused | foreach | for_loop
 
 
 @dataclass
@@ -208,8 +216,11 @@ def gpus_per_node(accelerator: str, devices: Any) -> Optional[int]:
     return None if str(accelerator) == "cpu" else tasks_per_node(devices)
 
 
-def task_cpus(num_workers: int) -> int:
+def task_cpus(num_workers: Any) -> int:
     """CPUs per training process: its loader workers and itself."""
+    if num_workers == "auto":
+        raise ValueError("data.num_workers=auto: a cluster job's CPUs per task are its loader workers + 1, so give "
+                         "data.num_workers a number (e.g. the node's cores per GPU, less one)")
     return int(num_workers) + 1
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -20,13 +21,16 @@ from spp_cls.data.sampling import SIZE_SCHEDULES
 from spp_cls.data.shard_manifest import load_manifest
 from spp_cls.data.shards import check_reader_slots
 from spp_cls.data.transforms import INTERPOLATIONS, NORMALIZATIONS, TRAIN_CROPS
-from spp_cls.lightning.cluster import external_tasks
+from spp_cls.lightning.cluster import external_tasks, loader_workers
 from spp_cls.lightning.datamodule import FORMATS
 from spp_cls.evaluation.protocols import PROTOCOLS
-from spp_cls.lightning.optim import LR_SCALINGS, SCHEDULERS
+from spp_cls.lightning.optim import IMPLEMENTATIONS, LR_SCALINGS, SCHEDULERS
 from spp_cls.models import ARCHITECTURES, check_pyramid
 from spp_cls.models.lrn import LRN_MODES
 from spp_cls.models.network import INIT_MODES
+
+
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 class ConfigError(ValueError):
@@ -53,6 +57,10 @@ def _model_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
     check(0 <= m.dropout < 1, f"model.dropout must be in [0, 1); got {m.dropout}")
     check(m.lrn in LRN_MODES, f"model.lrn={m.lrn!r} is not one of {list(LRN_MODES)}")
     check(m.init in INIT_MODES, f"model.init={m.init!r} is not one of {list(INIT_MODES)}")
+    check(m.compile_mode in COMPILE_MODES, f"model.compile_mode={m.compile_mode!r} is not one of {list(COMPILE_MODES)}")
+    if m.compile:
+        backends = torch.compiler.list_backends(exclude_tags=())
+        check(m.compile_backend in backends, f"model.compile_backend={m.compile_backend!r} is not one of {backends}")
     multi_size = len(set(d.train_sizes)) > 1
     check(
         m.spp or not multi_size,
@@ -88,7 +96,7 @@ def _data_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
     d = cfg.data
     check(d.num_classes >= 1, f"data.num_classes must be >= 1; got {d.num_classes}")
     check(d.batch_size >= 1, f"data.batch_size must be >= 1 (it is the global batch); got {d.batch_size}")
-    check(d.num_workers >= 0, f"data.num_workers must be >= 0; got {d.num_workers}")
+    check(_valid_workers(d.num_workers), f"data.num_workers must be a number >= 0 or auto; got {d.num_workers!r}")
     check(d.crop_size >= 1, f"data.crop_size must be >= 1; got {d.crop_size}")
     check(d.resize_size >= d.crop_size, f"data.resize_size={d.resize_size} must be >= data.crop_size={d.crop_size}")
     check(d.interpolation in INTERPOLATIONS, f"data.interpolation={d.interpolation!r} is not one of {list(INTERPOLATIONS)}")
@@ -126,6 +134,10 @@ def _data_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
         check(False, f"data.root={d.root}: {err}")
 
 
+def _valid_workers(value: Any) -> bool:
+    return value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+
+
 def _augmentation_errors(d: DictConfig, check: Callable[[bool, str], None]) -> None:
     check(d.format in FORMATS, f"data.format={d.format!r} is not one of {list(FORMATS)}")
     check(d.size_schedule in SIZE_SCHEDULES, f"data.size_schedule={d.size_schedule!r} is not one of {list(SIZE_SCHEDULES)}")
@@ -160,8 +172,8 @@ def _shard_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
     for split in (d.train_split, d.val_split):
         try:
             shards = len(manifest.split(split).shards)
-            if world is not None:
-                check_reader_slots(shards, world, d.num_workers, split)
+            if world is not None and _valid_workers(d.num_workers):
+                check_reader_slots(shards, world, loader_workers(d.num_workers, t.devices), split)
         except ValueError as err:
             check(False, f"data.root={d.root}: {err}")
 
@@ -175,6 +187,8 @@ def _optim_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
     check(o.weight_decay >= 0, f"optim.weight_decay must be >= 0; got {o.weight_decay}")
     check(0 < o.lr_factor < 1, f"optim.lr_factor must be in (0, 1); got {o.lr_factor}")
     check(o.scheduler in SCHEDULERS, f"optim.scheduler={o.scheduler!r} is not one of {list(SCHEDULERS)}")
+    check(o.implementation in IMPLEMENTATIONS,
+          f"optim.implementation={o.implementation!r} is not one of {list(IMPLEMENTATIONS)}")
     if o.scheduler == "plateau":
         check(o.lr_drops >= 0, f"optim.lr_drops must be >= 0; got {o.lr_drops}")
         check(o.plateau_patience >= 0, f"optim.plateau_patience must be >= 0; got {o.plateau_patience}")

@@ -18,6 +18,7 @@ import os
 import re
 from typing import Any, Optional
 
+import torch
 from lightning_fabric.plugins.environments import ClusterEnvironment, SLURMEnvironment
 
 SUBMITIT_EXECUTOR = "SUBMITIT_EXECUTOR"  # set by submitit in its jobs: "slurm" or "local"
@@ -88,6 +89,31 @@ class SubmititLocalEnvironment(ClusterEnvironment):
 
     def node_rank(self) -> int:
         return self._job.node
+
+
+def processes_per_node(devices: Any) -> int:
+    """Training processes on this node: one per device (``trainer.devices``; -1 or auto: every GPU)."""
+    tasks = external_tasks()
+    if tasks is not None:
+        return tasks[0]
+    if isinstance(devices, int) and devices >= 1:
+        return devices
+    return max(1, torch.cuda.device_count())
+
+
+def loader_workers(setting: Any, devices: Any) -> int:
+    """``data.num_workers``: a number, or ``auto``: the CPU cores this process may use, shared with the other
+    training processes of the node, less one for the training process itself (at least 1).
+
+    The cores are this process's CPU set (Slurm's binding, a cgroup, taskset); when that set is the whole
+    machine, the node's training processes share it.
+    """
+    if setting != "auto":
+        return int(setting)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if external_tasks() is None or cores >= (os.cpu_count() or cores):
+        cores //= processes_per_node(devices)
+    return max(1, cores - 1)
 
 
 def cluster_plugins() -> list[Any]:

@@ -5,8 +5,10 @@ images per step, and a batch size that does not divide fails at setup with a mes
 The module splits the data over ranks itself (``use_distributed_sampler=False`` in the trainer):
 training through ``ScheduledBatchSampler`` (folders) or reader slots (shards), evaluation without padding.
 
-Loaders deliver uint8 images; ``on_after_batch_transfer`` normalises them on the device, adds the colour
-lighting drawn by the loader and keeps the books of skipped inputs (``SkipTracker``).
+Loaders deliver uint8 images (in page-locked memory for a GPU: ``pin_memory``), which Lightning copies to
+the device without waiting (``non_blocking``); ``on_before_batch_transfer`` keeps the books of skipped inputs
+(``SkipTracker``) from the host's copy of the counts, so that no step waits for the device to read them back;
+``on_after_batch_transfer`` normalises the images on the device and adds the colour lighting drawn by the loader.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class ImageFolderDataModule(pl.LightningDataModule):
         num_classes: expected number of classes.
         batch_size: global batch size (all devices together).
         num_workers: loader processes per device.
+        pin_memory: page-locked batches (None: when training on a GPU).
         pipeline: image sizes, augmentation and normalisation.
         synthetic: if set, the data are a cache generated (or rebuilt) from this spec on first use.
         train_split, val_split: split folder names.
@@ -89,6 +92,7 @@ class ImageFolderDataModule(pl.LightningDataModule):
         batch_size: int,
         num_workers: int,
         pipeline: PipelineSettings,
+        pin_memory: Optional[bool] = None,
         synthetic: Optional[SyntheticSpec] = None,
         train_split: str = "train",
         val_split: str = "val",
@@ -103,6 +107,7 @@ class ImageFolderDataModule(pl.LightningDataModule):
         self.num_classes = num_classes
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.pin_memory = pin_memory
         self.pipeline = pipeline
         self.synthetic = synthetic
         self.train_split, self.val_split = train_split, val_split
@@ -222,6 +227,8 @@ class ImageFolderDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------------------------------ loaders
     def _pin(self) -> bool:
+        if self.pin_memory is not None:
+            return self.pin_memory
         return self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
 
     def _loader(self, name: str) -> DataLoader:
@@ -268,10 +275,13 @@ class ImageFolderDataModule(pl.LightningDataModule):
             return "val"
         return "test" if trainer.testing else None
 
-    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+    def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         split = self._current_split()
         if split in self.skips:
-            self.skips[split].update(batch)
+            self.skips[split].update(batch)  # reads the skip count: on the host it costs no device sync
+        return batch
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         if batch.get("image") is not None:
             batch["image"] = normalize_nested(self.normalizer, batch["image"], batch.pop("lighting", None))
         return batch

@@ -2,6 +2,11 @@
 
 Validation uses the center-crop view (the loader's transform); ``test`` runs whatever test protocol is
 attached with ``set_protocol`` and is what ``evaluate.py`` reports.
+
+A step must not wait for the device (the host queues the next steps while it computes): the running metrics
+never read a device value back (``nan_strategy="disable"``), each epoch metric is handed to Lightning once an
+epoch (every call moves it to the device again, host time of the order of a millisecond), and the step loss is
+logged only on the steps whose metrics Lightning writes to the loggers.
 """
 
 from __future__ import annotations
@@ -20,13 +25,18 @@ from spp_cls.lightning.optim import build_optimization
 from spp_cls.models import create_classifier
 
 MONITOR = "val/top1_err"
+# model settings that say how the network runs, not what it is (create_classifier does not take them)
+RUNTIME_KEYS = ("channels_last", "compile", "compile_dynamic", "compile_mode", "compile_backend")
 
 
 class SppClassifier(pl.LightningModule):
     """Wraps an ``SppNet`` built from the ``model`` settings of a run.
 
     Args:
-        model: keyword arguments of ``create_classifier`` except ``num_classes`` and ``input_size``.
+        model: keyword arguments of ``create_classifier`` except ``num_classes`` and ``input_size``, and the
+            runtime switches ``channels_last`` (weights and inputs in channels-last memory format) and
+            ``compile`` / ``compile_dynamic`` / ``compile_mode`` / ``compile_backend`` (``torch.compile`` of the
+            network in place, with those ``dynamic``, ``mode`` and ``backend`` arguments).
         optim: the run's ``optim`` settings (see ``lightning/optim.py``).
         num_classes: number of classes of the data set.
         input_size: training crop size (the size a no-SPP model is built for).
@@ -46,18 +56,21 @@ class SppClassifier(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = create_classifier(num_classes=num_classes, input_size=input_size, **model)
+        self.runtime = {key: model[key] for key in RUNTIME_KEYS if key in model}
+        network = {key: value for key, value in model.items() if key not in RUNTIME_KEYS}
+        self.model = create_classifier(num_classes=num_classes, input_size=input_size, **network)
         self.protocol: Optional[TestProtocol] = None
         self.ensemble = nn.ModuleList()
         self.kept_scores: Optional[list[tuple[torch.Tensor, torch.Tensor]]] = None
-        self.test_views = SumMetric()
-        self.train_loss = MeanMetric()  # epoch means as metrics: synced over devices, checkpointed mid-epoch
-        self.val_loss = MeanMetric()
+        self.test_views = SumMetric(nan_strategy="disable")  # "disable": no NaN check, which reads the device
+        self.train_loss = MeanMetric(nan_strategy="disable")  # epoch means as metrics: synced, checkpointed
+        self.val_loss = MeanMetric(nan_strategy="disable")
         for split in ("train", "val", "test"):
             setattr(self, f"{split}_top1", TopKError(num_classes, 1))
             setattr(self, f"{split}_top5", TopKError(num_classes, 5))
-            setattr(self, f"{split}_images", SumMetric())
-            setattr(self, f"{split}_skipped", SumMetric())
+            setattr(self, f"{split}_images", SumMetric(nan_strategy="disable"))
+            setattr(self, f"{split}_skipped", SumMetric(nan_strategy="disable"))
+        self._logged: set[str] = set()  # epoch metrics handed to Lightning in the current epoch
 
     def set_protocol(self, protocol: TestProtocol, ensemble: Sequence[nn.Module] = (), keep_scores: bool = False) -> None:
         """Use ``protocol`` for ``trainer.test`` (its view must be the one the test loader applies).
@@ -71,8 +84,48 @@ class SppClassifier(pl.LightningModule):
         self.ensemble = nn.ModuleList(ensemble)
         self.kept_scores = [] if keep_scores else None
 
+    def configure_model(self) -> None:
+        """Apply the runtime switches (Lightning calls this before every fit/validate/test; repeating is harmless).
+        Not at construction, so that exporting or loading a checkpoint gets the plain network."""
+        if self.runtime.get("channels_last"):
+            self.model.to(memory_format=torch.channels_last)
+        if self.runtime.get("compile"):
+            self.model.compile(dynamic=self.runtime.get("compile_dynamic", True), mode=self.runtime.get("compile_mode"),
+                               backend=self.runtime.get("compile_backend", "inductor"))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def _images(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The batch's images in the memory format of the weights (the normaliser hands over NCHW)."""
+        images = batch["image"]
+        return images.contiguous(memory_format=torch.channels_last) if self.runtime.get("channels_last") else images
+
+    def _log_epoch(self, name: str, value: Any, **kwargs: Any) -> None:
+        """Hand an epoch-level metric (updated every step) to Lightning once an epoch; it computes, logs and
+        resets the metric at the epoch's end."""
+        if name not in self._logged:
+            self._logged.add(name)
+            self.log(name, value, on_step=False, on_epoch=True, **kwargs)
+
+    def _logging_step(self) -> bool:
+        """Whether Lightning writes step metrics to the loggers after this training step (its rule: every
+        ``log_every_n_steps`` optimizer steps; every step in a fast dev run)."""
+        trainer = self.trainer
+        every = trainer.log_every_n_steps
+        return bool(trainer.fast_dev_run) or (every > 0 and (trainer.global_step + 1) % every == 0)
+
+    def on_train_start(self) -> None:
+        self._logged.clear()  # a run resumed inside an epoch starts there, without on_train_epoch_start
+
+    def on_train_epoch_start(self) -> None:
+        self._logged.clear()
+
+    def on_validation_epoch_start(self) -> None:
+        self._logged.clear()
+
+    def on_test_epoch_start(self) -> None:
+        self._logged.clear()
 
     def _log_split(self, split: str, scores: torch.Tensor, batch: dict[str, Any]) -> None:
         """Update and log the split's error metrics and sample counts (epoch-level, synced over devices)."""
@@ -85,25 +138,26 @@ class SppClassifier(pl.LightningModule):
         }
         for name, (metric, args) in metrics.items():
             metric.update(*args)
-            self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "top1_err", batch_size=size)
+            self._log_epoch(f"{split}/{name}", metric, prog_bar=name == "top1_err", batch_size=size)
 
     def _log_skipped(self, split: str, batch: dict[str, Any]) -> None:
         metric = getattr(self, f"{split}_skipped")
         metric.update(batch["skipped"].float())
-        self.log(f"{split}/skipped", metric, on_step=False, on_epoch=True, batch_size=1)
+        self._log_epoch(f"{split}/skipped", metric, batch_size=1)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Optional[torch.Tensor]:
         self._log_skipped("train", batch)
         if batch["image"] is None:
             return None  # every image of the batch was unreadable; Lightning skips the step
-        logits = self.model(batch["image"])
+        logits = self.model(self._images(batch))
         loss = F.cross_entropy(logits, batch["target"])
-        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=logits.shape[0],
-                 sync_dist=True)  # the mean over devices, as one process would log it
+        if self._logging_step():  # the same steps on every device: sync_dist's all-reduce is collective
+            self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=logits.shape[0],
+                     sync_dist=True)  # the mean over devices, as one process would log it
         self.train_loss.update(loss.detach(), weight=logits.shape[0])
-        self.log("train/loss_epoch", self.train_loss, on_step=False, on_epoch=True, batch_size=logits.shape[0])
+        self._log_epoch("train/loss_epoch", self.train_loss, batch_size=logits.shape[0])
         # one size per epoch (multi-size training): the epoch mean is that size
-        self.log("train/input_size", float(batch["image"].shape[-1]), on_step=False, on_epoch=True, batch_size=1)
+        self._log_epoch("train/input_size", float(batch["image"].shape[-1]), batch_size=1)
         self._log_split("train", logits.detach(), batch)
         return loss
 
@@ -127,10 +181,10 @@ class SppClassifier(pl.LightningModule):
         self._log_skipped("val", batch)
         if batch["image"] is None:
             return
-        logits = self.model(batch["image"])
+        logits = self.model(self._images(batch))
         loss = F.cross_entropy(logits, batch["target"])
         self.val_loss.update(loss, weight=logits.shape[0])
-        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, batch_size=logits.shape[0])
+        self._log_epoch("val/loss", self.val_loss, batch_size=logits.shape[0])
         self._log_split("val", logits, batch)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -142,7 +196,7 @@ class SppClassifier(pl.LightningModule):
         results = [self.protocol.scores(model, batch["image"]) for model in [self.model, *self.ensemble]]
         scores = torch.stack([r[0] for r in results]).mean(0)  # an ensemble averages its members' scores
         self.test_views.update(results[0][1].sum())
-        self.log("test/views", self.test_views, on_step=False, on_epoch=True, batch_size=1)
+        self._log_epoch("test/views", self.test_views, batch_size=1)
         if self.kept_scores is not None:
             self.kept_scores.append((scores.detach().cpu(), batch["target"].detach().cpu()))
         self._log_split("test", scores, batch)

@@ -4,6 +4,11 @@
 AlexNet [3], whose recipe the paper adopts). The step batch is the global ``data.batch_size`` times
 ``trainer.accumulate_grad_batches``; ``lr_scaling`` maps it to the rate actually used: ``linear``
 (lr * batch / base), ``sqrt`` (lr * sqrt(batch / base)) or ``none``.
+
+``optim.implementation`` picks how SGD updates the parameters: ``fused`` (one kernel for all of them; under
+fp16 it also takes the gradient scaler's inf check without a device sync), ``foreach`` (a few multi-tensor
+kernels), ``for_loop`` (one parameter at a time), or ``auto``: fused when every parameter is on a GPU, else
+torch's default. The updates are the same.
 """
 
 from __future__ import annotations
@@ -15,6 +20,20 @@ import torch
 
 LR_SCALINGS = ("linear", "sqrt", "none")
 SCHEDULERS = ("plateau", "step")
+IMPLEMENTATIONS = ("auto", "fused", "foreach", "for_loop")
+
+
+def sgd_implementation(params: list[torch.Tensor], implementation: str) -> dict[str, bool]:
+    """``torch.optim.SGD``'s ``fused``/``foreach`` arguments for ``optim.implementation``."""
+    if implementation == "auto":
+        return {"fused": True} if params and all(p.is_cuda for p in params) else {}
+    if implementation == "fused":
+        return {"fused": True}
+    if implementation == "foreach":
+        return {"foreach": True}
+    if implementation == "for_loop":
+        return {"foreach": False}
+    raise ValueError(f"optim.implementation must be one of {list(IMPLEMENTATIONS)}; got {implementation!r}")
 
 
 def effective_lr(lr: float, step_batch: int, base_batch_size: int, scaling: str) -> float:
@@ -36,7 +55,9 @@ def build_optimization(params: Any, optim: dict[str, Any], lr: float, monitor: s
     epochs, at most ``lr_drops`` times (the paper: twice); ``step`` multiplies it by lr_factor at each of
     ``step_milestones`` (epochs).
     """
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=optim["momentum"], weight_decay=optim["weight_decay"])
+    params = list(params)
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=optim["momentum"], weight_decay=optim["weight_decay"],
+                                **sgd_implementation(params, optim.get("implementation", "auto")))
     factor = optim["lr_factor"]
     if optim["scheduler"] == "plateau":
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(

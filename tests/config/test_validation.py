@@ -69,6 +69,11 @@ def test_wrong_types_fail_at_composition() -> None:
         (["optim.scheduler=step", "optim.step_milestones=[5,3]"], "optim.step_milestones"),
         (["model.dropout=1.5"], "model.dropout"),
         (["ckpt_path=/no/such.ckpt"], "ckpt_path=/no/such.ckpt does not exist"),
+        (["optim.implementation=apex"], "optim.implementation='apex' is not one of"),
+        (["model.compile_mode=fastest"], "model.compile_mode='fastest' is not one of"),
+        (["model.compile=true", "model.compile_backend=tvm2"], "model.compile_backend='tvm2' is not one of"),
+        (["data.num_workers=many"], "data.num_workers must be a number >= 0 or auto; got 'many'"),
+        (["data.num_workers=-1"], "data.num_workers must be a number >= 0 or auto"),
     ],
 )
 def test_impossible_values_are_named(overrides: list[str], message: str) -> None:

@@ -104,7 +104,7 @@ def test_skip_threshold_names_the_fraction_and_files(tiny_data: Path, tmp_path: 
         dm.trainer = fake_trainer(training=True)
         dm.setup("fit")
         for batch in dm.train_dataloader():
-            dm.on_after_batch_transfer(batch, 0)
+            dm.on_before_batch_transfer(batch, 0)  # counted from the host's copy, before the transfer
         return dm
 
     dm = run_epoch(0.1)  # 4 of 74 (5.4%) are unreadable: tolerated, counted and named
@@ -135,3 +135,13 @@ def test_prepare_data_generates_the_synthetic_set(tmp_path: Path) -> None:
     assert is_complete(tmp_path / "gen", spec)
     dm.setup("validate")
     assert len(dm.datasets["val"]) == 4
+
+
+@pytest.mark.parametrize("setting, pinned", [(None, False), (True, True), (False, False)])
+def test_pin_memory_follows_the_setting(tiny_data: Path, setting: bool | None, pinned: bool) -> None:
+    """null pins only for a GPU (this fake trainer's device is the CPU); true/false decide."""
+    dm = ImageFolderDataModule(tiny_data, num_classes=4, batch_size=4, num_workers=0, pipeline=SETTINGS,
+                               pin_memory=setting)
+    dm.trainer = fake_trainer(training=True)
+    dm.setup("fit")
+    assert dm.train_dataloader().pin_memory is pinned
