@@ -41,15 +41,20 @@ def resume_point(run_dir: Path) -> tuple[int, int]:
     return checkpoint["epoch"], checkpoint["global_step"]
 
 
+TIMINGS = "perf/"  # throughput metrics: measured times, different in every run
+
+
 def csv_rows(run_dir: Path) -> list[dict[str, str]]:
     with (run_dir / "csv" / "metrics.csv").open(newline="") as f:
-        return [{k: v for k, v in row.items() if v} for row in csv.DictReader(f)]
+        rows = [{k: v for k, v in row.items() if v and not k.startswith(TIMINGS)} for row in csv.DictReader(f)]
+    return [row for row in rows if set(row) != {"step"}]  # a row that held only timings
 
 
 def scalars(run_dir: Path) -> set[tuple[str, int, float]]:
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
     events.Reload()  # applies the purge_step markers of resumed runs
-    return {(tag, e.step, e.value) for tag in events.Tags()["scalars"] for e in events.Scalars(tag)}
+    return {(tag, e.step, e.value) for tag in events.Tags()["scalars"] if not tag.startswith(TIMINGS)
+            for e in events.Scalars(tag)}
 
 
 @pytest.fixture(scope="module")
