@@ -155,6 +155,8 @@ class Switches:
     channels_last: bool
     compile: bool
     compile_dynamic: Optional[bool]
+    compile_mode: Optional[str]
+    compile_backend: str
     cudnn_benchmark: bool
 
     @property
@@ -166,10 +168,11 @@ class Switches:
         return torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()
 
     def prepare(self, model: nn.Module) -> nn.Module:
-        """Move a model to the device (channels-last when set) and compile it in place when set."""
+        """Move a model to the device (channels-last when set) and compile it in place when set, as
+        ``SppClassifier.configure_model`` does."""
         model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         if self.compile:
-            model.compile(dynamic=self.compile_dynamic)
+            model.compile(dynamic=self.compile_dynamic, mode=self.compile_mode, backend=self.compile_backend)
         return model
 
 
@@ -195,15 +198,10 @@ def switches_from_config(cfg: DictConfig, device: torch.device) -> Switches:
         raise ValueError(f"trainer.precision={precision}: the benchmark knows {sorted(PRECISIONS)}")
     if precision == "16-mixed" and device.type != "cuda":
         raise ValueError("trainer.precision=16-mixed needs a GPU (use bf16-mixed on a CPU)")
-    model = cfg.model
-    return Switches(
-        device=device,
-        precision=precision,
-        channels_last=bool(model.get("channels_last", False)),
-        compile=bool(model.get("compile", False)),
-        compile_dynamic=model.get("compile_dynamic", True),
-        cudnn_benchmark=bool(cfg.trainer.benchmark),
-    )
+    m = cfg.model
+    return Switches(device=device, precision=precision, channels_last=m.channels_last, compile=m.compile,
+                    compile_dynamic=m.compile_dynamic, compile_mode=m.compile_mode, compile_backend=m.compile_backend,
+                    cudnn_benchmark=bool(cfg.trainer.benchmark))
 
 
 # ----------------------------------------------------------------------------------------------- batches
@@ -651,7 +649,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"Python {platform.python_version()}")
     print(f"Command: `{command}`")
     print(f"Switches: precision {switches.precision}, channels-last {switches.channels_last}, compile "
-          f"{switches.compile} (dynamic={switches.compile_dynamic}), cudnn.benchmark {switches.cudnn_benchmark}; "
+          f"{switches.compile} (dynamic={switches.compile_dynamic}, mode={switches.compile_mode}, "
+          f"backend={switches.compile_backend}), cudnn.benchmark {switches.cudnn_benchmark}; "
           f"width {args.width}, fc {args.fc_dim}, {args.num_classes} classes, batch {args.batch}")
     print(f"1-minute load average during the runs: median {statistics.median(loads):.1f} "
           f"(min {min(loads):.1f}, max {max(loads):.1f}) on {os.cpu_count()} cores")
