@@ -52,14 +52,17 @@ class KillAt(pl.Callback):
 
 class Pace(pl.Callback):
     """Make every training batch take at least ``seconds`` of wall time (sleeping changes no result), so a run
-    lasts long enough for a time limit to interrupt it however fast the machine is."""
+    lasts long enough for a time limit to interrupt it however fast the machine is. ``first_run_only``: pace only
+    a Slurm job's first run (``SLURM_RESTART_COUNT`` unset or 0), so that a requeued run finishes at full speed."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, first_run_only: bool = False) -> None:
         self.seconds = seconds
+        self.active = not first_run_only or int(os.environ.get("SLURM_RESTART_COUNT", "0")) == 0
         self._start = 0.0
 
     def on_train_batch_start(self, *args: Any) -> None:
         self._start = time.monotonic()
 
     def on_train_batch_end(self, *args: Any) -> None:
-        time.sleep(max(0.0, self.seconds - (time.monotonic() - self._start)))
+        if self.active:
+            time.sleep(max(0.0, self.seconds - (time.monotonic() - self._start)))

@@ -15,11 +15,16 @@ from tests.cluster.resume_checks import assert_same_run, cluster_env, train_unin
 from tests.helpers import REPO
 from tests.slurm_cluster import LocalSlurm
 
-# 160 batches of at least 0.4 s: over a minute of training on any machine, so the 1-minute limit interrupts it at
-# least once. One process: the signal comes 30-60 s into a job, and the job's Python must be up (submitit's handler
-# installed) by then
+# 160 batches of at least 0.4 s in the job's first run: over a minute of training on any machine, so the 1-minute
+# limit interrupts it; the requeued run is not paced and finishes at once. One process.
+# The signal: slurmctld checks time limits every 30 s and sends a --signal=SIG@D warning at the first check that
+# finds the job within D + 30 s of its limit (sbatch(1): "may be sent up to 60 seconds earlier"). With a 60 s limit
+# and D = 30 that is any time from the job's start, before submitit has unpickled the job and installed its handler,
+# and USR2 then kills the job (a CI failure). D = 10 puts the signal 20-50 s into each run: Python is up by then, and
+# the next check, which would enforce the limit, comes 30 s after the signal, long after the requeue.
 TRAINING = ("experiment=smoke", "trainer.deterministic=true", "trainer.max_epochs=40")
-PACE = ("+callbacks.pace._target_=tests.cli.interrupt.Pace", "+callbacks.pace.seconds=0.4")
+PACE = ("+callbacks.pace._target_=tests.cli.interrupt.Pace", "+callbacks.pace.seconds=0.4",
+        "+callbacks.pace.first_run_only=true")
 
 
 def _sweep_releasing_requeued_jobs(local_slurm: LocalSlurm, env: dict[str, str], args: list[str],
@@ -52,7 +57,7 @@ def test_time_limited_job_is_requeued_and_resumes_exactly(local_slurm: LocalSlur
     sweep = tmp_path / "sweep"
     launcher = ["-m", "hydra/launcher=submitit_slurm", f"hydra.sweep.dir={sweep}",
                 f"hydra.launcher.partition={local_slurm.partition}", "hydra.launcher.timeout_min=1",
-                "hydra.launcher.signal_delay_s=30", "hydra.launcher.max_num_timeout=10"]
+                "hydra.launcher.signal_delay_s=10", "hydra.launcher.max_num_timeout=10"]
     result, jobs = _sweep_releasing_requeued_jobs(local_slurm, env, [*launcher, *training, *PACE], timeout=900)
     assert result.returncode == 0, result.stdout[-3000:]
     [job] = jobs
