@@ -8,8 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
 
-from tests.helpers import run_script
+from spp_cls.cli.errors import USER_ERRORS
+from spp_cls.cli.evaluate import evaluate
+from spp_cls.config import register_configs
+from tests.helpers import REPO, run_script
 
 pytestmark = pytest.mark.slow
 
@@ -50,22 +54,29 @@ def test_overrides_replace_saved_data_settings(trained: Path, tiny_data: Path, t
     assert strict.returncode == 2 and "1 of the 32 test images" in strict.stderr and "Traceback" not in strict.stderr
 
 
+def _evaluation_error(tmp_path: Path, ckpt: Path | str, *overrides: str) -> str:
+    """What evaluate.py reports for ``ckpt``, in this process (each case a subprocess would cost ~9 s of imports)."""
+    register_configs()
+    args = [f"ckpt_path={ckpt}", *overrides]
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("evaluate", overrides=args)
+    with pytest.raises(USER_ERRORS) as raised:
+        evaluate([str(ckpt)], cfg, args, tmp_path, ["center"])
+    return str(raised.value)
+
+
 def test_bad_checkpoints_give_clear_errors(trained: Path, tmp_path: Path) -> None:
+    # the command line: exit status 2 and the message, no traceback (the same wrapper serves every user error)
     none = run_script("evaluate.py", f"hydra.run.dir={tmp_path}/0")
     assert none.returncode == 2 and "ckpt_path is required" in none.stderr and "Traceback" not in none.stderr
-    missing = run_script("evaluate.py", f"ckpt_path={tmp_path}/nope.ckpt", f"hydra.run.dir={tmp_path}/a")
-    assert missing.returncode == 2 and "checkpoint not found" in missing.stderr
 
+    assert "checkpoint not found" in _evaluation_error(tmp_path, tmp_path / "nope.ckpt")
     truncated = tmp_path / "cut.ckpt"
     truncated.write_bytes((trained / "checkpoints/best.ckpt").read_bytes()[:5000])
-    cut = run_script("evaluate.py", f"ckpt_path={truncated}", f"hydra.run.dir={tmp_path}/b")
-    assert cut.returncode == 2 and "unreadable" in cut.stderr
-
-    ckpt = f"ckpt_path={trained}/checkpoints/best.ckpt"
-    arch = run_script("evaluate.py", ckpt, "model.arch=convnet5", f"hydra.run.dir={tmp_path}/c")
-    assert arch.returncode == 2 and "does not fit the configured model convnet5_spp" in arch.stderr
-    classes = run_script("evaluate.py", ckpt, "data.num_classes=3", f"hydra.run.dir={tmp_path}/d")
-    assert classes.returncode == 2 and "data.num_classes=3" in classes.stderr
+    assert "unreadable" in _evaluation_error(tmp_path, truncated)
+    best = trained / "checkpoints/best.ckpt"
+    assert "does not fit the configured model convnet5_spp" in _evaluation_error(tmp_path, best, "model.arch=convnet5")
+    assert "data.num_classes=3" in _evaluation_error(tmp_path, best, "data.num_classes=3")
 
 
 def test_every_protocol_in_one_run(trained: Path, tmp_path: Path) -> None:
