@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torchmetrics.classification import MulticlassAccuracy
 
 from spp_cls.data.folder import SkippingImageFolder
 from spp_cls.data.transforms import CenterView, PipelineSettings
@@ -45,3 +46,14 @@ def test_top_k_error() -> None:
     assert top1.compute().item() == pytest.approx(0.75)
     assert top2(scores, target).item() == pytest.approx(0.25)
     assert TopKError(3, 5)(scores, target).item() == 0.0  # k capped at the class count
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_top_k_error_is_one_minus_torchmetrics_accuracy(k: int) -> None:
+    generator = torch.Generator().manual_seed(k)
+    metric, reference = TopKError(20, k), MulticlassAccuracy(num_classes=20, top_k=k, average="micro")
+    for _ in range(3):
+        scores, target = torch.randn(16, 20, generator=generator), torch.randint(0, 20, (16,), generator=generator)
+        metric.update(scores, target)
+        reference.update(scores, target)
+    assert metric.compute().item() == pytest.approx(1 - reference.compute().item())
