@@ -47,7 +47,7 @@ def merge_saved_config(saved: dict[str, Any], composed: DictConfig, overrides: S
     return merged
 
 
-def _load_weights(module: SppClassifier, state_dict: dict[str, torch.Tensor], ckpt_path: str, name: str) -> None:
+def load_weights(module: SppClassifier, state_dict: dict[str, torch.Tensor], ckpt_path: str, name: str) -> None:
     """Load the checkpoint's weights or explain which tensors do not fit the configured model."""
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state_dict))
@@ -91,7 +91,7 @@ def _load_member(path: str, cfg: DictConfig, overrides: Sequence[str], schema: t
         input_size=run_cfg.data.crop_size,
         lr=0.0,
     )
-    _load_weights(module, checkpoint["state_dict"], path, model_name(run_cfg.model.arch, run_cfg.model.spp))
+    load_weights(module, checkpoint["state_dict"], path, model_name(run_cfg.model.arch, run_cfg.model.spp))
     return module, run_cfg, checkpoint
 
 

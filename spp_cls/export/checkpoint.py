@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from spp_cls.checkpointing import CheckpointError, load_safe
-from spp_cls.cli.evaluate import _load_weights
+from spp_cls.cli.evaluate import load_weights
 from spp_cls.lightning import SppClassifier
 from spp_cls.models import SppNet, model_name
 
@@ -19,5 +19,5 @@ def load_trained_model(path: str | Path) -> tuple[SppNet, int]:
         raise CheckpointError(f"{path} is not a checkpoint written by spp-cls training")
     module = SppClassifier(**hparams)
     name = model_name(hparams["model"]["arch"], hparams["model"]["spp"])
-    _load_weights(module, checkpoint["state_dict"], str(path), name)
+    load_weights(module, checkpoint["state_dict"], str(path), name)
     return module.model.eval(), int(hparams["input_size"])

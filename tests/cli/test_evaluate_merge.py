@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from spp_cls.checkpointing import CheckpointError
-from spp_cls.cli.evaluate import _load_weights, merge_saved_config
+from spp_cls.cli.evaluate import load_weights, merge_saved_config
 from spp_cls.config import register_configs
 from spp_cls.lightning import SppClassifier
 from tests.helpers import REPO
@@ -37,6 +37,6 @@ def test_weights_of_another_class_count_are_refused() -> None:
     trained = SppClassifier(model=MODEL, optim=OPTIM, num_classes=4, input_size=64, lr=0.1)
     other = SppClassifier(model=MODEL, optim=OPTIM, num_classes=3, input_size=64, lr=0.1)
     with pytest.raises(CheckpointError, match=r"zf5_spp with 3 classes: model.fc8.weight: checkpoint \(4, 8\)"):
-        _load_weights(other, trained.state_dict(), "x.ckpt", "zf5_spp")
-    _load_weights(SppClassifier(model=MODEL, optim=OPTIM, num_classes=4, input_size=64, lr=0.1),
+        load_weights(other, trained.state_dict(), "x.ckpt", "zf5_spp")
+    load_weights(SppClassifier(model=MODEL, optim=OPTIM, num_classes=4, input_size=64, lr=0.1),
                   trained.state_dict(), "x.ckpt", "zf5_spp")
