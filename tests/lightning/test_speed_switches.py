@@ -15,7 +15,6 @@ from torch.utils.data import DataLoader
 
 from spp_cls.lightning import SppClassifier
 from spp_cls.lightning.optim import build_optimization
-from tests.models.test_compile import inductor_unavailable
 
 MODEL = dict(arch="zf5", spp=True, width=0.125, fc_dim=16, dropout=0.0)
 OPTIM = dict(momentum=0.9, weight_decay=5e-4, scheduler="step", lr_factor=0.1, lr_drops=2, plateau_patience=1,
@@ -87,18 +86,6 @@ def test_compile_with_dynamic_sizes_compiles_once_and_trains_as_eager(tmp_path: 
     for name, value in eager.model.state_dict().items():
         torch.testing.assert_close(compiled.model.state_dict()[name], value, rtol=1e-4, atol=1e-5)
     assert set(compiled.state_dict()) == set(eager.state_dict())  # compiled in place: checkpoints keep their keys
-
-
-@pytest.mark.slow  # inductor's C++ compilation of the training and evaluation graphs: about a minute on 2 cores
-@pytest.mark.skipif(bool(inductor_unavailable()), reason=inductor_unavailable())
-def test_inductor_trains_across_sizes_without_recompiling(tmp_path: Path) -> None:
-    torch.compiler.reset()
-    data = batches([64, 48], 4)
-    compiled = module(compile=True, channels_last=True)
-    trainer(tmp_path, 2).fit(compiled, loader(data[:2]))
-    warm = graphs()
-    trainer(tmp_path, len(data)).fit(compiled, loader(data))
-    assert graphs() == warm
 
 
 @pytest.mark.parametrize("implementation, flags", [("fused", {"fused": True}), ("foreach", {"foreach": True}),

@@ -63,3 +63,20 @@ def test_inductor_compiles_the_size_dependent_layers_once() -> None:
     model = nn.Sequential(CeilMaxPool2d(3, 2), SpatialPyramidPool()).eval()
     counts = compile_counts(model, "inductor", SIZES[:3], mark=False)
     assert counts == [counts[0]] * 3
+
+
+@pytest.mark.slow  # inductor's C++ compilation of the forward and backward kernels: about 30 s cold on 2 cores
+@pytest.mark.skipif(bool(inductor_unavailable()), reason=inductor_unavailable())
+def test_inductor_trains_the_size_dependent_layers_without_recompiling() -> None:
+    """Training compiles the backward too: its gradients are eager's, and one compilation serves every size."""
+    model = nn.Sequential(CeilMaxPool2d(3, 2), SpatialPyramidPool())
+    torch.compiler.reset()
+    counter = CompileCounterWithBackend("inductor")
+    compiled = torch.compile(model, backend=counter, dynamic=True)
+    counts = []
+    for height, width in SIZES[:3]:
+        x = torch.randn(2, 3, height, width, requires_grad=True)
+        compiled_grad, eager_grad = (torch.autograd.grad(m(x).square().sum(), x)[0] for m in (compiled, model))
+        torch.testing.assert_close(compiled_grad, eager_grad)
+        counts.append(counter.frame_count)
+    assert counts == [counts[0]] * 3
