@@ -4,12 +4,13 @@ run. What the framework costs on top of the arithmetic, and how it compares with
 
 Run from the repository root::
 
-    python benchmarks/train_step.py [--models zf5_spp zf5 ...] [--sizes 224 180] [--batch 64] [--steps 20]
-        [--warmup 5] [--repeats 3] [--width 1.0] [--fc-dim 4096] [--num-classes 1000] [--device cuda|cpu]
-        [--alternate] [--no-eval] [--loops ours hand timm] [--threads N] [--peak-tflops T] [--json PATH]
-        [OVERRIDE ...]
+    python benchmarks/train_step.py [OVERRIDE ...] [--models zf5_spp zf5 ...] [--sizes 224 180] [--batch 64]
+        [--steps 20] [--warmup 5] [--repeats 3] [--width 1.0] [--fc-dim 4096] [--num-classes 1000]
+        [--device cuda|cpu] [--alternate] [--no-eval] [--loops ours hand timm] [--threads N] [--peak-tflops T]
+        [--json PATH]
 
-``OVERRIDE``: train.py overrides of the run config, e.g. ``trainer.precision=bf16-mixed``. The benchmark
+``OVERRIDE``: train.py overrides of the run config, e.g. ``trainer.precision=bf16-mixed``, before the options
+(after a list option such as ``--sizes`` they would be read as its values). The benchmark
 composes ``conf/train.yaml`` with them and with its own (model, batch, sizes, one epoch, no progress bar, a
 temporary run directory). Every switch of that config that the loops share (precision, channels-last,
 compilation, cudnn autotuning, the optimizer) is read from it and applied to all three loops alike.
