@@ -147,8 +147,8 @@ class SppClassifier(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Optional[torch.Tensor]:
         self._log_skipped("train", batch)
-        if batch["image"] is None:
-            return None  # every image of the batch was unreadable; Lightning skips the step
+        if batch["image"] is None:  # every image of this process's batch was unreadable
+            return self._empty_batch_loss()
         logits = self.model(self._images(batch))
         loss = F.cross_entropy(logits, batch["target"])
         if self._logging_step():  # the same steps on every device: sync_dist's all-reduce is collective
@@ -160,6 +160,17 @@ class SppClassifier(pl.LightningModule):
         self._log_epoch("train/input_size", float(batch["image"].shape[-1]), batch_size=1)
         self._log_split("train", logits.detach(), batch)
         return loss
+
+    def _empty_batch_loss(self) -> Optional[torch.Tensor]:
+        """What a training step returns when this process has no image to train on.
+
+        One process: None, and Lightning skips the optimizer step. Under DDP every process must take part in
+        the step's gradient all-reduce, so this one contributes a zero loss that reaches every parameter (zero
+        gradients; the step's gradient is then the others' sum over the world size, as if its images had zero
+        loss) and the optimizer steps on every process alike."""
+        if self.trainer.world_size == 1:
+            return None
+        return torch.stack([p.sum() for p in self.model.parameters()]).sum() * 0.0
 
     def _running_train_metrics(self) -> dict[str, Metric]:
         """The metrics that sum up a training epoch batch by batch."""
