@@ -14,14 +14,49 @@ Re-running the command cannot work under submitit (its command is submitit's own
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import warnings
 from typing import Any, Optional
 
 import torch
 from lightning_fabric.plugins.environments import ClusterEnvironment, SLURMEnvironment
+from lightning_fabric.utilities.warnings import PossibleUserWarning
 
 SUBMITIT_EXECUTOR = "SUBMITIT_EXECUTOR"  # set by submitit in its jobs: "slurm" or "local"
+
+# Lightning's rank_zero_info logs through one of these (whichever Lightning package was imported last sets it)
+LIGHTNING_INFO_LOGGERS = ("lightning_fabric.utilities.rank_zero", "pytorch_lightning.utilities.rank_zero",
+                          "lightning.fabric.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero")
+# SLURMEnvironment.detect()'s warning wherever an srun binary exists and this process was not started by srun; here
+# the processes of a Slurm run are started by srun (sbatch script, submitit) and any other start is deliberate
+SRUN_HINT = "The `srun` command is available on your system but is not used"
+
+
+class _NoAdverts(logging.Filter):
+    """Drops Lightning's advertising lines ("💡 Tip: For seamless cloud uploads and versioning, try installing
+    [litmodels]...", "... [litlogger] ..."), which every Trainer logs at INFO; every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return re.match(r"\W*Tip: ", record.getMessage()) is None
+
+
+def quiet_lightning_adverts() -> None:
+    """Silence Lightning's tips for its paid services and its srun hint, and nothing else (idempotent): the tips
+    come from ``pytorch_lightning.trainer.connectors`` (``logger_connector``: litlogger; ``callback_connector``:
+    litmodels) through ``rank_zero_info``, the hint from ``lightning_fabric.plugins.environments.slurm``
+    (``SLURMEnvironment._validate_srun_used``) as a ``PossibleUserWarning``."""
+    for name in LIGHTNING_INFO_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoAdverts) for f in logger.filters):
+            logger.addFilter(_NoAdverts())
+    warnings.filterwarnings("ignore", message=re.escape(SRUN_HINT), category=PossibleUserWarning)
+
+
+# on import: every entry point (train.py, evaluate.py, the benchmarks) imports this module before its first Trainer
+# and before its first SLURMEnvironment.detect() (external_tasks, called by the config checks)
+quiet_lightning_adverts()
 
 
 def _submitit_executor() -> str:
