@@ -68,3 +68,26 @@ def test_processes_started_by_submitit_must_match_the_devices(monkeypatch: pytes
     with pytest.raises(ConfigError, match="trainer.devices=1 but 2 processes per node were started"):
         validate_train_config(compose_train("trainer.devices=1"))
     validate_train_config(compose_train("trainer.devices=2", "trainer.strategy=ddp"))
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"HOME": "/home/u"}, "/home/u/.cache/spp-cls"),
+    ({}, "/tmp/.cache/spp-cls"),  # no HOME (cron, env -i, some batch systems)
+    ({"XDG_CACHE_HOME": "/scratch/cache"}, "/scratch/cache/spp-cls"),
+    ({"SPP_CLS_CACHE": "/data/cache", "HOME": "/home/u"}, "/data/cache"),
+])
+def test_the_cache_folder_composes_with_or_without_home(env: dict, expected: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HOME", "XDG_CACHE_HOME", "SPP_CLS_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    cfg = compose_train(hydra=True)
+    HydraConfig.instance().set_config(cfg)  # paths.root_dir interpolates ${hydra:runtime.cwd}
+    try:
+        paths = OmegaConf.to_container(cfg.paths, resolve=True)
+        assert paths["cache_dir"] == expected
+        assert compose_train("experiment=smoke").data.root == f"{expected}/smoke-synthetic"
+        assert compose_train("data=imagenet", "data.root=/x").data.list_cache_dir == f"{expected}/file-lists"
+    finally:
+        HydraConfig.instance().cfg = None
