@@ -123,3 +123,37 @@ def test_dockerignore_matching_follows_dockers_rules() -> None:
     assert excluded_from_context("a/b/c.py", ["a"]) and not excluded_from_context("a/b/c.py", ["*", "!a/"])
     assert not excluded_from_context("x/y.txt", ["*.txt"]) and excluded_from_context("x/y.txt", ["**/*.txt"])
     assert excluded_from_context("a/b/__pycache__/m.pyc", ["!a", "**/__pycache__"])
+
+
+def apt_installed() -> set[str]:
+    """The packages the image's apt-get install commands name."""
+    packages: set[str] = set()
+    for args in only("RUN"):
+        for command in args.split("&&"):
+            words = command.split()
+            if words[:1] == ["DEBIAN_FRONTEND=noninteractive"]:
+                words = words[1:]
+            if words[:2] == ["apt-get", "install"]:
+                packages |= {word for word in words[2:] if not word.startswith("-")}
+    return packages
+
+
+def test_torch_compile_finds_a_c_compiler_and_this_pythons_headers_at_run_time() -> None:
+    """Triton (torch.compile on a GPU) builds a C module on first use: gcc with the C library's headers, and
+    Python.h of the Python the venv is made from (Debian's python3-dev matches its python3). The image has one
+    stage, the runtime one, so what it installs is there when train.py runs."""
+    assert len(only("FROM")) == 1
+    packages = apt_installed()
+    assert {"python3", "python3-venv"} <= packages
+    assert "gcc" in packages or "build-essential" in packages
+    assert "libc6-dev" in packages or "build-essential" in packages  # --no-install-recommends: not pulled by gcc
+    assert "python3-dev" in packages or any(re.fullmatch(r"(lib)?python3\.\d+-dev", p) for p in packages)
+    venv = next(args for args in only("RUN") if " -m venv " in args)
+    assert "python3 -m venv" in venv  # the venv's Python is the one whose headers python3-dev installs
+    env = image_env()
+    for name in ("TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR"):  # writable under docker run --user
+        assert env[name].startswith("/cache/"), name
+
+
+def test_apt_package_parsing_reads_every_install_command() -> None:
+    assert "python3-dev" in apt_installed() and "--no-install-recommends" not in apt_installed()
