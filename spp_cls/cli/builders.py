@@ -15,6 +15,7 @@ from spp_cls.data.synthetic import SyntheticSpec
 from spp_cls.data.transforms import PipelineSettings
 from spp_cls.lightning import ImageFolderDataModule, SafeCheckpointIO
 from spp_cls.lightning.cluster import cluster_plugins, loader_workers
+from spp_cls.lightning.data_quality import DataQualityGuard
 from spp_cls.lightning.datamodule import SourceSettings
 from spp_cls.lightning.loggers import ContinuingCSVLogger
 
@@ -105,7 +106,8 @@ def build_trainer(cfg: DictConfig, purge_step: Optional[int] = None) -> pl.Train
     if clash:
         raise ValueError(f"trainer.extra repeats keys that trainer sets directly: {clash}")
     loggers = _instantiate_loggers(cfg.logger, purge_step)
-    callbacks = _instantiate_all(cfg.callbacks)
+    # the guard first: it must see an epoch's skip counts before EpochSummary reports and resets them
+    callbacks = [DataQualityGuard(), *_instantiate_all(cfg.callbacks)]
     if not loggers:  # a learning-rate monitor refuses to run with nothing to log to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     return pl.Trainer(

@@ -22,6 +22,7 @@ from spp_cls.config.schema import TrainConfig
 from spp_cls.config.validation import validate_train_config
 from spp_cls.lightning import MONITOR, SppClassifier
 from spp_cls.lightning.cluster import external_rank
+from spp_cls.lightning.data_quality import skip_totals_of_all
 from spp_cls.lightning.optim import effective_lr
 from spp_cls.lightning.resume import ResumeCheckpoint
 from spp_cls.models import model_name
@@ -109,7 +110,7 @@ def run_training(cfg: DictConfig) -> Optional[float]:
                     _last_checkpoint(trainer))
         sys.exit(128 + signal.SIGTERM)
     results = _final_metrics(trainer, module, datamodule, cfg)
-    results.update(datamodule.skip_totals())
+    results.update(skip_totals_of_all(trainer))
     if cfg.evaluate_protocols and results.get("best_checkpoint") and not trainer.fast_dev_run:
         evaluate([results["best_checkpoint"]], cfg, [], run_dir / "eval", list(cfg.evaluate_protocols),
                  trainer=trainer, skip_inapplicable=True, schema=TrainConfig)

@@ -2,9 +2,12 @@
 run early instead of training on what is left.
 
 One tracker per split and process. Batches report how many samples they dropped and which (``skipped``,
-``skipped_paths``; shard readers add ``skipped_shards``). The run fails with ``DataQualityError`` as soon as
-the skipped samples of an epoch exceed ``max_fraction`` of the epoch's expected samples, which can be long
-before the epoch ends.
+``skipped_paths``; shard readers add ``skipped_shards``). The run fails with ``DataQualityError`` once the
+skipped samples of an epoch exceed ``max_fraction`` of the epoch's expected samples, which can be long before
+the epoch ends. One process raises at the batch that crosses the limit. Under DDP a process must not leave
+alone (the others would wait in a collective until the process group times out): its tracker is ``deferred``,
+only records the breach, and all processes raise together after a vote at the next decision step
+(``spp_cls.lightning.agreement``, ``DataQualityGuard``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class SkipTracker:
     total_shards_skipped: int = 0
     first_paths: list[str] = field(default_factory=list)
     shard_errors: list[str] = field(default_factory=list)
+    deferred: bool = False  # record a breach for a collective decision instead of raising at once
 
     def update(self, batch: dict[str, Any]) -> None:
         count = int(batch.get("skipped", 0))
@@ -39,12 +43,22 @@ class SkipTracker:
         if room > 0:
             self.first_paths.extend(list(batch.get("skipped_paths", ()))[:room])
         self.shard_errors.extend(shards[: max(0, self.keep - len(self.shard_errors))])
-        if self.epoch_skipped > self.max_fraction * self.expected:
-            raise DataQualityError(
-                f"{self.epoch_skipped} of the {self.expected} {self.split} images of this epoch could not be read "
+        if not self.deferred:
+            self.check()
+
+    def breach(self) -> str | None:
+        """Why this epoch's skips exceed the limit (None while they do not)."""
+        if self.epoch_skipped <= self.max_fraction * self.expected:
+            return None
+        return (f"{self.epoch_skipped} of the {self.expected} {self.split} images of this epoch could not be read "
                 f"({self.epoch_skipped / max(1, self.expected):.2%} > data.max_skip_fraction={self.max_fraction}); "
-                f"first: {self.first_paths}" + (f"; unreadable shards: {self.shard_errors}" if self.shard_errors else "")
-            )
+                f"first: {self.first_paths}" + (f"; unreadable shards: {self.shard_errors}" if self.shard_errors else ""))
+
+    def check(self) -> None:
+        """Raise ``DataQualityError`` if this epoch's skips exceed the limit."""
+        reason = self.breach()
+        if reason is not None:
+            raise DataQualityError(reason)
 
     def end_epoch(self) -> str | None:
         """A one-line report of this epoch's skips (None if there were none); starts the next epoch."""

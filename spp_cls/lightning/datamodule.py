@@ -252,7 +252,7 @@ class ImageFolderDataModule(pl.LightningDataModule):
             expected = len(sampler)
             loader = EpochAwareDataLoader(dataset, batch_size=self.per_device_batch_size(), sampler=sampler,
                                           collate_fn=collate_skipping, persistent_workers=self.num_workers > 0, **common)
-        self.skips[name] = SkipTracker(name, max(1, expected), self.source.max_skip_fraction)
+        self.skips[name] = SkipTracker(name, max(1, expected), self.source.max_skip_fraction, deferred=world > 1)
         return loader
 
     def train_dataloader(self) -> DataLoader:

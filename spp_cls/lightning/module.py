@@ -27,6 +27,8 @@ from spp_cls.models import create_classifier
 MONITOR = "val/top1_err"
 # model settings that say how the network runs, not what it is (create_classifier does not take them)
 RUNTIME_KEYS = ("channels_last", "compile", "compile_dynamic", "compile_mode", "compile_backend")
+# the submodules the test protocols call directly (see _apply_runtime)
+PROTOCOL_PARTS = ("features", "pool", "pre_logits", "fc8")
 
 
 class SppClassifier(pl.LightningModule):
@@ -85,13 +87,31 @@ class SppClassifier(pl.LightningModule):
         self.kept_scores = [] if keep_scores else None
 
     def configure_model(self) -> None:
-        """Apply the runtime switches (Lightning calls this before every fit/validate/test; repeating is harmless).
-        Not at construction, so that exporting or loading a checkpoint gets the plain network."""
+        """Apply the runtime switches to the network and the ensemble members (Lightning calls this before every
+        fit/validate/test; repeating is harmless). Not at construction, so that exporting or loading a checkpoint
+        gets the plain network."""
+        for model in [self.model, *self.ensemble]:
+            self._apply_runtime(model)
+
+    def _apply_runtime(self, model: nn.Module) -> None:
+        """channels-last weights; ``torch.compile`` in place (the state_dict keys stay those of the plain network).
+
+        ``nn.Module.compile`` compiles only the module's own call, and the full-image protocols never make that
+        call: they run ``features``, ``pool``, ``pre_logits`` and ``fc8`` one by one (``features`` on whole
+        images, fc6-fc8 on vectors pooled from the maps). Those submodules are compiled in place too. Inside the
+        compiled forward (training, validation, the crop protocols) dynamo traces through them into the one
+        graph it had before; called on their own, each runs its own compiled graph.
+        """
         if self.runtime.get("channels_last"):
-            self.model.to(memory_format=torch.channels_last)
+            model.to(memory_format=torch.channels_last)
         if self.runtime.get("compile"):
-            self.model.compile(dynamic=self.runtime.get("compile_dynamic", True), mode=self.runtime.get("compile_mode"),
-                               backend=self.runtime.get("compile_backend", "inductor"))
+            options = dict(dynamic=self.runtime.get("compile_dynamic", True), mode=self.runtime.get("compile_mode"),
+                           backend=self.runtime.get("compile_backend", "inductor"))
+            model.compile(**options)
+            for name in PROTOCOL_PARTS:
+                part = getattr(model, name, None)
+                if isinstance(part, nn.Module):
+                    part.compile(**options)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -151,9 +171,7 @@ class SppClassifier(pl.LightningModule):
             return self._empty_batch_loss()
         logits = self.model(self._images(batch))
         loss = F.cross_entropy(logits, batch["target"])
-        if self._logging_step():  # the same steps on every device: sync_dist's all-reduce is collective
-            self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=logits.shape[0],
-                     sync_dist=True)  # the mean over devices, as one process would log it
+        self._log_step_loss(loss.detach() * logits.shape[0], logits.shape[0])
         self.train_loss.update(loss.detach(), weight=logits.shape[0])
         self._log_epoch("train/loss_epoch", self.train_loss, batch_size=logits.shape[0])
         # one size per epoch (multi-size training): the epoch mean is that size
@@ -161,16 +179,35 @@ class SppClassifier(pl.LightningModule):
         self._log_split("train", logits.detach(), batch)
         return loss
 
+    def _log_step_loss(self, loss_sum: torch.Tensor, count: int) -> None:
+        """Log the step's mean loss over all processes' images, on the steps Lightning writes to the loggers.
+
+        The same steps on every process, images or not: the sum is all-reduced (a collective) there and only there.
+        """
+        if not self._logging_step():
+            return
+        totals = torch.stack([loss_sum.float(), loss_sum.new_tensor(float(count), dtype=torch.float32)])
+        totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
+        self.log("train/loss_step", totals[0] / totals[1].clamp(min=1.0), on_step=True, on_epoch=False, prog_bar=True,
+                 batch_size=max(count, 1))
+
     def _empty_batch_loss(self) -> Optional[torch.Tensor]:
         """What a training step returns when this process has no image to train on.
 
         One process: None, and Lightning skips the optimizer step. Under DDP every process must take part in
-        the step's gradient all-reduce, so this one contributes a zero loss that reaches every parameter (zero
-        gradients; the step's gradient is then the others' sum over the world size, as if its images had zero
-        loss) and the optimizer steps on every process alike."""
+        the step's collectives: the step-loss sum of a logging step (this process adds nothing to it), the epoch
+        metrics registered in the same order as the others', and the gradient all-reduce, to which this process
+        contributes a zero loss that reaches every parameter (zero gradients: the step's gradient is the others'
+        sum over the world size, as if these images had zero loss); the optimizer steps on every process alike."""
         if self.trainer.world_size == 1:
             return None
-        return torch.stack([p.sum() for p in self.model.parameters()]).sum() * 0.0
+        zero = torch.stack([p.sum() for p in self.model.parameters()]).sum() * 0.0
+        self._log_step_loss(zero.detach(), 0)
+        self._log_epoch("train/loss_epoch", self.train_loss, batch_size=1)
+        for name in ("top1_err", "top5_err", "images"):
+            self._log_epoch(f"train/{name}", getattr(self, f"train_{name.split('_')[0]}"), prog_bar=name == "top1_err",
+                            batch_size=1)
+        return zero
 
     def _running_train_metrics(self) -> dict[str, Metric]:
         """The metrics that sum up a training epoch batch by batch."""

@@ -3,7 +3,10 @@
 ``ResumeCheckpoint`` writes it at every epoch boundary (after validation and the learning-rate schedule of the
 epoch), every ``every_minutes`` of training inside an epoch, at the end of training, and at the first batch
 boundary after a scheduler's warning signal (then it hands the signal on to the handler that was installed
-for it: submitit's or Lightning's requeue, Lightning's SIGTERM notice). Never in the middle of a step, and
+for it: submitit's or Lightning's requeue, Lightning's SIGTERM notice). Under DDP the processes decide whether
+to save (a signal on any process, the time on any process) by a vote on a CPU group at decision steps only (the
+logging steps: ``spp_cls.lightning.agreement``), so a signal is acted on within ``log_every_n_steps`` steps and no
+step sends a message between processes otherwise. Never in the middle of a step, and
 never at an epoch's last batch (its validation and schedule step must come first): the epoch boundary follows
 right after it.
 
@@ -23,9 +26,9 @@ from pathlib import Path
 from typing import Any, Optional, Protocol, Sequence, runtime_checkable
 
 import pytorch_lightning as pl
-import torch
 
 from spp_cls.checkpointing import remove_stale_temporaries
+from spp_cls.lightning.agreement import is_decision_step, vote_max
 from spp_cls.lightning.position import training_position
 from spp_cls.lightning.rank_state import gather_from_ranks, rng_state, set_rng_state
 from spp_cls.lightning.signals import DeferredSignals
@@ -99,12 +102,14 @@ class ResumeCheckpoint(pl.Callback):
             # the epoch boundary saves after validation and the epoch's schedule step; accumulated gradients
             # are not checkpointed, so only batches that end an optimizer step are resume points
             return
+        if not is_decision_step(trainer):
+            return  # under DDP processes agree only at logging steps: no message between processes per step
         due = self.every_s is not None and time.monotonic() - self._last_save >= self.every_s
-        decision = trainer.strategy.broadcast(torch.tensor([int(due), self.signals.pending()]), src=0)
-        if decision.any():
+        save, signum = vote_max([int(due), self.signals.pending()])
+        if save or signum:
             self._save(trainer, boundary=False)
-            if decision[1]:
-                self._forward(trainer, int(decision[1]))
+            if signum:
+                self._forward(trainer, signum)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         loop = trainer.fit_loop
@@ -120,7 +125,7 @@ class ResumeCheckpoint(pl.Callback):
         self.signals.uninstall()
 
     def _forward_signal(self, trainer: pl.Trainer) -> None:
-        signum = int(trainer.strategy.broadcast(torch.tensor(self.signals.pending()), src=0))
+        [signum] = vote_max([self.signals.pending()])
         if signum:
             self._forward(trainer, signum)
 
