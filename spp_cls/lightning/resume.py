@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Optional, Protocol, Sequence, runtime_checkable
 
 import pytorch_lightning as pl
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from spp_cls.checkpointing import remove_stale_temporaries
 from spp_cls.lightning.agreement import is_decision_step, vote_max
@@ -89,6 +90,8 @@ class ResumeCheckpoint(pl.Callback):
             self._restore_rank_state(trainer, pl_module)
         self._last_save = time.monotonic()
         self.signals.install()
+        if signal.SIGTERM in self.signals.signums and trainer.world_size > 1:
+            _replace_sigterm_broadcast(trainer)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.current_epoch > 0:
@@ -123,6 +126,7 @@ class ResumeCheckpoint(pl.Callback):
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.signals.uninstall()
+        vars(trainer.fit_loop.epoch_loop).pop(_SIGTERM_BROADCAST, None)
 
     def _forward_signal(self, trainer: pl.Trainer) -> None:
         [signum] = vote_max([self.signals.pending()])
@@ -181,6 +185,26 @@ class ResumeCheckpoint(pl.Callback):
         for name, owner in _epoch_state_owners(trainer, pl_module).items():
             if name in state:
                 owner.load_epoch_state(state[name])
+
+
+_SIGTERM_BROADCAST = "_broadcast_sigterm_tensor"  # Lightning 2.6's training loop (pyproject bounds the version)
+
+
+def _replace_sigterm_broadcast(trainer: pl.Trainer) -> None:
+    """Drop Lightning's per-step SIGTERM broadcast for a local check: the same decision without a message.
+
+    Under DDP, Lightning's training loop broadcasts rank 0's SIGTERM flag on the device after every step and reads
+    it back: a device round trip per step. Here SIGTERM is deferred, voted on at decision steps and handed to
+    Lightning's own handler on every process at the same step, so every process's flag already agrees."""
+    loop = trainer.fit_loop.epoch_loop
+    if not callable(getattr(loop, _SIGTERM_BROADCAST, None)):
+        return
+
+    def raise_if_sigterm() -> None:
+        if trainer.received_sigterm:
+            raise SIGTERMException()
+
+    setattr(loop, _SIGTERM_BROADCAST, raise_if_sigterm)
 
 
 def _epoch_state_owners(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, EpochState]:
