@@ -6,7 +6,8 @@
   device and Lightning's ``SLURMEnvironment`` reads their ranks. Under submitit, submitit owns the requeue
   (USR2, then ``scontrol requeue``), so Lightning's own requeue on USR1 is switched off.
 - Hydra's ``submitit_local`` launcher: submitit starts ``tasks_per_node`` processes on this machine;
-  ``SubmititLocalEnvironment`` gives Lightning their ranks from submitit's job environment.
+  ``SubmititLocalEnvironment`` gives Lightning their ranks from submitit's job environment, and the Hydra
+  callback ``LocalGpuSets`` gives each job of a sweep its own GPUs.
 
 Re-running the command cannot work under submitit (its command is submitit's own) nor in a Hydra multirun
 (each process would run the whole sweep), hence ``external_tasks`` for the start-up checks.
@@ -14,15 +15,21 @@ Re-running the command cannot work under submitit (its command is submitit's own
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import logging
 import os
 import re
+import time
 import warnings
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 import torch
+from hydra.experimental.callback import Callback
 from lightning_fabric.plugins.environments import ClusterEnvironment, SLURMEnvironment
 from lightning_fabric.utilities.warnings import PossibleUserWarning
+from omegaconf import DictConfig
 
 SUBMITIT_EXECUTOR = "SUBMITIT_EXECUTOR"  # set by submitit in its jobs: "slurm" or "local"
 
@@ -159,3 +166,96 @@ def cluster_plugins() -> list[Any]:
     if executor == "local":
         return [SubmititLocalEnvironment()]
     return []
+
+
+# ----------------------------------------------------------------------------- submitit_local: GPUs per job
+GPU_LIST = "SPP_CLS_GPUS"  # the GPUs the jobs of a submitit_local sweep share, e.g. "4,5,6,7" (default: all)
+_held_locks: list[int] = []  # open lock files of the GPU sets this process holds (released at exit)
+
+
+def machine_gpus() -> list[str]:
+    """The GPUs a submitit_local sweep may use: ``SPP_CLS_GPUS``, else every GPU nvidia-smi lists, else the
+    ``CUDA_VISIBLE_DEVICES`` submitit set (0..n-1: then the jobs take turns on those)."""
+    if listed := os.environ.get(GPU_LIST, "").strip():
+        return [gpu.strip() for gpu in listed.split(",") if gpu.strip()]
+    import subprocess
+
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=60, check=True).stdout
+        return [line.strip() for line in out.splitlines() if line.strip()]
+    except (OSError, subprocess.SubprocessError):
+        return [gpu for gpu in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if gpu]
+
+
+def gpu_sets(gpus: list[str], per_job: int) -> list[list[str]]:
+    """Disjoint sets of ``per_job`` GPUs, in order (0..n-1, n..2n-1, ...); leftover GPUs form no set."""
+    if per_job < 1 or len(gpus) < per_job:
+        raise ValueError(f"a job needs {per_job} GPUs; the sweep has {len(gpus)}: {','.join(gpus) or 'none'} "
+                         f"(set {GPU_LIST} or trainer.devices)")
+    return [gpus[start:start + per_job] for start in range(0, len(gpus) - per_job + 1, per_job)]
+
+
+def claim_gpu_set(sets: list[list[str]], lock_dir: Path, poll_s: float = 5.0,
+                  waiting: Optional[Callable[[], None]] = None) -> tuple[list[str], int]:
+    """The first free set and the open lock file that holds it (``flock``: until the file is closed, at the latest
+    when the process exits); waits for a set when all are taken (``waiting`` is called once then)."""
+    import fcntl
+
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    said = False
+    while True:
+        for gpus in sets:
+            fd = os.open(lock_dir / f"gpus-{'-'.join(gpus)}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            return gpus, fd
+        if not said and waiting is not None:
+            waiting()
+        said = True
+        time.sleep(poll_s)
+
+
+class LocalGpuSets(Callback):
+    """Hydra callback of the ``submitit_local`` launcher: every job of a sweep on GPUs of its own.
+
+    submitit starts all jobs at once with the same ``CUDA_VISIBLE_DEVICES`` (0..n-1); its ``visible_gpus`` is one
+    list for every job and the Hydra plugin cannot pass it. Here, in each job's processes before the training code
+    runs: rank 0 takes the first free set of n of the machine's GPUs (``SPP_CLS_GPUS`` or all; a file lock held
+    until it exits, so also against this user's other sweeps) and writes it down for the job's other ranks; every
+    rank then sets ``CUDA_VISIBLE_DEVICES`` to it. Jobs beyond the free sets wait for one, so they run one after
+    another. CPU jobs (``gpus_per_node`` null) and other launchers are left alone.
+    """
+
+    def __init__(self, lock_dir: Optional[str] = None, poll_s: float = 5.0) -> None:
+        base = os.environ.get("TMPDIR") or "/tmp"
+        self.lock_dir = Path(lock_dir) if lock_dir else Path(base) / f"spp-cls-gpus-{os.getuid()}"
+        self.poll_s = poll_s
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        per_job = config.hydra.launcher.get("gpus_per_node")
+        if _submitit_executor() != "local" or not per_job:
+            return
+        log = logging.getLogger(__name__)
+        job = os.environ["SUBMITIT_LOCAL_JOB_ID"]
+        run_dir = str(config.hydra.runtime.output_dir)
+        record = self.lock_dir / f"job-{job}-{hashlib.sha1(run_dir.encode()).hexdigest()[:12]}"
+        if int(os.environ.get("SUBMITIT_LOCAL_GLOBALID", "0")) == 0:
+            sets = gpu_sets(machine_gpus(), int(per_job))
+            gpus, lock = claim_gpu_set(sets, self.lock_dir, self.poll_s, waiting=lambda: log.info(
+                "waiting for %d free GPUs (%d sets of %s are in use)", per_job, len(sets),
+                ",".join(g for s in sets for g in s)))
+            _held_locks.append(lock)  # held for the job's life
+            temporary = record.with_suffix(".tmp")
+            temporary.write_text(",".join(gpus))
+            temporary.replace(record)  # atomic: the other ranks never read half of it
+            atexit.register(lambda: record.unlink(missing_ok=True))
+        else:
+            while not record.is_file():
+                time.sleep(0.2)
+            gpus = record.read_text().split(",")
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+        log.info("GPUs of this job: %s (CUDA_VISIBLE_DEVICES)", ",".join(gpus))

@@ -1,8 +1,11 @@
-"""Launch configuration: the submitit launcher configs (one task per device, the plugin's other defaults), and the
-start-up checks of the resume checkpoint settings and of who starts the processes."""
+"""Launch configuration: the submitit launcher configs (one task per device, the plugin's other defaults; under
+submitit_local each job on GPUs of its own), the start-up checks of the resume checkpoint settings and of who starts
+the processes, and the cache folder with or without HOME."""
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,8 @@ from omegaconf.errors import InterpolationResolutionError
 
 from spp_cls.config import register_configs
 from spp_cls.config.validation import ConfigError, validate_train_config
+from spp_cls.lightning import cluster
+from spp_cls.lightning.cluster import LocalGpuSets, claim_gpu_set, gpu_sets, machine_gpus
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -91,3 +96,83 @@ def test_the_cache_folder_composes_with_or_without_home(env: dict, expected: str
         assert compose_train("data=imagenet", "data.root=/x").data.list_cache_dir == f"{expected}/file-lists"
     finally:
         HydraConfig.instance().cfg = None
+
+
+# ------------------------------------------------------------------ submitit_local: each job on GPUs of its own
+def test_submitit_local_adds_the_gpu_set_callback_and_only_it() -> None:
+    local = compose_train("hydra/launcher=submitit_local", "trainer.devices=2", "trainer.accelerator=gpu", hydra=True)
+    (callback,) = local.hydra.callbacks.values()
+    assert callback._target_ == "spp_cls.lightning.cluster.LocalGpuSets" and callback.poll_s > 0
+    assert local.hydra.launcher.gpus_per_node == 2
+    for other in ((), ("hydra/launcher=submitit_slurm", "trainer.devices=2")):
+        assert not compose_train(*other, hydra=True).hydra.callbacks
+
+
+def test_gpu_sets_are_disjoint_and_in_order() -> None:
+    assert gpu_sets(list("01234567"), 2) == [["0", "1"], ["2", "3"], ["4", "5"], ["6", "7"]]
+    assert gpu_sets(["4", "5", "6"], 2) == [["4", "5"]]  # the odd one is left out
+    with pytest.raises(ValueError, match="a job needs 4 GPUs; the sweep has 2: 0,1"):
+        gpu_sets(["0", "1"], 4)
+
+
+def test_machine_gpus_come_from_spp_cls_gpus_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPP_CLS_GPUS", "4, 5,6,7")
+    assert machine_gpus() == ["4", "5", "6", "7"]
+
+
+def test_jobs_take_free_gpu_sets_and_wait_when_none_is_left(tmp_path: Path) -> None:
+    """4 GPUs, 2 per job: jobs a and b get sets of their own, job c waits until a ends (its lock file closes, as at
+    a process's exit; flock locks of separate opens conflict within one process too) and then gets a's set."""
+    sets, locks = gpu_sets(["0", "1", "2", "3"], 2), tmp_path / "locks"
+    a, a_lock = claim_gpu_set(sets, locks, poll_s=0.05)
+    b, b_lock = claim_gpu_set(sets, locks, poll_s=0.05)
+    assert (a, b) == (["0", "1"], ["2", "3"])
+    waited, claimed = threading.Event(), []
+    c = threading.Thread(target=lambda: claimed.append(claim_gpu_set(sets, locks, 0.05, waiting=waited.set)))
+    c.start()
+    try:
+        assert waited.wait(timeout=30) and not claimed  # told that it waits, and still waiting
+        os.close(a_lock)  # job a ends
+        c.join(timeout=30)
+        assert claimed and claimed[0][0] == ["0", "1"]
+    finally:
+        for fd in (b_lock, *(lock for _, lock in claimed)):
+            os.close(fd)
+        if c.is_alive():
+            os.close(claim_gpu_set(sets, locks)[1])  # cannot happen once the assertions above passed
+
+
+def test_every_process_of_a_job_gets_rank_zeros_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rank 0 claims a set and notes it for the job (submitit's job id, the run directory); the other ranks read
+    the note. The variables are submitit_local's."""
+    config = OmegaConf.create({"hydra": {"launcher": {"gpus_per_node": 2}, "runtime": {"output_dir": "/s/0"}}})
+    for name, value in dict(SUBMITIT_EXECUTOR="local", SUBMITIT_LOCAL_JOB_ID="4242", SPP_CLS_GPUS="0,1,2,3",
+                            CUDA_VISIBLE_DEVICES="0,1").items():
+        monkeypatch.setenv(name, value)
+    busy, busy_lock = claim_gpu_set(gpu_sets(["0", "1", "2", "3"], 2), tmp_path)  # another job holds 0,1
+    callback = LocalGpuSets(lock_dir=str(tmp_path), poll_s=0.05)
+    try:
+        for rank in ("0", "1"):
+            monkeypatch.setenv("SUBMITIT_LOCAL_GLOBALID", rank)
+            monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # what submitit gives every job
+            callback.on_job_start(config, task_function=None)
+            assert os.environ["CUDA_VISIBLE_DEVICES"] == "2,3", rank
+        (note,) = tmp_path.glob("job-4242-*")
+        assert note.read_text() == "2,3"
+    finally:
+        os.close(busy_lock)
+        for fd in cluster._held_locks:
+            os.close(fd)
+        cluster._held_locks.clear()
+
+
+def test_the_callback_leaves_cpu_jobs_and_other_launchers_alone(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    cpu = OmegaConf.create({"hydra": {"launcher": {"gpus_per_node": None}, "runtime": {"output_dir": "x"}}})
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "local")
+    LocalGpuSets(lock_dir=str(tmp_path)).on_job_start(cpu, task_function=None)
+    gpu = OmegaConf.create({"hydra": {"launcher": {"gpus_per_node": 2}, "runtime": {"output_dir": "x"}}})
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    LocalGpuSets(lock_dir=str(tmp_path)).on_job_start(gpu, task_function=None)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1" and not list(tmp_path.iterdir())
