@@ -7,6 +7,13 @@ floor(i a / n) .. ceil((i + 1) a / n) - 1: the same bins as the SPP layer (teste
 bounded twice: images go through the conv layers in chunks of at most ``chunk_pixels`` input pixels, and
 windows go through pooling and the fc layers in chunks of at most ``chunk_views``, so peak memory does not
 grow with the number of views.
+
+Precision (autocast, ``bf16-mixed``): the feature maps come out of the conv layers in bfloat16, which
+torchvision's ``roi_pool`` has no kernel for; it pools a float32 copy, and hands the pooled vectors back in the
+maps' dtype (max pooling only selects values, so nothing is rounded either way). The box rows are float32
+whatever the maps are (they carry map indices, which bfloat16 holds exactly only up to 256), and the softmax
+scores and their sums are float32: ``index_add_`` takes one dtype, and a sum of up to 98 views needs more than
+bfloat16's 8 significant bits.
 """
 
 from __future__ import annotations
@@ -27,13 +34,16 @@ def features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def head_scores(model: nn.Module, pooled: torch.Tensor) -> torch.Tensor:
-    """Softmax of fc6-fc8 applied to SPP vectors."""
-    return model.fc8(model.pre_logits(pooled)).softmax(dim=-1)
+    """Softmax (float32) of fc6-fc8 applied to SPP vectors."""
+    return model.fc8(model.pre_logits(pooled)).softmax(dim=-1, dtype=torch.float32)
 
 
 def pool_boxes(feature_maps: torch.Tensor, boxes: torch.Tensor, levels: Sequence[int]) -> torch.Tensor:
-    """SPP vectors of the boxes (K, 5: map index, x1, y1, x2, y2, inclusive cells), in the SPP layer's layout."""
-    return torch.cat([roi_pool(feature_maps, boxes, output_size=(n, n), spatial_scale=1.0).flatten(1) for n in levels], 1)
+    """SPP vectors of the boxes (K, 5: map index, x1, y1, x2, y2, inclusive cells), in the SPP layer's layout
+    and the maps' dtype (pooled in float32: see the module docstring)."""
+    maps, boxes = feature_maps.float(), boxes.float()
+    pooled = [roi_pool(maps, boxes, output_size=(n, n), spatial_scale=1.0).flatten(1) for n in levels]
+    return torch.cat(pooled, 1).to(feature_maps.dtype)
 
 
 @dataclass(frozen=True)
@@ -60,9 +70,9 @@ class FeatureMapViews:
 
     def _pooled_scores(self, model: nn.Module, maps: torch.Tensor, windows: list, count: int) -> torch.Tensor:
         cells = [map_window(w, model.arch, maps.shape[-2], maps.shape[-1], self.mapping) for w in windows]
-        rows = torch.tensor([(m, *c) for m in range(maps.shape[0]) for c in cells], dtype=maps.dtype, device=maps.device)
+        rows = torch.tensor([(m, *c) for m in range(maps.shape[0]) for c in cells], dtype=torch.float32, device=maps.device)
         owner = torch.arange(maps.shape[0], device=maps.device).repeat_interleave(len(cells)) % count
-        sums = maps.new_zeros(count, model.num_classes)
+        sums = torch.zeros(count, model.num_classes, dtype=torch.float32, device=maps.device)
         for start in range(0, rows.shape[0], self.chunk_views):
             scores = head_scores(model, pool_boxes(maps, rows[start : start + self.chunk_views], model.pyramid))
             sums.index_add_(0, owner[start : start + self.chunk_views], scores)

@@ -14,14 +14,23 @@ normalised batch of those to softmax scores averaged over the views, and the num
 Images of different sizes are never padded into one tensor: the loader keeps a batch of variable-size images
 as a list, and the full-image protocols group the images of a batch by size, running each group as one
 tensor.
+
+Scores are float32 softmax whatever the precision the model runs in (under ``bf16-mixed`` autocast the
+logits may be bfloat16): averaged over views and compared for top-k, 8 significant bits would round and tie.
+
+On a GPU the full-image protocols (``full``, ``full_flip``, ``multiview*``) turn cuDNN autotuning
+(``torch.backends.cudnn.benchmark``, which ``trainer=gpu`` sets) off while they score: autotuning times every
+convolution algorithm for each new input size, and most size groups of a batch of whole images hold one or
+two images, so the search would cost more than the convolutions it speeds up. The setting is restored after.
 """
 
 from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Iterator, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -32,6 +41,22 @@ from spp_cls.evaluation.windows import LAYOUTS, MAPPINGS
 
 Images = Union[torch.Tensor, list]
 PAPER_SCALES = (224, 256, 300, 360, 448, 560)
+
+
+@contextmanager
+def cudnn_autotuning_off() -> Iterator[None]:
+    """cuDNN autotuning off inside (for inputs of many sizes, each seen once or twice); the setting restored after."""
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
+def softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Float32 softmax over classes, whatever dtype the logits come in."""
+    return logits.softmax(dim=-1, dtype=torch.float32)
 
 
 @dataclass(frozen=True)
@@ -92,7 +117,7 @@ class CenterCrop(TestProtocol):
         return CenterView(self.settings)
 
     def scores(self, model: nn.Module, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
-        return model(images).softmax(dim=-1), torch.ones(images.shape[0], device=images.device)
+        return softmax(model(images)), torch.ones(images.shape[0], device=images.device)
 
 
 class TenCropView:
@@ -121,7 +146,7 @@ class TenView(TestProtocol):
 
     def scores(self, model: nn.Module, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
         b, v = images.shape[:2]
-        scores = model(images.flatten(0, 1)).softmax(dim=-1).view(b, v, -1).mean(1)
+        scores = softmax(model(images.flatten(0, 1))).view(b, v, -1).mean(1)
         return scores, torch.full((b,), float(v), device=images.device)
 
 
@@ -155,11 +180,11 @@ def full_image_sums(model: nn.Module, images: Images, flip: bool) -> tuple[torch
     sums: Optional[torch.Tensor] = None
     for positions, group in size_groups(images):
         batch = torch.cat([group, group.flip(-1)]) if flip else group
-        scores = model.forward_head(model.features(batch)).softmax(dim=-1)
+        scores = softmax(model.forward_head(model.features(batch)))
         if flip:
             scores = scores[: group.shape[0]] + scores[group.shape[0] :]
         if sums is None:
-            sums = scores.new_zeros(count, scores.shape[-1])
+            sums = torch.zeros(count, scores.shape[-1], dtype=torch.float32, device=scores.device)
         sums[positions] = scores
     assert sums is not None
     return sums, 2 if flip else 1, count
@@ -176,7 +201,8 @@ class FullImage(TestProtocol):
         return ScalesView(self.settings, (self.settings.resize_size,), as_list=False)
 
     def scores(self, model: nn.Module, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
-        sums, views, count = full_image_sums(model, images, self.flip)
+        with cudnn_autotuning_off():
+            sums, views, count = full_image_sums(model, images, self.flip)
         return sums / views, sums.new_full((count,), float(views))
 
 
@@ -209,6 +235,10 @@ class MultiView(TestProtocol):
         return ScalesView(self.settings, self.scales + extra)
 
     def scores(self, model: nn.Module, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
+        with cudnn_autotuning_off():
+            return self._scores(model, images)
+
+    def _scores(self, model: nn.Module, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
         per_scale = list(zip(*images))  # a batch is a list (images) of lists (scales)
         count = len(images)
         sums, views = None, None
@@ -230,7 +260,7 @@ class MultiView(TestProtocol):
         for positions, group in size_groups(images):
             part, n = self.views.score_sums(model, group)
             if sums is None:
-                sums = part.new_zeros(count, part.shape[-1])
+                sums = torch.zeros(count, part.shape[-1], dtype=torch.float32, device=part.device)
             sums[positions] = part
             views[positions] = float(n)
         assert sums is not None
