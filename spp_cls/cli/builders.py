@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any, Callable, Optional, Sequence
 
@@ -18,6 +19,8 @@ from spp_cls.lightning.cluster import cluster_plugins, loader_workers
 from spp_cls.lightning.data_quality import DataQualityGuard
 from spp_cls.lightning.datamodule import SourceSettings
 from spp_cls.lightning.loggers import ContinuingCSVLogger
+
+log = logging.getLogger(__name__)
 
 
 def pipeline_settings(data: DictConfig) -> PipelineSettings:
@@ -100,6 +103,11 @@ def build_trainer(cfg: DictConfig, purge_step: Optional[int] = None) -> pl.Train
     """The Trainer of a run; ``purge_step``: the first logger step of a resumed run (its logs continue there)."""
     args = OmegaConf.to_container(cfg.trainer, resolve=True)
     extra = args.pop("extra")
+    if args["deterministic"] and args["benchmark"]:
+        # cuDNN ignores its deterministic switch while autotuning: determinism asked for by name wins
+        log.warning("trainer.deterministic=%s turns off trainer.benchmark (cuDNN autotuning picks kernels by timing, "
+                    "which is not deterministic)", args["deterministic"])
+        args["benchmark"] = False
     if args["enable_progress_bar"] is None:  # a bar in a log file is hundreds of carriage-return lines
         args["enable_progress_bar"] = sys.stderr.isatty()
     clash = sorted(set(extra) & (set(args) | {"use_distributed_sampler"}))

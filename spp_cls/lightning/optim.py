@@ -36,6 +36,18 @@ def sgd_implementation(params: list[torch.Tensor], implementation: str) -> dict[
     raise ValueError(f"optim.implementation must be one of {list(IMPLEMENTATIONS)}; got {implementation!r}")
 
 
+def restore_implementation(optimizer: torch.optim.Optimizer) -> None:
+    """Give every parameter group the ``fused``/``foreach`` flags this run's optimizer was built with.
+
+    ``load_state_dict`` (a resumed run) replaces the parameter groups with the saved ones, flags included, so a
+    run resumed with another ``optim.implementation`` (or on another kind of device) would silently keep the old
+    one; the optimizer's ``defaults`` still hold what this run's config asked for."""
+    for group in optimizer.param_groups:
+        for flag in ("fused", "foreach"):
+            if flag in optimizer.defaults:
+                group[flag] = optimizer.defaults[flag]
+
+
 def effective_lr(lr: float, step_batch: int, base_batch_size: int, scaling: str) -> float:
     """The learning rate for an optimizer step over ``step_batch`` images."""
     ratio = step_batch / base_batch_size

@@ -20,7 +20,9 @@ def rng_state() -> dict[str, Any]:
     """This process's global random generators."""
     name, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
     version, mt, py_gauss = random.getstate()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    # only this process's own device (the one the strategy made current): by device index, a run resumed with
+    # another CUDA_VISIBLE_DEVICES or another device per process would put the states on the wrong devices
+    cuda = [torch.cuda.get_rng_state(torch.cuda.current_device())] if _uses_cuda() else []
     return {
         "python": (version, tuple(mt), py_gauss),
         "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
@@ -37,8 +39,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
     n = state["numpy"]
     np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if state["cuda"] and _uses_cuda():
+        device = torch.cuda.current_device()
+        # one state: this format; several: an earlier version's, every visible device's, by index
+        saved = state["cuda"][0] if len(state["cuda"]) == 1 else state["cuda"][min(device, len(state["cuda"]) - 1)]
+        torch.cuda.set_rng_state(saved, device)
+
+
+def _uses_cuda() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_initialized()
 
 
 def gather_from_ranks(trainer: pl.Trainer, obj: Any) -> list[Any]:

@@ -40,6 +40,14 @@ def test_round_trip_gives_the_training_metric(trained: Path, tmp_path: Path) -> 
     assert (trained / "evaluations" / f"{tmp_path.name}.md").is_file()  # beside the training run
 
 
+def test_a_limited_test_split_is_reported_not_refused(trained: Path, tmp_path: Path) -> None:
+    result = run_script("evaluate.py", f"ckpt_path={trained}/checkpoints/best.ckpt", "+trainer.extra.limit_test_batches=1",
+                        f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "metrics.json").read_text())["images"] == 16  # one batch of the 32 images
+    assert "trainer.limit_test_batches=1 tested 16 of the 32 images" in (tmp_path / "evaluate.log").read_text()
+
+
 def test_overrides_replace_saved_data_settings(trained: Path, tiny_data: Path, tmp_path: Path) -> None:
     data = tmp_path / "copy"
     shutil.copytree(tiny_data, data)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from spp_cls.lightning.optim import build_optimization, effective_lr
+from spp_cls.lightning.optim import build_optimization, effective_lr, restore_implementation
 
 OPTIM = dict(
     momentum=0.9, weight_decay=5e-4, scheduler="plateau", lr_factor=0.1, lr_drops=2,
@@ -48,3 +48,13 @@ def test_step_schedule() -> None:
         scheduler.step()
     assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001])
     assert optimizer.defaults["momentum"] == 0.9 and optimizer.defaults["weight_decay"] == 5e-4
+
+
+def test_a_resumed_optimizer_takes_this_runs_implementation() -> None:
+    params = [torch.nn.Parameter(torch.ones(3))]
+    saved = torch.optim.SGD(params, lr=0.1, foreach=True).state_dict()
+    optimizer = build_optimization(params, {**OPTIM, "implementation": "for_loop"}, 0.1, "val/loss")["optimizer"]
+    optimizer.load_state_dict(saved)  # what a resume does: the saved groups, flags included
+    assert optimizer.param_groups[0]["foreach"] is True
+    restore_implementation(optimizer)
+    assert optimizer.param_groups[0]["foreach"] is False and optimizer.param_groups[0]["lr"] == 0.1
