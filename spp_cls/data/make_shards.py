@@ -8,6 +8,12 @@ files do not. The converter reads ``SRC/<split>/<class>/<image>`` (or a flat ``S
 - Shuffled: the whole (file, label) list of a split is shuffled with ``random.Random(seed)`` before it is
   cut into shards of ``--shard-size`` files, so no shard holds one class and a streaming reader with a
   small shuffle buffer still sees mixed batches. Keys are ``{split}_{position:08d}`` in that order.
+- Sized for its readers: every (process, loader worker) pair reads its own shards (``shards.py``), so
+  training needs at least as many shards as there will be readers, and evaluation keeps every reader busy
+  only with as many. ``--readers N`` (GPUs x nodes x ``data.num_workers``) cuts a split that
+  ``--shard-size`` would leave with fewer than N shards into N shards of near-equal size instead: typically
+  the validation split (ILSVRC-2012's 50,000 images at ``--shard-size 1000`` are 50 shards, fewer than the
+  readers of 8 GPUs with 8 workers each).
 - Validated: every file goes through ``decode_rgb``, the decoder the readers use; empty, truncated,
   non-image and over-``--max-pixels`` files are logged and listed in the manifest (``splits.<split>.skipped``)
   instead of being copied, so training never meets them. The original bytes are kept (no generation loss),
@@ -88,10 +94,15 @@ class Settings:
     splits: tuple[str, ...] = ("train", "val")
     val_labels: Optional[str] = None
     val_label_map: Optional[str] = None
+    readers: Optional[int] = None  # None: no minimum number of shards per split
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as stored; ``readers`` only when given, so that conversions made before it existed
+        (and their stamps) stay identical and resumable."""
         content = asdict(self)
         content["splits"] = list(self.splits)
+        if content["readers"] is None:
+            del content["readers"]
         return content
 
 
@@ -206,8 +217,20 @@ def listing_digest(split_dir: Path, samples: Sequence[Sample]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def plan_split(split: str, split_dir: Path, samples: Sequence[Sample], seed: int, shard_size: int) -> list[ShardPlan]:
-    """Shuffle the split's files with ``Random(seed)`` and cut them into shards; a pure function of its inputs."""
+def shard_bounds(samples: int, shard_size: int, readers: Optional[int] = None) -> list[tuple[int, int]]:
+    """[start, end) of each shard of a split of ``samples`` files: chunks of ``shard_size``, or, when that
+    gives fewer than ``readers`` shards, ``readers`` chunks of near-equal size (one file each if there are
+    fewer files than readers), so that every reader gets a shard."""
+    if readers is not None and -(-samples // shard_size) < readers:
+        count = min(readers, samples)
+        return [(k * samples // count, (k + 1) * samples // count) for k in range(count)]
+    return [(start, min(start + shard_size, samples)) for start in range(0, samples, shard_size)]
+
+
+def plan_split(split: str, split_dir: Path, samples: Sequence[Sample], seed: int, shard_size: int,
+               readers: Optional[int] = None) -> list[ShardPlan]:
+    """Shuffle the split's files with ``Random(seed)`` and cut them into shards (``shard_bounds``); a pure
+    function of its inputs."""
     order = list(samples)
     random.Random(seed).shuffle(order)
     planned = [
@@ -215,8 +238,8 @@ def plan_split(split: str, split_dir: Path, samples: Sequence[Sample], seed: int
         for position, (path, label) in enumerate(order)
     ]
     return [
-        ShardPlan(split, k, tuple(planned[start:start + shard_size]))
-        for k, start in enumerate(range(0, len(planned), shard_size))
+        ShardPlan(split, k, tuple(planned[start:end]))
+        for k, (start, end) in enumerate(shard_bounds(len(planned), shard_size, readers))
     ]
 
 
@@ -472,6 +495,8 @@ def convert(settings: Settings, dst: Path, workers: int = 1) -> ConversionReport
         raise ConversionError("--quality must be in 1..100")
     if settings.max_pixels < 1:
         raise ConversionError("--max-pixels must be >= 1")
+    if settings.readers is not None and settings.readers < 1:
+        raise ConversionError("--readers must be >= 1")
     if len(set(settings.splits)) != len(settings.splits) or not settings.splits:
         raise ConversionError(f"--splits must name distinct splits, got {list(settings.splits)}")
     # quality only means something with resize_short: record it exactly when it is used
@@ -484,7 +509,7 @@ def convert(settings: Settings, dst: Path, workers: int = 1) -> ConversionReport
     }
     _prepare_dst(dst, state)
 
-    plans = {s: plan_split(s, root / s, v, settings.seed, settings.shard_size) for s, v in listings.items()}
+    plans = {s: plan_split(s, root / s, v, settings.seed, settings.shard_size, settings.readers) for s, v in listings.items()}
     results: dict[tuple[str, int], ShardResult] = {}
     pending: list[ShardPlan] = []
     for split, split_plans in plans.items():
@@ -498,8 +523,11 @@ def convert(settings: Settings, dst: Path, workers: int = 1) -> ConversionReport
     for split, split_plans in plans.items():
         report.reused[split] = sum(1 for p in split_plans if (split, p.index) in results)
         log.info("%s: %d files in %d shards of up to %d%s", split, len(listings[split]), len(split_plans),
-                 settings.shard_size,
+                 max(len(p.samples) for p in split_plans),
                  f"; reusing {report.reused[split]} shards of an earlier run" if report.reused[split] else "")
+        if settings.readers is not None and len(split_plans) < settings.readers:
+            log.warning("%s: %d files cannot fill %d shards (--readers): some readers of this split will get none",
+                        split, len(listings[split]), settings.readers)
 
     total = sum(len(v) for v in listings.values())
     progress = Progress(total, sum(r.samples + len(r.skipped) for r in results.values()))
@@ -558,6 +586,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"skip images with more pixels (default {DEFAULT_MAX_PIXELS})")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="processes writing shards in parallel (default 1)")
+    parser.add_argument("--readers", type=int, default=None, metavar="N",
+                        help="readers the shards will have at once: GPUs x nodes x data.num_workers; a split that "
+                             "--shard-size would cut into fewer than N shards (e.g. val) gets N shards of near-equal "
+                             "size instead (default: no minimum)")
     return parser
 
 
@@ -578,6 +610,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         splits=tuple(args.splits),
         val_labels=absolute(args.val_labels),
         val_label_map=label_map,
+        readers=args.readers,
     )
 
 

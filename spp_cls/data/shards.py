@@ -3,10 +3,16 @@
 webdataset does the tar streaming, URL opening (``gopen``: local paths, ``http(s)://`` through curl, and
 ``pipe:`` commands when ``allow_pipe`` is set) and the shuffle buffer; this module decides who reads what:
 
-- Reader slots: every (rank, loader worker) pair is one slot, ``slot = rank * workers + worker``. An epoch's
-  shard order is a pure function of (seed, epoch); slot k reads shards k, k + slots, k + 2 slots, ... of it.
-  Fewer shards than slots would leave a reader idle and DDP hanging: that is an error at start, naming the
-  numbers.
+- Reader slots (training): every (rank, loader worker) pair is one slot, ``slot = rank * workers + worker``.
+  An epoch's shard order is a pure function of (seed, epoch); slot k reads shards k, k + slots, k + 2 slots,
+  ... of it. Every training step is collective (DDP's gradient all-reduce), so a reader without shards would
+  leave its rank short of batches and the others waiting for it forever: fewer training shards than slots is
+  an error at start, naming the numbers.
+- Evaluation has no per-step collective, so a worker may have nothing to read; but a *rank* without a batch
+  skips the whole evaluation loop (Lightning does so for a loader of length 0) while the others wait for it
+  in the epoch-end metric sync. Evaluation shards are therefore dealt to ranks first (shard i to rank
+  ``i % world_size``) and then to that rank's workers, and need only one shard per rank. The converter's
+  ``--readers`` cuts a split into enough shards to keep every worker busy.
 - Training epochs have a fixed length from the manifest: ``samples // global batch`` steps on every rank,
   spread over the workers the way the DataLoader polls them. A slot that runs out of shards before its
   quota starts another pass over its shards (in a new order), so every rank runs the same number of steps;
@@ -44,14 +50,20 @@ def check_urls(urls: Sequence[str], allow_pipe: bool) -> None:
         raise ValueError(f"shard URLs run shell commands ({piped[0]!r}); set data.allow_pipe=true to allow pipe: URLs")
 
 
-def check_reader_slots(num_shards: int, world_size: int, num_workers: int, split: str) -> None:
-    """Every reader slot needs at least one shard, or it idles (and DDP waits on it forever)."""
-    slots = world_size * max(1, num_workers)
-    if num_shards < slots:
+def check_reader_slots(num_shards: int, world_size: int, num_workers: int, split: str, train: bool = True) -> None:
+    """Training: every reader slot needs at least one shard, or it idles and DDP waits on it forever.
+    Evaluation: every process needs one (idle workers are fine; see the module docstring)."""
+    workers = max(1, num_workers)
+    if train and num_shards < world_size * workers:
         raise ValueError(
-            f"the {split} split has {num_shards} shards but {world_size} processes x {max(1, num_workers)} loader "
-            f"workers = {slots} readers need at least one each; lower data.num_workers or re-shard with a smaller "
-            f"--shard-size"
+            f"the {split} split has {num_shards} shards but {world_size} processes x {workers} loader "
+            f"workers = {world_size * workers} readers need at least one each for training; lower "
+            f"data.num_workers or re-shard with --readers {world_size * workers} (or a smaller --shard-size)"
+        )
+    if not train and num_shards < world_size:
+        raise ValueError(
+            f"the {split} split has {num_shards} shards but {world_size} processes need at least one each for "
+            f"evaluation; re-shard with --readers {world_size * workers} (or a smaller --shard-size)"
         )
 
 
@@ -89,7 +101,7 @@ class ShardStream(IterableDataset):
         allow_pipe: bool = False,
     ) -> None:
         check_urls([s.url for s in split.shards], allow_pipe)
-        check_reader_slots(len(split.shards), world_size, num_workers, split.name)
+        check_reader_slots(len(split.shards), world_size, num_workers, split.name, train)
         self.split, self.view, self.batch_size, self.train = split, view, batch_size, train
         self.sizes, self.schedule, self.seed, self.eval_size = tuple(sizes), schedule, seed, eval_size
         self.world_size, self.rank, self.workers = world_size, rank, max(1, num_workers)
@@ -111,6 +123,10 @@ class ShardStream(IterableDataset):
     def _slot_shards(self, slot: int, order: Sequence[int]) -> list[int]:
         return list(order[slot :: self.world_size * self.workers])
 
+    def _eval_shards(self, worker: int) -> list[int]:
+        """Evaluation: this rank's shards (every ``world_size``-th, from its rank), dealt to its workers."""
+        return list(range(len(self.split.shards))[self.rank :: self.world_size][worker :: self.workers])
+
     def _quota(self, worker: int) -> int:
         """Training batches of one worker: the DataLoader takes batch i from worker i % workers."""
         steps = self.steps_per_epoch()
@@ -121,8 +137,7 @@ class ShardStream(IterableDataset):
             return self.steps_per_epoch()
         total = 0
         for worker in range(self.workers):
-            slot = self.rank * self.workers + worker
-            samples = sum(self.split.shards[i].samples for i in self._slot_shards(slot, range(len(self.split.shards))))
+            samples = sum(self.split.shards[i].samples for i in self._eval_shards(worker))
             total += -(-samples // self.batch_size)
         return total
 
@@ -190,8 +205,9 @@ class ShardStream(IterableDataset):
         errors: list[str] = []
         epoch = self.epoch
         if not self.train:
-            shards = self._slot_shards(slot, range(len(self.split.shards)))
-            yield from self._batches(self._read(shards, errors), self.eval_size, epoch, errors)
+            shards = self._eval_shards(worker)
+            if shards:  # a worker of a rank with fewer shards than workers has nothing to read
+                yield from self._batches(self._read(shards, errors), self.eval_size, epoch, errors)
             return
         size = input_size_for_epoch(self.sizes, self.schedule, self.seed, epoch)
         quota, produced, passes = self._quota(worker), 0, 0

@@ -19,6 +19,8 @@ from PIL import Image
 from spp_cls.data.decode import decode_rgb
 from spp_cls.data.make_shards import STATE_NAME, main, sidecar_name
 from spp_cls.data.shard_manifest import MANIFEST_NAME, load_manifest
+from spp_cls.data.shards import ShardStream
+from spp_cls.data.transforms import CenterView, PipelineSettings
 
 
 def _read_shard(path: Path) -> dict[str, dict[str, bytes]]:
@@ -261,3 +263,29 @@ def test_workers_write_the_same_shards(tiny_data: Path, tmp_path: Path) -> None:
     assert _convert(tiny_data, two, "--splits", "val", "--shard-size", "8", "--workers", "2") == 0
     assert (one / MANIFEST_NAME).read_text() == (two / MANIFEST_NAME).read_text()
     assert {p.name: p.read_bytes() for p in one.glob("*.tar")} == {p.name: p.read_bytes() for p in two.glob("*.tar")}
+
+
+
+def test_readers_give_every_split_enough_shards(tiny_data: Path, tmp_path: Path) -> None:
+    """The README's --shard-size 1000 leaves ILSVRC-2012's val with fewer shards than 8 GPUs x 8 workers;
+    --readers cuts such a split into one near-equal shard per reader, and leaves a split with enough as it is."""
+    dst = tmp_path / "wds"
+    assert _convert(tiny_data, dst, "--shard-size", "20", "--readers", "6") == 0  # 64 train, 32 val images
+    manifest = load_manifest(str(dst))
+    for split, total in (("train", 64), ("val", 32)):  # --shard-size alone: 4 and 2 shards, too few for 6 readers
+        sizes = [s.samples for s in manifest.split(split).shards]
+        assert len(sizes) == 6 and sum(sizes) == total and max(sizes) - min(sizes) <= 1
+        assert len(_read_split(dst, split)) == total  # every image once
+    for split, train in (("train", True), ("val", False)):  # 2 processes x 3 workers accept them
+        ShardStream(manifest.split(split), CenterView(PipelineSettings(resize_size=73, crop_size=64)), 4, train=train,
+                    sizes=[64], schedule="alternate", seed=0, eval_size=64, world_size=2, rank=1, num_workers=3)
+    assert json.loads((dst / STATE_NAME).read_text())["settings"]["readers"] == 6
+    assert _convert(tiny_data, dst, "--shard-size", "20", "--readers", "8") == 2  # another plan: refused, not mixed
+
+    enough = tmp_path / "enough"
+    assert _convert(tiny_data, enough, "--shard-size", "8", "--readers", "4") == 0
+    assert [s.samples for s in load_manifest(str(enough)).split("train").shards] == [8] * 8  # enough already
+    plain = tmp_path / "plain"
+    assert _convert(tiny_data, plain, "--shard-size", "8") == 0
+    assert "readers" not in json.loads((plain / STATE_NAME).read_text())["settings"]  # as before the option existed
+    assert (enough / "train-000003.tar").read_bytes() == (plain / "train-000003.tar").read_bytes()

@@ -72,9 +72,28 @@ def test_training_epochs_have_fixed_length_and_follow_the_schedule(shards: Path)
     assert [t for rank in again for b in rank for t in b["target"].tolist()] == orders[0]  # deterministic per epoch
 
 
+@pytest.mark.parametrize("shard_size, world, workers", [(16, 2, 2), (8, 3, 2), (32, 1, 2)])
+def test_evaluation_with_fewer_shards_than_readers_reads_every_sample_once(
+    tiny_data: Path, tmp_path: Path, shard_size: int, world: int, workers: int
+) -> None:
+    """Idle workers are fine in evaluation, as long as every rank has a shard (it then has batches)."""
+    dst = tmp_path / "wds"
+    convert(Settings(source=str(tiny_data), shard_size=shard_size, splits=("val",)), dst)
+    assert len(load_manifest(str(dst)).split("val").shards) < world * workers
+    per_rank = [_fingerprints(_read(_stream(dst, "val", False, world=world, rank=r, workers=workers))) for r in range(world)]
+    assert all(per_rank)  # no rank without a batch: none skips the evaluation loop the others sync at its end
+    folder = SkippingImageFolder(tiny_data / "val", CenterView(SETTINGS), size=64)
+    expected = _fingerprints([collate_skipping([folder[i] for i in range(len(folder))])])
+    assert sorted(fp for rank in per_rank for fp in rank) == sorted(expected)  # every image once, none twice
+
+
 def test_too_few_shards_is_a_clear_error(shards: Path) -> None:
-    with pytest.raises(ValueError, match=r"val split has 4 shards but 2 processes x 3 loader workers = 6 readers"):
-        _stream(shards, "val", False, world=2, workers=3)
+    with pytest.raises(ValueError, match=r"train split has 8 shards but 2 processes x 5 loader workers = 10 readers "
+                                         r"need at least one each for training.*--readers 10"):
+        _stream(shards, "train", True, world=2, workers=5)
+    _stream(shards, "val", False, world=2, workers=5)  # 4 shards for 10 readers: fine for evaluation
+    with pytest.raises(ValueError, match=r"val split has 4 shards but 5 processes need at least one each for evaluation"):
+        _stream(shards, "val", False, world=5, workers=1)
     manifest = load_manifest(str(shards)).split("val")
     piped = replace(manifest, shards=tuple(replace(s, url=f"pipe:cat {s.url}") for s in manifest.shards))
     with pytest.raises(ValueError, match="data.allow_pipe=true"):

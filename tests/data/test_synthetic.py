@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from spp_cls.checkpointing import host_name
 from spp_cls.data import synthetic, synthetic_scenes
 from spp_cls.data.folder import check_layout
 from spp_cls.data.synthetic import MANIFEST, MARKER, SyntheticSpec, ensure_synthetic_dataset, is_complete
@@ -66,11 +73,60 @@ def test_interrupted_generation_is_detected_and_rebuilt(tmp_path: Path, monkeypa
     monkeypatch.setattr(synthetic, "_image_bytes", dies_midway)
     with pytest.raises(KeyboardInterrupt):
         ensure_synthetic_dataset(root, SPEC)
-    assert (root / MARKER).exists() and not (root / MANIFEST).exists()
-    assert not is_complete(root, SPEC)
+    assert not root.exists() and not list(tmp_path.glob(".syn.tmp-*"))  # nothing half-written anywhere
     monkeypatch.setattr(synthetic, "_image_bytes", real)
+    # a half-written cache of the earlier protocol (generated in place): marker, some images, no manifest
+    (root / "train" / "00_disk").mkdir(parents=True)
+    (root / MARKER).write_text("generation started\n")
+    (root / "train" / "00_disk" / "00000.jpg").write_bytes(b"\xff\xd8 cut")
+    assert not is_complete(root, SPEC)
     ensure_synthetic_dataset(root, SPEC)
     assert is_complete(root, SPEC) and digest(root) == fresh
+
+
+def test_folder_of_a_killed_generation_is_removed(tmp_path: Path) -> None:
+    """``kill -9`` leaves the temporary folder of a generation behind; the next generation removes it."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = tmp_path / f".syn.tmp-{host_name()}-{gone.stdout.strip()}-0123abcd"
+    (leftover / "train").mkdir(parents=True)
+    (leftover / MARKER).write_text("generation started\n")
+    assert is_complete(ensure_synthetic_dataset(tmp_path / "syn", SPEC), SPEC)
+    assert not leftover.exists() and not list(tmp_path.glob(".syn.tmp-*"))
+
+
+def _refuse_locks(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOSYS, "Function not implemented")  # e.g. Lustre mounted without -o flock
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+
+
+@pytest.mark.parametrize("locks", [True, False], ids=["locks", "no_locks"])
+def test_concurrent_generations_leave_one_complete_data_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            locks: bool) -> None:
+    """Nodes sharing a cache folder all ask for the data set at once (over a stale cache of another spec).
+    With locks one generates and the others reuse its result; without (a file system that refuses them)
+    each generates into its own temporary folder and the first finished one is moved into place. Either way
+    the data set is whole and byte-identical to a lone generation, and nothing is left behind. Threads stand
+    in for the processes: each takes the lock through its own open file, as a process does."""
+    reference = digest(ensure_synthetic_dataset(tmp_path / "reference", SPEC))
+    root = ensure_synthetic_dataset(tmp_path / "shared" / "syn", SyntheticSpec(**{**SPEC.__dict__, "val_per_class": 3}))
+    if not locks:
+        _refuse_locks(monkeypatch)
+    generations = []
+    real_generate = synthetic.generate
+    monkeypatch.setattr(synthetic, "generate", lambda *args: generations.append(1) or real_generate(*args))
+    start = threading.Barrier(3)
+
+    def ask() -> Path:
+        start.wait(timeout=60)
+        return ensure_synthetic_dataset(root, SPEC)
+
+    with ThreadPoolExecutor(3) as pool:
+        results = [f.result(timeout=300) for f in [pool.submit(ask) for _ in range(3)]]
+    assert results == [root] * 3 and is_complete(root, SPEC) and digest(root) == reference
+    assert len(generations) == 1 if locks else 1 <= len(generations) <= 3
+    assert sorted(p.name for p in root.parent.iterdir()) == [".syn.lock", "syn"]  # no temporary or old folder
 
 
 def test_truncated_file_or_changed_spec_triggers_rebuild(tmp_path: Path) -> None:
