@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from torch.utils.data import DistributedSampler
 
+from spp_cls.checkpointing import load_safe
 from spp_cls.data.folder import list_class_folder_files, list_classes
 from tests.data import bad_images
 from tests.helpers import run_script
@@ -24,28 +25,6 @@ RUN = ("experiment=smoke", "trainer.devices=2", "trainer.strategy=ddp", "data.ba
 HANG_GUARD_S = 300  # two processes that wait for each other forever fail here instead of hanging the suite
 
 
-def _data_with_unreadable(tiny_data: Path, root: Path, count: int) -> list[Path]:
-    shutil.copytree(tiny_data, root)
-    files = sorted((root / "train" / "00_disk").iterdir())[:count]
-    for path in files:
-        path.write_bytes(b"not an image")
-    return files
-
-
-@pytest.mark.slow
-def test_batches_of_only_unreadable_files_train_and_are_counted(tiny_data: Path, tmp_path: Path) -> None:
-    bad = _data_with_unreadable(tiny_data, tmp_path / "data", 6)
-    run = tmp_path / "run"
-    result = run_script("train.py", *RUN, f"data.root={tmp_path / 'data'}", f"hydra.run.dir={run}",
-                        "data.max_skip_fraction=0.5", timeout=HANG_GUARD_S)
-    assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["global_step"] == 32  # 64 images, 2 a step: every step taken, none skipped
-    assert metrics["train_skipped"] == len(bad)  # summed over both processes
-    logs = (run / "train.log").read_text() + "".join(p.read_text() for p in run.glob("train_ddp_process_*.log"))
-    assert "skipped" in logs and any(p.name in logs for p in bad), logs[-2000:]
-
-
 def _files_of_rank(root: Path, rank: int, seed: int = 0) -> list[Path]:
     """The training files process ``rank`` of 2 reads in epoch 0 (the data module's split of the shuffled list)."""
     split = root / "train"
@@ -54,11 +33,46 @@ def _files_of_rank(root: Path, rank: int, seed: int = 0) -> list[Path]:
     return [Path(samples[i][0]) for i in indices]
 
 
+def _assert_messages_only_at_logging_steps(counts: Path, steps: int, every: int) -> None:
+    """Between processes, a training step sends nothing but the gradient all-reduce (not counted: it runs in the
+    DDP reducer), except at logging steps: the step loss's all-reduce (after Lightning's barrier) and two votes
+    (checkpoint, data quality; at an epoch's last step only the second: the epoch boundary saves anyway)."""
+    for rank in (0, 1):
+        recorded = json.loads((counts / f"rank{rank}.json").read_text())
+        assert len(recorded) == steps
+        for step in recorded:
+            if (step["global_step"] + 1) % every == 0:
+                votes = 1 if step["global_step"] + 1 == steps else 2
+                assert sorted(step["calls"]) == ["all_reduce"] * (1 + votes) + ["barrier"], step
+            else:
+                assert step["calls"] == [], step
+
+
+@pytest.mark.slow
+def test_batches_of_only_unreadable_files_train_are_counted_and_send_no_extra_messages(tiny_data: Path,
+                                                                                      tmp_path: Path) -> None:
+    root, run, counts = tmp_path / "data", tmp_path / "run", tmp_path / "counts"
+    shutil.copytree(tiny_data, root)
+    bad = _files_of_rank(root, 0)[5:8] + _files_of_rank(root, 1)[9:12]  # steps 6-8 on one process, 10-12 on the other
+    for path in bad:
+        path.write_bytes(b"not an image")
+    result = run_script("train.py", *RUN, f"data.root={root}", f"hydra.run.dir={run}", "data.max_skip_fraction=0.5",
+                        "trainer.log_every_n_steps=4", "+callbacks.count._target_=tests.lightning.collectives.CountCollectives",
+                        f"+callbacks.count.out={counts}", timeout=HANG_GUARD_S)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["global_step"] == 32  # 64 images, 2 a step: every step taken, none skipped
+    assert metrics["train_skipped"] == len(bad)  # summed over both processes
+    logs = (run / "train.log").read_text() + (run / "train_ddp_process_1.log").read_text()
+    assert all(p.name in logs for p in bad), logs[-2000:]
+    _assert_messages_only_at_logging_steps(counts, steps=32, every=4)
+
+
 @pytest.mark.slow
 def test_a_breach_seen_by_one_process_stops_both_with_the_same_error(tiny_data: Path, tmp_path: Path) -> None:
     root = tmp_path / "data"
     shutil.copytree(tiny_data, root)
-    for path in _files_of_rank(root, 1)[-3:]:  # late in process 1's epoch; process 0 reads every file it has
+    for path in _files_of_rank(root, 1)[:3]:  # steps 1-3 of process 1; process 0 reads every file it has
         path.write_bytes(b"not an image")
     run = tmp_path / "run"
     # 3 unreadable of the 32 images of process 1 (9%) against a limit of 5%; process 0 skips nothing
@@ -72,27 +86,6 @@ def test_a_breach_seen_by_one_process_stops_both_with_the_same_error(tiny_data: 
 
 
 @pytest.mark.slow
-def test_under_ddp_only_logging_steps_send_messages_between_processes(tiny_data: Path, tmp_path: Path) -> None:
-    counts, run = tmp_path / "counts", tmp_path / "run"
-    # every_minutes stays 30: no mid-epoch save (a save is a collective too, and only ever at a decision step)
-    result = run_script("train.py", "experiment=smoke", "trainer.devices=2", "trainer.strategy=ddp", "data.batch_size=8",
-                        "trainer.max_epochs=2", "trainer.log_every_n_steps=3", f"data.root={tiny_data}",
-                        f"hydra.run.dir={run}", "validate_best=false",
-                        "+callbacks.count._target_=tests.lightning.collectives.CountCollectives",
-                        f"+callbacks.count.out={counts}", timeout=HANG_GUARD_S)
-    assert result.returncode == 0, result.stderr[-3000:]
-    for rank in (0, 1):
-        steps = json.loads((counts / f"rank{rank}.json").read_text())
-        assert len(steps) == 16  # 2 epochs of 64 images at 8 a step
-        for step in steps:
-            logging = (step["global_step"] + 1) % 3 == 0
-            if logging:  # the step loss's all-reduce (Lightning's barrier first), the two votes (checkpoint, data)
-                assert sorted(step["calls"]) == ["all_reduce"] * 3 + ["barrier"], step
-            else:
-                assert step["calls"] == [], step
-
-
-@pytest.mark.slow
 def test_sigterm_stops_every_process_after_one_checkpoint_at_the_same_step(tiny_data: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     args = ("experiment=smoke", "trainer.devices=2", "trainer.strategy=ddp", "trainer.max_epochs=2",
@@ -103,7 +96,5 @@ def test_sigterm_stops_every_process_after_one_checkpoint_at_the_same_step(tiny_
     logs = [(run / "train.log").read_text(), (run / "train_ddp_process_1.log").read_text()]
     held = [re.findall(r"SIGTERM received: \S+ holds (epoch \d+, batch \d+)", log) for log in logs]
     assert held[0] and held[0] == held[1], logs  # one checkpoint, the same step, on both processes
-    resumed = run_script("train.py", *args, timeout=HANG_GUARD_S)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"resumed at {held[0][0]}" in (run / "train.log").read_text()
-    assert json.loads((run / "metrics.json").read_text())["global_step"] == 8
+    checkpoint = load_safe(run / "checkpoints" / "last.ckpt")
+    assert held[0][0] == "epoch 1, batch 3" and checkpoint["global_step"] == 3  # signalled after step 2: saved at 3
