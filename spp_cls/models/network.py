@@ -1,7 +1,8 @@
 """One network class for all eight models: a Table 1 conv stack, then an SPP or a fixed-pool head.
 
 The head is pool -> flatten -> fc6 -> ReLU -> dropout -> fc7 -> ReLU -> dropout -> fc8, as in the paper;
-only the pooling differs between the SPP model and its no-SPP baseline. The class follows timm's model API
+only the pooling differs between the SPP model and its no-SPP baseline. fc8 computes in float32 under autocast
+(``ClassifierLinear``), so the logits, the loss and every top-k error come from float32 logits. The class follows timm's model API
 (``forward_features``, ``forward_head``, ``reset_classifier``, ``get_classifier``, ``num_features``,
 ``feature_info``) so that timm tooling treats it like any timm model.
 """
@@ -13,10 +14,11 @@ from collections import OrderedDict
 from typing import Optional, Sequence, Union
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from spp_cls.models.architectures import Architecture, ConvStage, PoolSpec, get_architecture
-from spp_cls.models.lrn import make_lrn
+from spp_cls.models.lrn import autocast_enabled, make_lrn
 from spp_cls.models.pooling import CeilMaxPool2d
 from spp_cls.models.spp import SpatialPyramidPool, check_pyramid
 
@@ -55,6 +57,24 @@ def check_input_size(x: torch.Tensor, arch: str, fixed: Optional[tuple[int, int]
         raise ValueError(
             f"{arch}: input {height}x{width} is too small; its conv stack needs at least {min_size}x{min_size}"
         )
+
+
+class ClassifierLinear(nn.Linear):
+    """fc8: ``nn.Linear`` (same parameters and state) that computes in float32 under autocast.
+
+    Under ``bf16-mixed`` autocast a linear layer returns bfloat16, whose 8 significant bits space logits of
+    magnitude 4-8 by 1/32: the top classes of an image can share one value, and which of them counts as
+    top-1 (or fifth) is then decided by class index, not by the network. One float32 layer of num_classes
+    outputs is a small part of the network's work. Without autocast it is a plain linear layer in the weights'
+    dtype (and so traces, scripts and exports as one).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():  # TorchScript compiles neither branch here: it has no autocast
+            if autocast_enabled():
+                with torch.autocast(x.device.type, enabled=False):
+                    return F.linear(x.to(self.weight.dtype), self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias)
 
 
 def _build_stage(stage: ConvStage, in_channels: int, out_channels: int, lrn: str) -> nn.Sequential:
@@ -179,7 +199,7 @@ class SppNet(nn.Module):
                 drop7=nn.Dropout(self.drop_rate),
             )
         )
-        self.fc8 = nn.Linear(self.fc_dim, self.num_classes) if self.num_classes > 0 else nn.Identity()
+        self.fc8 = ClassifierLinear(self.fc_dim, self.num_classes) if self.num_classes > 0 else nn.Identity()
 
     def _init_weights(self, init: str) -> None:
         """``kaiming``: He-normal for every layer followed by a ReLU, N(0, 0.01) for fc8; ``gaussian``:
@@ -207,7 +227,7 @@ class SppNet(nn.Module):
         if not self.has_head:
             raise ValueError("the head was removed with global_pool=''; rebuild the model to get it back")
         self.num_classes = num_classes
-        self.fc8 = nn.Linear(self.fc_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc8 = ClassifierLinear(self.fc_dim, num_classes) if num_classes > 0 else nn.Identity()
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         if enable:
