@@ -7,7 +7,13 @@ checked against it by class name.
 
 Listing 1.28 M files over network storage takes minutes, so the file list of a split is cached as JSON,
 keyed by the split's path and the modification times of the split folder and of each class folder (adding
-or removing a file changes its folder's mtime): a second start lists nothing.
+or removing a file changes its folder's mtime): a second start lists nothing. A flat folder's names are
+cached the same way, keyed by its path and mtime.
+
+Several processes start at once in a multi-node job. The one that finds no current cache lists the split
+while holding a lock in the cache folder and writes the cache before letting go; the others wait for
+the lock and read what it wrote, so a cache on shared storage is listed by one process. Where locks are
+not available each process lists for itself, and the cache stays whole: it is written atomically.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from torch.utils.data import default_collate
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from spp_cls.checkpointing import write_atomic
+from spp_cls.checkpointing import exclusive_lock, write_atomic
 from spp_cls.data.decode import DEFAULT_MAX_PIXELS, DecodeError, decode_rgb
 from spp_cls.data.sampling import SampleKey
 
@@ -94,42 +100,84 @@ def _tree_key(split_dir: Path, classes: list[str]) -> str:
     return hashlib.sha256("\n".join(stamps).encode()).hexdigest()[:24]
 
 
+def _flat_key(split_dir: Path) -> str:
+    """Identity of a flat folder's listing: its path and mtime (adding or removing a file changes it)."""
+    stamps = ["flat", str(split_dir.resolve()), str(split_dir.stat().st_mtime_ns)]
+    return hashlib.sha256("\n".join(stamps).encode()).hexdigest()[:24]
+
+
+def _read_cache(cache: Path, key: str) -> Optional[Any]:
+    """The cached listing of ``key``, or None if the cache is missing, unreadable or of another tree."""
+    if not cache.is_file():
+        return None
+    try:
+        content = json.loads(cache.read_text())
+        if content.get("version") == LIST_CACHE_VERSION and content.get("key") == key:
+            return content["files"]
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    return None
+
+
+def _cached_listing(split_dir: Path, key: str, cache_dir: Optional[Path], scan: Callable[[], Any]) -> Any:
+    """``scan()``'s result for the tree ``key``: from ``cache_dir`` when current, else scanned (under the
+    cache's lock, so that concurrent starts scan once) and written there."""
+    if cache_dir is None:
+        return scan()
+    cache = cache_dir / f"{split_dir.name}-{key}.json"
+    files = _read_cache(cache, key)
+    if files is None:
+        with exclusive_lock(cache_dir / f".{split_dir.name}.lock"):  # one per split name: no lock file per tree
+            files = _read_cache(cache, key)  # written by the process that held the lock before this one
+            if files is None:
+                files = scan()
+                write_atomic(cache, json.dumps({"version": LIST_CACHE_VERSION, "key": key, "root": str(split_dir),
+                                                "files": files}))
+                return files
+    log.info("file list of %s from cache %s", split_dir, cache)
+    return files
+
+
+def list_flat_names(split_dir: Path, cache_dir: Optional[Path] = None) -> list[str]:
+    """Sorted image file names of a flat folder, from the cache when it is current."""
+    if not split_dir.is_dir():
+        raise FileNotFoundError(f"split folder {split_dir} does not exist")
+
+    def scan() -> list[str]:
+        with os.scandir(split_dir) as entries:
+            return sorted(e.name for e in entries if e.is_file() and is_image_name(e.name))
+
+    return list(_cached_listing(split_dir, _flat_key(split_dir), cache_dir, scan))
+
+
 def _scan(split_dir: Path, classes: list[str]) -> tuple[dict[str, list[str]], list[str]]:
     """Image file names per class folder (sorted) and the other files found (ignored, reported)."""
     files: dict[str, list[str]] = {}
     ignored: list[str] = []
     for name in classes:
         kept = []
-        for entry in os.scandir(split_dir / name):
-            if entry.is_file() and is_image_name(entry.name):
-                kept.append(entry.name)
-            elif not entry.name.startswith("."):
-                ignored.append(f"{name}/{entry.name}")
+        with os.scandir(split_dir / name) as entries:
+            for entry in entries:
+                if entry.is_file() and is_image_name(entry.name):
+                    kept.append(entry.name)
+                elif not entry.name.startswith("."):
+                    ignored.append(f"{name}/{entry.name}")
         files[name] = sorted(kept)
     return files, ignored
 
 
 def list_class_folder_files(split_dir: Path, classes: list[str], cache_dir: Optional[Path] = None) -> list[Sample]:
     """(path, class index) of every image of a class-folder split, from the cache when it is current."""
-    key = _tree_key(split_dir, classes)
-    cache = cache_dir / f"{split_dir.name}-{key}.json" if cache_dir is not None else None
-    files: Optional[dict[str, list[str]]] = None
-    if cache is not None and cache.is_file():
-        try:
-            content = json.loads(cache.read_text())
-            if content.get("version") == LIST_CACHE_VERSION and content.get("key") == key:
-                files = content["files"]
-                log.info("file list of %s from cache %s", split_dir, cache)
-        except (OSError, ValueError, KeyError):
-            files = None
-    if files is None:
+
+    def scan() -> dict[str, list[str]]:
         files, ignored = _scan(split_dir, classes)
         if ignored:
             log.warning("%s: ignored %d files without an image extension, e.g. %s", split_dir, len(ignored), ignored[:5])
-        if cache is not None:
-            write_atomic(cache, json.dumps({"version": LIST_CACHE_VERSION, "key": key, "root": str(split_dir), "files": files}))
-    index = {name: i for i, name in enumerate(classes)}
-    return [(str(split_dir / name / f), index[name]) for name in classes for f in files.get(name, [])]
+        return files
+
+    files = _cached_listing(split_dir, _tree_key(split_dir, classes), cache_dir, scan)
+    root = str(split_dir)
+    return [(os.path.join(root, name, f), i) for i, name in enumerate(classes) for f in files.get(name, [])]
 
 
 class SkippingImageFolder(ImageFolder):

@@ -17,9 +17,9 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
-from spp_cls.data.folder import Sample, compare_classes, is_image_name
+from spp_cls.data.folder import Sample, compare_classes, list_flat_names
 
 
 def _read_label_map(spec: Optional[str], classes: list[str]) -> dict[int, str]:
@@ -51,17 +51,24 @@ def _resolve(label: str, mapping: Optional[dict[int, str]], classes: list[str], 
     return mapping[int(label)]
 
 
-def read_val_labels(path: Path, image_names: list[str], classes: list[str], label_map: Optional[str] = None) -> dict[str, str]:
-    """Map each image name (as listed in the flat folder) to its class name."""
+def read_val_labels(path: Path, image_names: Sequence[str], classes: list[str], label_map: Optional[str] = None) -> dict[str, str]:
+    """Map each image name (as listed in the flat folder) to its class name.
+
+    Linear in the number of images: every lookup goes through a set or a dict. A membership test against
+    the list of names scans it, once per label: quadratic, and at ILSVRC-2012's size it dominated every start.
+    """
     text = path.read_text()
+    names = frozenset(image_names)
     stem_to_name = {os.path.splitext(name)[0]: name for name in image_names}
     raw: dict[str, str] = {}
     first = text.lstrip().splitlines()[0] if text.strip() else ""
     if first.replace(" ", "").lower().startswith("imageid,predictionstring"):
-        for row in csv.DictReader(text.splitlines()):
-            key = next(k for k in row if k.strip().lower() == "imageid")
-            pred = next(k for k in row if k.strip().lower() == "predictionstring")
-            raw[row[key].strip()] = row[pred].split()[0]
+        reader = csv.reader(text.splitlines())
+        header = [column.strip().lower() for column in next(reader)]
+        key, pred = header.index("imageid"), header.index("predictionstring")
+        for row in reader:
+            if len(row) > max(key, pred) and row[pred].split():  # a row without a label leaves its image unlabelled
+                raw[row[key].strip()] = row[pred].split()[0]
     else:
         rows = [line.split() for line in text.splitlines() if line.strip()]
         if rows and all(len(r) == 1 for r in rows):
@@ -74,19 +81,23 @@ def read_val_labels(path: Path, image_names: list[str], classes: list[str], labe
     mapping = _read_label_map(label_map, classes) if any(v.lstrip("-").isdigit() for v in raw.values()) else None
     labels: dict[str, str] = {}
     for key, label in raw.items():
-        name = key if key in image_names else stem_to_name.get(os.path.splitext(key)[0])
+        name = key if key in names else stem_to_name.get(os.path.splitext(key)[0])
         if name is not None:
             labels[name] = _resolve(label, mapping, classes, label_map)
     return labels
 
 
-def list_flat_split(split_dir: Path, labels_file: Path, classes: list[str], label_map: Optional[str] = None) -> list[Sample]:
-    """(path, class index) of a flat split; every image needs a label and every label a training class."""
+def list_flat_split(split_dir: Path, labels_file: Path, classes: list[str], label_map: Optional[str] = None,
+                    cache_dir: Optional[Path] = None) -> list[Sample]:
+    """(path, class index) of a flat split; every image needs a label and every label a training class.
+
+    The folder's names come from ``cache_dir`` when its listing there is current (``folder.py``); the
+    label file is read at every call: it is one file, and reading it is linear."""
     if not split_dir.is_dir():
         raise FileNotFoundError(f"split folder {split_dir} does not exist")
     if not labels_file.is_file():
         raise FileNotFoundError(f"data.val_labels={labels_file} does not exist")
-    names = sorted(e.name for e in os.scandir(split_dir) if e.is_file() and is_image_name(e.name))
+    names = list_flat_names(split_dir, cache_dir)
     if not names:
         raise FileNotFoundError(f"{split_dir} has no image files (with data.val_labels the validation folder is flat)")
     labels = read_val_labels(labels_file, names, classes, label_map)
@@ -95,4 +106,5 @@ def list_flat_split(split_dir: Path, labels_file: Path, classes: list[str], labe
         raise ValueError(f"{len(unlabelled)} images of {split_dir} have no label in {labels_file}, e.g. {unlabelled[:3]}")
     compare_classes(classes, sorted(set(labels.values())), "the training classes", f"the labels of {labels_file}")
     index = {name: i for i, name in enumerate(classes)}
-    return [(str(split_dir / n), index[labels[n]]) for n in names]
+    root = str(split_dir)
+    return [(os.path.join(root, n), index[labels[n]]) for n in names]

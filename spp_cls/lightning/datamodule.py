@@ -9,6 +9,15 @@ Loaders deliver uint8 images (in page-locked memory for a GPU: ``pin_memory``), 
 the device without waiting (``non_blocking``); ``on_before_batch_transfer`` keeps the books of skipped inputs
 (``SkipTracker``) from the host's copy of the counts, so that no step waits for the device to read them back;
 ``on_after_batch_transfer`` normalises the images on the device and adds the colour lighting drawn by the loader.
+
+Start-up on several nodes: Lightning calls ``prepare_data`` in the first process of every node, then holds
+every process at a barrier until all are done; ``setup`` runs in every process after it. So ``prepare_data``
+does the work that is done once per file system: it generates the embedded data set, and lists the splits
+into ``data.list_cache_dir``, from which ``setup`` then reads them. Once per node rather than once per job,
+because the data and the cache may be on each node's own disk (then every node needs its own copy); where
+they are on shared storage, the nodes wait for each other on a lock instead of generating or listing the
+same thing at once, so the work is still done once (``folder.py``, ``synthetic.py``). Without a list
+cache nothing is listed in ``prepare_data``: each process lists for itself in ``setup``.
 """
 
 from __future__ import annotations
@@ -21,7 +30,10 @@ from typing import Any, Callable, Optional, Sequence
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
-from spp_cls.data.folder import SkippingImageFolder, write_class_index, collate_skipping, compare_classes, list_class_folder_files, list_classes
+from spp_cls.data.folder import (
+    SkippingImageFolder, collate_skipping, compare_classes, list_class_folder_files, list_classes, list_flat_names,
+    write_class_index,
+)
 from spp_cls.data.loader import EpochAwareDataLoader, ResumableDataLoader, loader_generator
 from spp_cls.data.make_shards import ConversionError
 from spp_cls.data.normalize import BatchNormalizer, normalize_nested
@@ -122,18 +134,52 @@ class ImageFolderDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------------------------- preparation
     def prepare_data(self) -> None:
-        if self.synthetic is None:
-            return
+        """Generate the embedded data set if it is the source, and list the splits the coming stage reads
+        into the file-list cache (see the module docstring for who runs this and why)."""
+        if self.synthetic is not None:
+            self._prepare_synthetic()
+        if self.source.format == "folders" and self._list_cache() is not None:
+            try:
+                self._list_into_cache()
+            except (FileNotFoundError, ValueError) as err:
+                raise DataSetupError(f"data.root={self.root}: {err}") from err
+
+    def _prepare_synthetic(self) -> None:
+        assert self.synthetic is not None
         if self.source.format == "folders":
             ensure_synthetic_dataset(self.root, self.synthetic)
             return
         if self.source.synthetic_folder is None:
             raise DataSetupError("data.synthetic_folder is required for the embedded data set as shards")
+        world, _ = self._world()
         try:
             ensure_synthetic_shards(Path(self.source.synthetic_folder).expanduser(), Path(self.root), self.synthetic,
-                                    self.source.shard_size, (self.train_split, self.val_split))
+                                    self.source.shard_size, (self.train_split, self.val_split),
+                                    readers=world * max(1, self.num_workers))
         except ConversionError as err:
             raise DataSetupError(f"data.root={self.root}: {err}") from err
+
+    def _list_cache(self) -> Optional[Path]:
+        return Path(self.source.list_cache_dir).expanduser() if self.source.list_cache_dir else None
+
+    def _stage(self) -> str:
+        """The stage the trainer is preparing for (``fit`` without a trainer, as in a plain script)."""
+        state = getattr(self.trainer, "state", None)
+        fn = getattr(state, "fn", None)
+        return str(getattr(fn, "value", fn)) if fn is not None else "fit"
+
+    def _list_into_cache(self) -> None:
+        """List every split the stage reads (as its own classes: ``setup`` checks them against the class
+        index) into the cache; a current cache is left as it is."""
+        cache = self._list_cache()
+        stage = self._stage()
+        splits = [self.train_split, self.val_split] if stage == "fit" else [self.val_split] if stage in ("validate", "test") else []
+        for split in splits:
+            split_dir = Path(self.root) / split
+            if split == self.val_split and self.source.val_labels:
+                list_flat_names(split_dir, cache)
+            else:
+                list_class_folder_files(split_dir, list_classes(split_dir), cache)
 
     def _world(self) -> tuple[int, int]:
         if self.trainer is None:
@@ -166,9 +212,10 @@ class ImageFolderDataModule(pl.LightningDataModule):
 
     def _folder_split(self, split: str) -> list[tuple[str, int]]:
         split_dir = Path(self.root) / split
-        cache = Path(self.source.list_cache_dir).expanduser() if self.source.list_cache_dir else None
+        cache = self._list_cache()
         if split == self.val_split and self.source.val_labels:
-            return list_flat_split(split_dir, Path(self.source.val_labels).expanduser(), self.classes, self.source.val_label_map)
+            return list_flat_split(split_dir, Path(self.source.val_labels).expanduser(), self.classes,
+                                   self.source.val_label_map, cache)
         compare_classes(self.classes, list_classes(split_dir), "the class index", str(split_dir))
         return list_class_folder_files(split_dir, self.classes, cache)
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
+from spp_cls.data import folder
 from spp_cls.data.folder import (
     Skipped,
     SkippingImageFolder,
@@ -15,6 +21,7 @@ from spp_cls.data.folder import (
     collate_skipping,
     list_class_folder_files,
     list_classes,
+    list_flat_names,
 )
 from spp_cls.data.transforms import CenterView, PipelineSettings
 from tests.data import bad_images
@@ -80,3 +87,39 @@ def test_layout_errors_name_the_problem(tiny_data: Path, tmp_path: Path) -> None
     (odd / "val" / "00_disk").rename(odd / "val" / "00_circle")
     with pytest.raises(ValueError, match=r"1 in .*train but not in .*val \(00_disk\); 1 in .*val but not in .*train \(00_circle\)"):
         check_layout(odd, ("train", "val"), 4)
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_concurrent_starts_list_a_split_once(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             flat: bool) -> None:
+    """Processes starting at once (one per node, on shared storage) list a split once: the others wait for
+    the lock of its cache and read what the first wrote. Threads stand in for them: each takes the lock
+    through its own open file, as a process does."""
+    split = tmp_path / "split"
+    if flat:
+        split.mkdir()
+        for n, path in enumerate(sorted((tiny_data / "val").rglob("*.jpg"))):
+            shutil.copy(path, split / f"{n:04d}.JPEG")
+    else:
+        shutil.copytree(tiny_data / "val", split)
+    classes = list_classes(tiny_data / "val")
+    scans: list[str] = []
+
+    def record(path: Any) -> None:
+        scans.append(str(path))
+        time.sleep(0.2)  # a slow network listing: the other starts arrive while it runs
+
+    real_scan, real_scandir = folder._scan, os.scandir
+    monkeypatch.setattr(folder, "_scan", lambda path, names: record(path) or real_scan(path, names))
+    monkeypatch.setattr(os, "scandir", lambda path: (flat and os.fspath(path) == str(split) and record(path)) or real_scandir(path))
+    cache = tmp_path / "cache"
+    start = threading.Barrier(3)
+
+    def list_split() -> Any:
+        start.wait(timeout=60)
+        return list_flat_names(split, cache) if flat else list_class_folder_files(split, classes, cache)
+
+    with ThreadPoolExecutor(3) as pool:
+        results = [f.result(timeout=300) for f in [pool.submit(list_split) for _ in range(3)]]
+    assert len(scans) == 1 and results[0] == results[1] == results[2] and len(results[0]) == 32
+    assert len(list(cache.glob("split-*.json"))) == 1 and not list(cache.glob(".*.tmp-*"))

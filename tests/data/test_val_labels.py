@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from spp_cls.data.folder import list_class_folder_files, list_classes
-from spp_cls.data.val_labels import list_flat_split
+from spp_cls.data import val_labels
+from spp_cls.data.val_labels import list_flat_split, read_val_labels
 
 
 @pytest.fixture()
@@ -66,3 +67,31 @@ def test_missing_labels_and_classes_are_named(flat: tuple[Path, list[str], dict[
     (tmp_path / "wrong.txt").write_text("".join(f"{n} {w}\n" for n, w in wrong.items()))
     with pytest.raises(ValueError, match=f"in the training classes but not in .*{classes[0]}.*n99999999"):
         list_flat_split(folder, tmp_path / "wrong.txt", classes)
+
+
+class NoScanList(list):
+    """A list of names that refuses membership tests: each one is a scan of the whole list, and one per
+    image makes labelling quadratic in the number of images."""
+
+    def __contains__(self, item: object) -> bool:
+        raise AssertionError(f"membership test against the list of {len(self)} image names")
+
+    def index(self, *args: object) -> int:
+        raise AssertionError("index() scans the list of image names")
+
+
+@pytest.mark.parametrize("form", ["csv", "pairs", "one_per_line"])
+def test_labelling_never_scans_the_name_list(flat: tuple[Path, list[str], dict[str, str]], tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch, form: str) -> None:
+    folder, classes, truth = flat
+    ordered = sorted(truth)
+    path = tmp_path / "labels"
+    if form == "csv":
+        path.write_text("ImageId,PredictionString\n" + "".join(f"{Path(n).stem},{truth[n]} 1 2 3 4\n" for n in ordered))
+    elif form == "pairs":
+        path.write_text("".join(f"{n} {truth[n]}\n" for n in ordered))
+    else:
+        path.write_text("".join(f"{classes.index(truth[n])}\n" for n in ordered))
+    assert read_val_labels(path, NoScanList(ordered), classes, "sorted") == truth
+    monkeypatch.setattr(val_labels, "list_flat_names", lambda *args: NoScanList(ordered))
+    assert _as_labels(list_flat_split(folder, path, classes, "sorted"), classes) == truth

@@ -1,9 +1,13 @@
 """The data module: global batch over ranks, multi-size batches that every rank and worker agrees on,
-device-side normalisation, the skip threshold, class-index checks, synthetic generation."""
+device-side normalisation, the skip threshold, class-index checks, synthetic generation, listing once per
+start, and setup at ImageNet's scale."""
 
 from __future__ import annotations
 
+import os
+import random
 import shutil
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -11,12 +15,15 @@ from typing import Any
 import pytest
 import torch
 
+from spp_cls.data import folder, val_labels
 from spp_cls.data.skips import DataQualityError
 from spp_cls.data.synthetic import SyntheticSpec, is_complete
 from spp_cls.data.transforms import PipelineSettings
 from spp_cls.lightning import ImageFolderDataModule
 from spp_cls.lightning.datamodule import DataSetupError, SourceSettings
 from tests.data import bad_images
+from tests.data.imagenet_tree import Tree, make_tree
+from tests.data.test_val_labels import NoScanList
 
 SETTINGS = PipelineSettings(resize_size=73, crop_size=64)
 
@@ -145,3 +152,97 @@ def test_pin_memory_follows_the_setting(tiny_data: Path, setting: bool | None, p
     dm.trainer = fake_trainer(training=True)
     dm.setup("fit")
     assert dm.train_dataloader().pin_memory is pinned
+
+
+def _count_scans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every folder listed with ``os.scandir`` from now on."""
+    listed: list[str] = []
+    real = os.scandir
+
+    def counting(path: str | os.PathLike = ".") -> object:
+        listed.append(os.path.normpath(os.fspath(path)))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    return listed
+
+
+def test_prepare_data_lists_each_split_once_for_every_process(tiny_data: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """prepare_data (a node's first process) lists the splits into the cache; setup in that process and in
+    the others (ranks) reads the cache: every class folder is listed once, not once per process."""
+    cache = tmp_path / "file-lists"
+    listed = _count_scans(monkeypatch)
+    first = make(tiny_data, list_cache_dir=str(cache))
+    first.prepare_data()
+    class_folders = [os.path.normpath(tiny_data / split / c) for split in ("train", "val") for c in os.listdir(tiny_data / split)]
+    assert sorted(p for p in listed if p in class_folders) == sorted(class_folders)  # each once, by prepare_data
+    before = len(listed)
+    ranks = [first, make(tiny_data, list_cache_dir=str(cache)), make(tiny_data, list_cache_dir=str(cache))]
+    for rank in ranks:
+        rank.setup("fit")
+        assert len(rank.datasets["train"]) == 64 and len(rank.datasets["val"]) == 32
+    assert not [p for p in listed[before:] if p in class_folders]  # setup listed no class folder again
+
+    tester = make(tiny_data, list_cache_dir=str(tmp_path / "for-test"))
+    tester.trainer = fake_trainer()
+    tester.trainer.state = SimpleNamespace(fn=SimpleNamespace(value="test"))  # trainer.test(): no training split
+    before = len(listed)
+    tester.prepare_data()
+    assert sorted(p for p in listed[before:] if p in class_folders) == [p for p in sorted(class_folders) if "/val/" in p]
+
+
+def test_prepare_data_lists_a_flat_validation_folder_once(tiny_data: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(tiny_data / "train", root / "train")
+    (root / "val").mkdir()
+    rows = []
+    for n, path in enumerate(sorted((tiny_data / "val").rglob("*.jpg"))):
+        shutil.copy(path, root / "val" / f"ILSVRC2012_val_{n:08d}.JPEG")
+        rows.append(f"ILSVRC2012_val_{n:08d},{path.parent.name} 1 2 3 4")
+    labels = tmp_path / "LOC_val_solution.csv"
+    labels.write_text("ImageId,PredictionString\n" + "\n".join(rows) + "\n")
+    listed = _count_scans(monkeypatch)
+    dm = make(root, list_cache_dir=str(tmp_path / "cache"), val_labels=str(labels))
+    dm.prepare_data()
+    assert listed.count(os.path.normpath(root / "val")) == 1
+    for rank in (dm, make(root, list_cache_dir=str(tmp_path / "cache"), val_labels=str(labels))):
+        rank.setup("validate")
+        assert sorted(rank.datasets["val"].targets) == sorted([0, 1, 2, 3] * 8)
+    assert listed.count(os.path.normpath(root / "val")) == 1
+
+
+@pytest.fixture(scope="module")
+def imagenet_tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
+    """ILSVRC-2012's shape in empty files: 1,000 class folders and a flat 50,000-image validation folder
+    labelled by a LOC_val_solution.csv (made once for the module)."""
+    return make_tree(tmp_path_factory.mktemp("imagenet") / "ILSVRC")
+
+
+def test_setup_at_imagenet_scale_is_linear_and_labels_right(imagenet_tree: Tree, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = imagenet_tree
+    # any membership test against the list of validation names (one per image: quadratic) fails the test
+    real_list = folder.list_flat_names
+    monkeypatch.setattr(val_labels, "list_flat_names", lambda *args: NoScanList(real_list(*args)))
+    cache = tmp_path / "file-lists"
+
+    def start() -> ImageFolderDataModule:
+        dm = ImageFolderDataModule(tree.root, num_classes=1000, batch_size=8, num_workers=0, pipeline=SETTINGS,
+                                   source=SourceSettings(val_labels=str(tree.labels_file), list_cache_dir=str(cache)))
+        began = time.monotonic()
+        dm.prepare_data()
+        dm.setup("fit")
+        assert time.monotonic() - began < 600  # a hang guard only; the linear setup takes a small fraction
+        return dm
+
+    for dm in (start(), start()):  # the first start lists, the second reads the cache
+        assert dm.classes == tree.classes
+        train, val = dm.datasets["train"], dm.datasets["val"]
+        assert len(train) == sum(len(f) for f in tree.train_files.values()) and len(val) == 50_000
+        for path, label in random.Random(0).sample(val.samples, 200):
+            assert tree.classes[label] == tree.val_truth[os.path.basename(path)]
+        for path, label in train.samples[::37]:
+            assert tree.classes[label] == os.path.basename(os.path.dirname(path))
+        assert sorted(val.targets) == sorted(list(range(1000)) * 50)
