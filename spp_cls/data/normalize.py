@@ -3,10 +3,15 @@
 Loaders ship uint8 (a quarter of the bytes of float32) and this runs after the batch reached the device,
 where it costs next to nothing. ``channel``: (x - mean) / std per channel. ``mean_image``: the paper's
 per-pixel mean image (appendix), bilinearly warped to the input's size, subtracted, then divided by std.
+
+The warped mean images are cached per (device, size), least recently used first out beyond
+``MEAN_IMAGE_CACHE`` sizes: training sees a few sizes, but the full-image test protocols see nearly every
+image at a size of its own, and an unbounded cache would keep one device tensor per size of the test set.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Optional
 
@@ -17,6 +22,7 @@ import torch.nn.functional as F
 from spp_cls.data.transforms import PipelineSettings
 
 MEAN_IMAGE_KEY = "mean_image"
+MEAN_IMAGE_CACHE = 64  # warped mean images kept: more than the sizes of any training or crop-testing run
 
 
 def load_mean_image(path: str | Path) -> torch.Tensor:
@@ -36,25 +42,30 @@ def load_mean_image(path: str | Path) -> torch.Tensor:
 class BatchNormalizer:
     """uint8 (B, 3, H, W) [+ per-sample RGB lighting offsets (B, 3)] -> normalised float32 (B, 3, H, W)."""
 
-    def __init__(self, settings: PipelineSettings) -> None:
+    def __init__(self, settings: PipelineSettings, cache_size: int = MEAN_IMAGE_CACHE) -> None:
         self.mean = torch.tensor(settings.mean, dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(settings.std, dtype=torch.float32).view(1, 3, 1, 1)
         self.mean_image: Optional[torch.Tensor] = None
         if settings.normalization == "mean_image":
             assert settings.mean_image is not None
             self.mean_image = load_mean_image(settings.mean_image).unsqueeze(0)
-        self._warped: dict[tuple[torch.device, int, int], torch.Tensor] = {}
+        self.cache_size = cache_size
+        self._warped: OrderedDict[tuple[torch.device, int, int], torch.Tensor] = OrderedDict()
 
     def _mean(self, device: torch.device, height: int, width: int) -> torch.Tensor:
         if self.mean_image is None:
             return self.mean.to(device)
         key = (device, height, width)
-        if key not in self._warped:
-            image = self.mean_image
-            if image.shape[-2:] != (height, width):
-                image = F.interpolate(image, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
-            self._warped[key] = image.to(device)
-        return self._warped[key]
+        if key in self._warped:
+            self._warped.move_to_end(key)
+            return self._warped[key]
+        image = self.mean_image
+        if image.shape[-2:] != (height, width):
+            image = F.interpolate(image, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+        self._warped[key] = image = image.to(device)
+        while len(self._warped) > self.cache_size:
+            self._warped.popitem(last=False)
+        return image
 
     def __call__(self, images: torch.Tensor, lighting: Optional[torch.Tensor] = None) -> torch.Tensor:
         if images.dtype != torch.uint8:
