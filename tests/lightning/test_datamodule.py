@@ -220,6 +220,7 @@ def imagenet_tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
     return make_tree(tmp_path_factory.mktemp("imagenet") / "ILSVRC")
 
 
+@pytest.mark.slow  # making the 51,000 files of the tree takes most of it
 def test_setup_at_imagenet_scale_is_linear_and_labels_right(imagenet_tree: Tree, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     tree = imagenet_tree
