@@ -173,7 +173,8 @@ def _shard_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
         try:
             shards = len(manifest.split(split).shards)
             if world is not None and _valid_workers(d.num_workers):
-                check_reader_slots(shards, world, loader_workers(d.num_workers, t.devices), split)
+                check_reader_slots(shards, world, loader_workers(d.num_workers, t.devices), split,
+                                   train=split == d.train_split)
         except ValueError as err:
             check(False, f"data.root={d.root}: {err}")
 

@@ -87,3 +87,14 @@ def test_all_problems_are_reported_together() -> None:
         validate_train_config(compose_train("data.batch_size=-1", "model.width=0", "optim.lr=0"))
     text = str(info.value)
     assert "data.batch_size" in text and "model.width" in text and "optim.lr" in text
+
+
+def test_fewer_validation_shards_than_readers_pass_the_start_up_check(tiny_data: Path, tmp_path: Path) -> None:
+    from spp_cls.data.make_shards import Settings, convert
+
+    convert(Settings(source=str(tiny_data), shard_size=8), tmp_path / "wds")  # 8 train shards, 4 val shards
+    ddp = ("data=imagenet_wds", f"data.root={tmp_path / 'wds'}", "data.num_classes=4", "trainer.devices=2",
+           "trainer.strategy=ddp", "trainer.accelerator=cpu")
+    validate_train_config(compose_train(*ddp, "data.num_workers=3"))  # 6 readers: val idles 2, training has 8
+    with pytest.raises(ConfigError, match=r"train split has 8 shards but 2 processes x 5 loader workers"):
+        validate_train_config(compose_train(*ddp, "data.num_workers=5"))
