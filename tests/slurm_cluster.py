@@ -119,12 +119,14 @@ class LocalSlurm:
         """Requeue a running job, as submitit does on its time-limit signal."""
         self.run("scontrol", "requeue", job_id)
 
-    def release(self, job_id: str) -> None:
-        """Start a requeued job now: Slurm holds it about two minutes (its begin time) otherwise.
+    def release(self, job_id: str, time_limit_min: int | None = None) -> None:
+        """Start a requeued job now: Slurm holds it about two minutes (its begin time) otherwise. With
+        ``time_limit_min``, its rerun gets that time limit (and its ``--signal`` warning comes that much later).
 
         Slurm 22.05 spells this ``scontrol update jobid=<id> StartTime=now`` (it refuses ``BeginTime=``).
         """
-        self.run("scontrol", "update", f"jobid={job_id}", "StartTime=now")
+        limit = [f"TimeLimit={time_limit_min}"] if time_limit_min is not None else []
+        self.run("scontrol", "update", f"jobid={job_id}", *limit, "StartTime=now")
 
     def cancel(self, job_id: str) -> None:
         """``scancel`` the job."""

@@ -27,6 +27,37 @@ def train_uninterrupted(env: dict[str, str], run_dir: Path, *overrides: str) -> 
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+class Uninterrupted:
+    """``train_uninterrupted`` in the background: ``start`` it (once), then ``wait`` for its end."""
+
+    def __init__(self, env: dict[str, str], run_dir: Path, *overrides: str) -> None:
+        self.command = [sys.executable, str(REPO / "train.py"), *overrides, f"hydra.run.dir={run_dir}"]
+        self.env, self.log = env, run_dir.with_name(run_dir.name + ".out")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        if self.process is None:
+            with self.log.open("w") as sink:
+                self.process = subprocess.Popen(self.command, cwd=REPO, env=self.env, stdout=sink,
+                                                stderr=subprocess.STDOUT)
+
+    def wait(self, timeout: float = 900) -> None:
+        """Start it if not yet started; wait for it to end, and check that it succeeded (killed at the timeout)."""
+        self.start()
+        assert self.process is not None
+        try:
+            self.process.wait(timeout)
+        finally:
+            self.stop()
+        assert self.process.returncode == 0, self.log.read_text()[-3000:]
+
+    def stop(self) -> None:
+        """Kill it if it still runs (a test that failed before waiting for it)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
 def assert_same_run(run: Path, reference: Path, steps: int) -> None:
     """The same final weights (bit for bit), step count and metrics.json as the reference run."""
     ours, theirs = load_safe(run / "checkpoints" / "last.ckpt"), load_safe(reference / "checkpoints" / "last.ckpt")
