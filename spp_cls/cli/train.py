@@ -21,7 +21,7 @@ from spp_cls.cli.results import write_results
 from spp_cls.config.schema import TrainConfig
 from spp_cls.config.validation import validate_train_config
 from spp_cls.lightning import MONITOR, SppClassifier
-from spp_cls.lightning.cluster import external_rank
+from spp_cls.lightning.cluster import process_rank
 from spp_cls.lightning.data_quality import skip_totals_of_all
 from spp_cls.lightning.optim import effective_lr
 from spp_cls.lightning.resume import ResumeCheckpoint
@@ -74,8 +74,9 @@ def _last_checkpoint(trainer: pl.Trainer) -> Optional[str]:
 
 
 def _log_to_rank_file(run_dir: Path, rank: int) -> None:
-    """Processes started by Slurm or submitit all run the same Hydra job, whose log file is train.log: every rank
-    but 0 writes its own, train_rank<r>.log (Lightning's own DDP processes get train_ddp_process_<r>.log)."""
+    """All processes of a run share its run directory, and Hydra gives each the same log file (train.log; Lightning's
+    own DDP processes train_ddp_process_<local rank>.log, the same on every node): every rank but 0 writes its own,
+    train_rank<r>.log, instead."""
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
         ours = logging.FileHandler(run_dir / f"train_rank{rank}.log")
@@ -84,13 +85,17 @@ def _log_to_rank_file(run_dir: Path, rank: int) -> None:
         root.removeHandler(handler)
         handler.close()
         root.addHandler(ours)
+        replaced = Path(handler.baseFilename)
+        if replaced.name != "train.log" and replaced.is_file() and replaced.stat().st_size == 0:
+            replaced.unlink()  # the empty file Hydra opened for a Lightning DDP process
 
 
 @exit_on_user_error
 def run_training(cfg: DictConfig) -> Optional[float]:
     """Train one model as configured; returns the best validation top-1 error (for sweepers)."""
     run_dir = Path(cfg.paths.output_dir)
-    if rank := external_rank():
+    devices = cfg.trainer.devices if isinstance(cfg.trainer.devices, int) and cfg.trainer.devices > 0 else None
+    if rank := process_rank(devices):
         _log_to_rank_file(run_dir, rank)
     validate_train_config(cfg)
     log.info("run directory: %s", run_dir)

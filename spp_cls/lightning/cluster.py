@@ -81,13 +81,22 @@ def external_tasks() -> Optional[tuple[int, int]]:
     return None
 
 
-def external_rank() -> int:
-    """This process's global rank when Slurm or submitit started it (0 otherwise, also for rank 0)."""
+def process_rank(devices_per_node: Optional[int] = None) -> int:
+    """This process's global rank as its launcher set it, before Lightning runs (0 for a process started alone).
+
+    Slurm and submitit give it; torchrun sets ``RANK``; Lightning's own DDP processes and processes started by
+    hand on several nodes (Lightning's environment variables) have ``NODE_RANK`` and ``LOCAL_RANK``, from which it
+    is ``NODE_RANK x devices per node + LOCAL_RANK``."""
     if SLURMEnvironment.detect():
         return int(os.environ["SLURM_PROCID"])
     if _submitit_executor() == "local":
         return int(os.environ["SUBMITIT_LOCAL_GLOBALID"])
-    return 0
+    if "RANK" in os.environ:
+        return int(os.environ["RANK"])
+    node, local = int(os.environ.get("NODE_RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
+    if node and not devices_per_node:  # trainer.devices=-1 / auto: every GPU of the node
+        devices_per_node = torch.cuda.device_count() or 1
+    return node * (devices_per_node or 1) + local
 
 
 class SubmititLocalEnvironment(ClusterEnvironment):

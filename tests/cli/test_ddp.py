@@ -42,7 +42,8 @@ def ddp_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_two_processes_match_one_with_the_same_global_batch(tiny_data: Path, ddp_run: Path, tmp_path: Path) -> None:
     single = train(tiny_data, tmp_path)
     assert single.returncode == 0, single.stderr[-3000:]
-    assert (ddp_run / "train_ddp_process_1.log").is_file()  # Lightning started the second process
+    assert (ddp_run / "train_rank1.log").is_file()  # Lightning started the second process
+    assert not (ddp_run / "train_ddp_process_1.log").exists()  # the empty file Hydra opened for it is gone
     ours, theirs = weights(ddp_run), weights(tmp_path)
     for key, tensor in theirs.items():
         assert torch.allclose(ours[key], tensor, rtol=0, atol=TOLERANCE), (key, (ours[key] - tensor).abs().max())

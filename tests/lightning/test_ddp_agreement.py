@@ -63,7 +63,7 @@ def test_batches_of_only_unreadable_files_train_are_counted_and_send_no_extra_me
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["global_step"] == 32  # 64 images, 2 a step: every step taken, none skipped
     assert metrics["train_skipped"] == len(bad)  # summed over both processes
-    logs = (run / "train.log").read_text() + (run / "train_ddp_process_1.log").read_text()
+    logs = (run / "train.log").read_text() + (run / "train_rank1.log").read_text()
     assert all(p.name in logs for p in bad), logs[-2000:]
     _assert_messages_only_at_logging_steps(counts, steps=32, every=4)
 
@@ -79,7 +79,7 @@ def test_a_breach_seen_by_one_process_stops_both_with_the_same_error(tiny_data: 
     result = run_script("train.py", *RUN, f"data.root={root}", f"hydra.run.dir={run}",
                         "data.max_skip_fraction=0.05", "trainer.log_every_n_steps=4", timeout=HANG_GUARD_S)
     assert result.returncode == 2, result.stderr[-3000:]
-    for log in ((run / "train.log").read_text(), (run / "train_ddp_process_1.log").read_text()):
+    for log in ((run / "train.log").read_text(), (run / "train_rank1.log").read_text()):
         assert "process 1: 3 of the 32 train images of this epoch could not be read" in log, log[-2000:]
         assert "data.max_skip_fraction=0.05" in log and "process 0:" not in log
     assert "Traceback" not in result.stderr
@@ -93,7 +93,7 @@ def test_sigterm_stops_every_process_after_one_checkpoint_at_the_same_step(tiny_
     stopped = run_script("train.py", *args, "+callbacks.term._target_=tests.lightning.collectives.SignalAt",
                          "+callbacks.term.step=2", timeout=HANG_GUARD_S)
     assert stopped.returncode == 143, stopped.stderr[-3000:]  # 128 + SIGTERM: a stopped run must not look finished
-    logs = [(run / "train.log").read_text(), (run / "train_ddp_process_1.log").read_text()]
+    logs = [(run / "train.log").read_text(), (run / "train_rank1.log").read_text()]
     held = [re.findall(r"SIGTERM received: \S+ holds (epoch \d+, batch \d+)", log) for log in logs]
     assert held[0] and held[0] == held[1], logs  # one checkpoint, the same step, on both processes
     checkpoint = load_safe(run / "checkpoints" / "last.ckpt")
