@@ -1,6 +1,7 @@
-"""DDP on 2 CPU processes (gloo): the same result as one process with the same global batch, exact resume after
-kills, and Hydra sweeps: through submitit_local one process per device per job, and a clear refusal of DDP in a
-basic-launcher multirun."""
+"""DDP on 2 CPU processes (gloo): the same result as one process with the same global batch, and Hydra sweeps:
+through submitit_local one process per device per job, and a clear refusal of DDP in a basic-launcher multirun.
+Exact resume of 2 processes killed mid-epoch: tests/cli/test_multinode.py (two emulated nodes, compared with this
+module's reference run, ``ddp_run`` in conftest.py)."""
 
 from __future__ import annotations
 
@@ -30,14 +31,6 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_safe(run_dir / "checkpoints" / "last.ckpt")["state_dict"]
 
 
-@pytest.fixture(scope="module")
-def ddp_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run_dir = tmp_path_factory.mktemp("ddp")
-    result = train(tiny_data, run_dir, *DDP)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir
-
-
 @pytest.mark.slow
 def test_two_processes_match_one_with_the_same_global_batch(tiny_data: Path, ddp_run: Path, tmp_path: Path) -> None:
     single = train(tiny_data, tmp_path)
@@ -51,19 +44,6 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_data: Path, ddp
     assert metrics[0]["global_step"] == metrics[1]["global_step"] == 12
     for key in ("val/loss", "val/top1_err", "val/top5_err", "val/images"):
         assert metrics[0][key] == pytest.approx(metrics[1][key], abs=1e-5), key
-
-
-@pytest.mark.slow
-def test_ddp_run_killed_mid_epoch_resumes_exactly(tiny_data: Path, ddp_run: Path, tmp_path: Path) -> None:
-    # every process killed mid-epoch (several kills in one run and epoch boundaries: tests/cli/test_resume.py)
-    killed = train(tiny_data, tmp_path, *DDP, "+callbacks.kill._target_=tests.cli.interrupt.KillAt",
-                   "+callbacks.kill.step=6")
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    final = train(tiny_data, tmp_path, *DDP)
-    assert final.returncode == 0, final.stderr[-3000:]
-    ours, theirs = weights(tmp_path), weights(ddp_run)
-    assert all(torch.equal(ours[key], tensor) for key, tensor in theirs.items())
-    assert "resumed at epoch 2, batch 2 (global step 6)" in (tmp_path / "train.log").read_text()
 
 
 def test_a_basic_multirun_refuses_ddp_and_names_the_way(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Two nodes emulated on one machine: ``train.py ... trainer.num_nodes=2 trainer.devices=1 trainer.strategy=ddp``
 started by hand as two processes, as on two hosts (``NODE_RANK`` 0 and 1, one ``MASTER_ADDR``/``MASTER_PORT``),
 sharing one run directory and one cache directory (where the first run generates the smoke data set): training
-completes, and both processes killed mid-epoch resume to the weights of the uninterrupted run.
+completes after both processes were killed mid-epoch, with the weights of the same training run uninterrupted on
+one node (2 processes started by Lightning).
 
 The environment is what Lightning's ``LightningEnvironment`` reads for processes it did not start:
 ``LOCAL_RANK`` (its presence means "launched externally": without it Lightning would act as the launcher and
@@ -96,10 +97,15 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def two_node_run(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both nodes killed after step 6 (both generate the data set into the empty cache at once), then the same
+    command again: the run resumes and ends."""
     run_dir = tmp_path_factory.mktemp("multinode") / "run"
-    nodes = train_on_two_nodes(run_dir, cache)  # both generate the data set into the empty cache at once
-    assert [n.returncode for n in nodes] == [0, 0], _report(nodes)
-    assert "GLOBAL_RANK: 0, MEMBER: 1/2" in nodes[0].output and "GLOBAL_RANK: 1, MEMBER: 2/2" in nodes[1].output
+    killed = train_on_two_nodes(run_dir, cache, "+callbacks.kill._target_=tests.cli.interrupt.KillAt",
+                                "+callbacks.kill.step=6")
+    assert [n.returncode for n in killed] == [-signal.SIGKILL] * 2, _report(killed)
+    assert "GLOBAL_RANK: 0, MEMBER: 1/2" in killed[0].output and "GLOBAL_RANK: 1, MEMBER: 2/2" in killed[1].output
+    resumed = train_on_two_nodes(run_dir, cache)
+    assert [n.returncode for n in resumed] == [0, 0], _report(resumed)
     return run_dir
 
 
@@ -112,20 +118,15 @@ def test_two_nodes_train_to_the_end_in_one_run_directory(two_node_run: Path) -> 
 
 
 @pytest.mark.slow
-def test_both_nodes_killed_mid_epoch_resume_exactly(two_node_run: Path, cache: Path, tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    killed = train_on_two_nodes(run_dir, cache, "+callbacks.kill._target_=tests.cli.interrupt.KillAt",
-                                "+callbacks.kill.step=6")
-    assert [n.returncode for n in killed] == [-signal.SIGKILL] * 2, _report(killed)
-    resumed = train_on_two_nodes(run_dir, cache)
-    assert [n.returncode for n in resumed] == [0, 0], _report(resumed)
-    ours, theirs = weights(run_dir), weights(two_node_run)
+def test_both_nodes_killed_mid_epoch_resume_to_the_uninterrupted_weights(two_node_run: Path, ddp_run: Path) -> None:
+    # the reference: the same 2-process training on one node (Lightning's launcher), never interrupted
+    ours, theirs = weights(two_node_run), weights(ddp_run)
     assert all(torch.equal(ours[key], tensor) for key, tensor in theirs.items())
-    assert "resumed at epoch 2, batch 2 (global step 6)" in (run_dir / "train.log").read_text()
+    assert "resumed at epoch 2, batch 2 (global step 6)" in (two_node_run / "train.log").read_text()
 
 
 @pytest.mark.slow
 def test_only_global_rank_zero_writes_train_log(two_node_run: Path) -> None:
     log = (two_node_run / "train.log").read_text()
-    assert log.count("- run directory: ") == 1, log
+    assert log.count("- run directory: ") == 2, log  # the killed start and the resumed one
     assert "- run directory: " in (two_node_run / "train_rank1.log").read_text()  # the second node's own file
