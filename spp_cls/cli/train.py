@@ -1,4 +1,11 @@
-"""``python train.py``: validate the config, train, validate the best checkpoint, write metrics.json."""
+"""``python train.py``: validate the config, train, test the checkpoint ``eval_checkpoint`` names, write metrics.json.
+
+After training, the validation and the protocols (``evaluate_protocols``) test the final model by default
+(``eval_checkpoint=last``: the resume checkpoint ``checkpoints/last.ckpt``, which ``ResumeCheckpoint`` writes at
+the end of training, so it holds the final weights), as the paper reports its final models. ``best`` tests the
+epoch with the lowest validation error instead, which is chosen on the very split it then reports, so its
+numbers are optimistic. metrics.json names the file tested (``evaluated_checkpoint``) either way.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -48,21 +56,59 @@ def build_module(cfg: DictConfig) -> SppClassifier:
     )
 
 
-def _final_metrics(trainer: pl.Trainer, module: SppClassifier, datamodule: Any, cfg: DictConfig) -> dict[str, Any]:
-    """Validation metrics of the best checkpoint (or of the final weights when no checkpoint is kept)."""
+def _evaluated_checkpoint(trainer: pl.Trainer, cfg: DictConfig) -> Optional[str]:
+    """The checkpoint file that the after-training validation and protocols test (``eval_checkpoint``).
+
+    ``last``: the resume checkpoint, written by ``ResumeCheckpoint.on_train_end`` after the last optimizer step,
+    so it holds the weights the run ends with. ``best``: ModelCheckpoint's lowest-validation-error file. None
+    when the run keeps no such file (e.g. ``callbacks=none``); the validation then tests the weights in memory,
+    which are the final ones, and no protocol runs (they read a checkpoint file)."""
+    if cfg.eval_checkpoint == "best":
+        return _best_checkpoint(trainer)
+    return _last_checkpoint(trainer)
+
+
+def _best_checkpoint(trainer: pl.Trainer) -> Optional[str]:
+    """ModelCheckpoint's file of the lowest validation error (None without one)."""
     callback = trainer.checkpoint_callback
-    best = getattr(callback, "best_model_path", "") if callback is not None else ""
+    return (getattr(callback, "best_model_path", "") or None) if callback is not None else None
+
+
+def _head_inputs(module: SppClassifier) -> dict[str, Optional[int]]:
+    """fc6's input size and the bins it is (fc6 inputs / conv channels), for the report's list of departures from
+    the paper (36 bins without SPP, 50 with the 4-level pyramid); None when the model has no head."""
+    fc6 = getattr(getattr(module.model, "pre_logits", None), "fc6", None)
+    if not isinstance(fc6, torch.nn.Linear):
+        return {"fc6_inputs": None, "bins": None}
+    channels = getattr(module.model, "num_features", 0)
+    return {"fc6_inputs": fc6.in_features, "bins": fc6.in_features // channels if channels else None}
+
+
+def _final_metrics(trainer: pl.Trainer, module: SppClassifier, datamodule: Any, cfg: DictConfig) -> dict[str, Any]:
+    """Validation metrics of the checkpoint ``eval_checkpoint`` names (of the weights in memory, the final ones,
+    when the run keeps no such file), and what the report needs to know about the run."""
+    best = _best_checkpoint(trainer)
+    evaluated = _evaluated_checkpoint(trainer, cfg)
+    if cfg.eval_checkpoint == "best" and not best:
+        log.warning("eval_checkpoint=best, but the run keeps no best checkpoint: testing the final weights")
     results: dict[str, Any] = {}
     if cfg.validate_best and not trainer.fast_dev_run:
-        results = dict(trainer.validate(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)[0])
+        log.info("validating %s (eval_checkpoint=%s)", evaluated or "the final weights in memory", cfg.eval_checkpoint)
+        results = dict(trainer.validate(module, datamodule=datamodule, ckpt_path=evaluated, weights_only=True)[0])
     results.update(
         model=model_name(cfg.model.arch, cfg.model.spp),
         pyramid=list(cfg.model.pyramid) if cfg.model.spp else None,
         params=sum(p.numel() for p in module.model.parameters()),
         epochs=trainer.current_epoch,
         global_step=trainer.global_step,
-        best_checkpoint=best or None,
+        eval_checkpoint=cfg.eval_checkpoint,
+        evaluated_checkpoint=evaluated,
+        best_checkpoint=best,
         last_checkpoint=_last_checkpoint(trainer),
+        step_batch=cfg.data.batch_size * cfg.trainer.accumulate_grad_batches,
+        lr=module.hparams.lr,
+        lrn_input_scale=cfg.model.get("lrn_input_scale"),
+        **_head_inputs(module),
     )
     return results
 
@@ -92,7 +138,7 @@ def _log_to_rank_file(run_dir: Path, rank: int) -> None:
 
 @exit_on_user_error
 def run_training(cfg: DictConfig) -> Optional[float]:
-    """Train one model as configured; returns the best validation top-1 error (for sweepers)."""
+    """Train one model as configured; returns the validation top-1 error of the tested checkpoint (for sweepers)."""
     run_dir = Path(cfg.paths.output_dir)
     devices = cfg.trainer.devices if isinstance(cfg.trainer.devices, int) and cfg.trainer.devices > 0 else None
     if rank := process_rank(devices):
@@ -116,9 +162,13 @@ def run_training(cfg: DictConfig) -> Optional[float]:
         sys.exit(128 + signal.SIGTERM)
     results = _final_metrics(trainer, module, datamodule, cfg)
     results.update(skip_totals_of_all(trainer))
-    if cfg.evaluate_protocols and results.get("best_checkpoint") and not trainer.fast_dev_run:
-        evaluate([results["best_checkpoint"]], cfg, [], run_dir / "eval", list(cfg.evaluate_protocols),
-                 trainer=trainer, skip_inapplicable=True, schema=TrainConfig)
+    if cfg.evaluate_protocols and not trainer.fast_dev_run:
+        if results.get("evaluated_checkpoint"):
+            evaluate([results["evaluated_checkpoint"]], cfg, [], run_dir / "eval", list(cfg.evaluate_protocols),
+                     trainer=trainer, skip_inapplicable=True, schema=TrainConfig)
+        else:
+            log.warning("evaluate_protocols=%s not run: the run keeps no %s checkpoint to test (evaluate.py takes "
+                        "a checkpoint file)", list(cfg.evaluate_protocols), cfg.eval_checkpoint)
     if trainer.is_global_zero:  # every DDP process gets the same synced metrics; one writes them
         path = write_results(run_dir, results)
         log.info("final metrics: %s", {k: results[k] for k in sorted(results) if k.startswith("val/")})

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
+from spp_cls.checkpointing import load_safe
 from spp_cls.cli.errors import USER_ERRORS
 from spp_cls.cli.evaluate import evaluate
 from spp_cls.config import register_configs
@@ -28,16 +29,27 @@ def trained(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_round_trip_gives_the_training_metric(trained: Path, tmp_path: Path) -> None:
-    result = run_script("evaluate.py", f"ckpt_path={trained}/checkpoints/best.ckpt", f"hydra.run.dir={tmp_path}")
+    """After training the run tests its final model by default (eval_checkpoint=last): metrics.json names
+    last.ckpt, which holds the weights of the last step, and evaluate.py of that file gives the same numbers."""
+    trained_metrics = json.loads((trained / "metrics.json").read_text())
+    last = trained / "checkpoints" / "last.ckpt"
+    assert trained_metrics["eval_checkpoint"] == "last" and trained_metrics["evaluated_checkpoint"] == str(last)
+    assert trained_metrics["best_checkpoint"] == str(trained / "checkpoints" / "best.ckpt")
+    saved = load_safe(last)
+    assert saved["epoch"] == trained_metrics["epochs"] == 2 and saved["global_step"] == trained_metrics["global_step"]
+    # zf5_spp at width 0.125: 32 conv5 channels, the 50 bins of {6,3,2,1}
+    assert (trained_metrics["bins"], trained_metrics["fc6_inputs"]) == (50, 50 * 32)
+    result = run_script("evaluate.py", f"ckpt_path={trained_metrics['evaluated_checkpoint']}",
+                        f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = json.loads((tmp_path / "metrics.json").read_text())
-    trained_metrics = json.loads((trained / "metrics.json").read_text())
     assert evaluated["model"] == "zf5_spp" and evaluated["protocol"] == "center"
     assert evaluated["images"] == 32 and evaluated["skipped"] == 0
     assert evaluated["top1_err"] == pytest.approx(trained_metrics["val/top1_err"], abs=1e-6)
     assert evaluated["top5_err"] == pytest.approx(trained_metrics["val/top5_err"], abs=1e-6)
     assert "| center | 1.0 | 32 | " in result.stdout and (tmp_path / "results.md").is_file()
     assert (trained / "evaluations" / f"{tmp_path.name}.md").is_file()  # beside the training run
+    assert f"validating {last} (eval_checkpoint=last)" in (trained / "train.log").read_text()
 
 
 def test_a_limited_test_split_is_reported_not_refused(trained: Path, tmp_path: Path) -> None:

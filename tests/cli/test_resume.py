@@ -90,9 +90,9 @@ def test_a_run_killed_three_times_ends_as_an_uninterrupted_one(tiny_data: Path, 
     assert lrs[0] == lrs[1] == pytest.approx(0.01 * 16 / 128 * 0.01)  # both plateau drops, one after a mid-epoch resume
 
     metrics = [json.loads((d / "metrics.json").read_text()) for d in (run, uninterrupted)]
-    assert metrics[0]["last_checkpoint"] == str(run / "checkpoints" / "last.ckpt")
+    assert metrics[0]["evaluated_checkpoint"] == metrics[0]["last_checkpoint"] == str(run / "checkpoints" / "last.ckpt")
     for m in metrics:
-        m.pop("last_checkpoint"), m.pop("best_checkpoint")
+        m.pop("last_checkpoint"), m.pop("best_checkpoint"), m.pop("evaluated_checkpoint")  # paths of each run
     assert metrics[0] == metrics[1]
 
     # the logs continue: everything the resumed runs logged is what the uninterrupted run logged, and all it lacks

@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from hydra import compose, initialize_config_dir
+
 from spp_cls.checkpointing import load_safe
-from tests.helpers import run_script
+from spp_cls.config import register_configs
+from spp_cls.config.validation import ConfigError, validate_train_config
+from tests.helpers import REPO, run_script
 
 
 def smoke(data: Path, run_dir: Path, *extra: str) -> list[str]:
@@ -35,6 +39,16 @@ def test_bad_config_fails_fast_with_the_key_name(tmp_path: Path) -> None:
     assert typo.returncode != 0 and "batch_sise" in typo.stderr
 
 
+def test_an_unknown_eval_checkpoint_is_refused_naming_the_key() -> None:
+    """Checked in-process (a subprocess costs ~9 s of imports): the start-up validation names the key and the
+    values it takes, before any data is read."""
+    register_configs()
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=smoke", "eval_checkpoint=final"])
+    with pytest.raises(ConfigError, match=r"eval_checkpoint='final' is not one of \['last', 'best'\]"):
+        validate_train_config(cfg)
+
+
 @pytest.mark.slow
 def test_fast_dev_run_in_deterministic_mode(tiny_data: Path, tmp_path: Path) -> None:
     result = run_script("train.py", *smoke(tiny_data, tmp_path, "debug=fdr", "trainer.deterministic=true"))
@@ -55,6 +69,8 @@ def test_one_epoch_run_dir_and_resume(tiny_data: Path, tmp_path: Path) -> None:
     steps_per_epoch = 64 // 16
     assert metrics["model"] == "zf5" and metrics["epochs"] == 1 and metrics["global_step"] == steps_per_epoch
     assert metrics["val/images"] == 32 and metrics["val/skipped"] == 0
+    assert metrics["eval_checkpoint"] == "last"
+    assert metrics["evaluated_checkpoint"] == str(run_dir / "checkpoints/last.ckpt")
     assert 0 <= metrics["val/top1_err"] <= 1 and metrics["val/top5_err"] == 0  # 4 classes: top-5 always hits
     assert "epoch 1/1:" in (run_dir / "train.log").read_text()
 
