@@ -121,14 +121,21 @@ class Group:
         counted = {id(r) for r in self.counted}
         return [r for r in self.runs if r.status == DONE and id(r) not in counted]
 
+    def suppliers(self, source: str) -> dict[Any, Run]:
+        """Seed -> the newest done run of that seed that has numbers from ``source`` (the one they come from)."""
+        found: dict[Any, Run] = {}
+        for run in self._newest_first():
+            if run.seed not in found and run.error(source) is not None:
+                found[run.seed] = run
+        return {seed: found[seed] for seed in sorted(found, key=seed_order)}
+
     def errors(self, source: str) -> dict[Any, ErrorRate]:
         """Seed -> error rates from ``source``, of the newest done run of that seed that has them."""
-        found: dict[Any, ErrorRate] = {}
-        for run in self._newest_first():
-            error = run.error(source) if run.seed not in found else None
-            if error is not None:
-                found[run.seed] = error
-        return {seed: found[seed] for seed in sorted(found, key=seed_order)}
+        return {seed: run.error(source) for seed, run in self.suppliers(source).items()}  # type: ignore[misc]
+
+    def checkpoints(self, source: str) -> dict[Any, str]:
+        """Seed -> which checkpoint (``last``, ``best``, ...) the numbers of ``source`` come from."""
+        return {seed: run.checkpoint_kind(source) or "?" for seed, run in self.suppliers(source).items()}
 
     def complete(self, source: str) -> bool:
         """Whether every seed of the group has ``source``."""

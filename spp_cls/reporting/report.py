@@ -2,6 +2,11 @@
 2, 3, 4 and the pyramid / random-size numbers) with the paper's numbers and the differences beside them, the
 paired SPP gains per seed, and figures of the validation error per epoch; as report.md, report.csv and PNGs.
 
+Each set of tables starts with where its runs depart from the paper's setting (a table: setting | ours |
+paper, from the saved configs and metrics.json) and says which checkpoint its numbers come from: the final
+model (``eval_checkpoint=last``), or, with a warning, the best-on-validation one, which is selected on the very
+split it reports (runs from before ``eval_checkpoint`` all tested that one).
+
 Every set of tables is made per context (see :func:`spp_cls.reporting.groups.group_runs`) and says which
 metric source it used.
 """
@@ -24,7 +29,7 @@ from spp_cls.reporting.figures import Series, error_curves_png
 from spp_cls.reporting.groups import (ALWAYS_CONTEXT, ContextKey, Group, SeedDifference, Stat, choose_source,
                                       context_text, difference_stats, differences, group_runs, paired_gains,
                                       pyramid_text, result_sets)
-from spp_cls.reporting.runs import ARMS, DONE, Discovery, discover
+from spp_cls.reporting.runs import ARMS, BEST, DONE, LAST, Discovery, Run, discover
 from spp_cls.reporting.text import NONE, difference, md_table, number, stat_text
 
 SOURCE_TEXT: dict[str, str] = {
@@ -33,20 +38,22 @@ SOURCE_TEXT: dict[str, str] = {
     "center": "evaluate.py `center`: one center crop (the paper's Table 3 \"1 crop\")",
     "full": "evaluate.py `full`: the whole image as one view (the paper's Table 3 \"1 full\")",
     "full_flip": "evaluate.py `full_flip`: the whole image and its mirror",
-    "multiview_18": "evaluate.py `multiview_18`: 18 views on the feature maps of one scale",
+    "multiview_18": "evaluate.py `multiview_18`: 18 views on the feature maps of one scale (a step towards Table 4; "
+                    "the paper gives no number for it)",
     "multiview_96": "evaluate.py `multiview_96`: 96 views on the feature maps at 6 scales",
     "multiview": "evaluate.py `multiview`: 96 views on the feature maps at 6 scales + 2 full-image views (the paper's "
                  "Table 4)",
-    "val": "the training runs' own final validation (`val/*` in their metrics.json: the best checkpoint on the "
-           "training-time validation view)",
+    "val": "the training runs' own validation after training (`val/*` in their metrics.json, on the training-time "
+           "validation view, of the checkpoint `eval_checkpoint` names)",
 }
-EVALUATE_HINT = ("python evaluate.py ckpt_path=<run>/checkpoints/best.ckpt protocols=[center,ten_view,full,multiview], "
+EVALUATE_HINT = ("python evaluate.py ckpt_path=<run>/checkpoints/last.ckpt protocols=[center,ten_view,full,multiview], "
                  "or train with evaluate_protocols=[...]")
 NOT_DONE_MARK = "†"
 #: the multi-view protocols of Table 4, fewest views first
 MULTIVIEW = ("multiview_18", "multiview_96", "multiview")
 REPORT_MD, REPORT_CSV = "report.md", "report.csv"
-CSV_COLUMNS = ("context", "data", "arch", "network", "arm", "pyramid", "source", "n", "runs", "not_done", "seeds",
+CSV_COLUMNS = ("context", "data", "arch", "network", "arm", "pyramid", "source", "checkpoints", "n", "runs", "not_done",
+               "seeds",
                "top1_mean", "top1_std", "top5_mean", "top5_std", "paper_top1", "paper_top5", "diff_top1", "diff_top5",
                "gain_top1_mean", "gain_top1_std", "gain_top5_mean", "gain_top5_std", "gain_n", "paper_gain_top1",
                "paper_gain_top5")
@@ -136,29 +143,212 @@ def _metric_line(ctx: ResultSet) -> str:
     return line + "."
 
 
-def _setting_notes(ctx: ResultSet) -> list[str]:
-    """Where the runs depart from the paper's setting, so that the paper's numbers are read with care."""
-    notes = []
+def _checkpoint_line(ctx: ResultSet) -> str:
+    """Which checkpoint the numbers of the tables come from: the final model (as the paper reports), or a warning
+    where some are the best-on-validation checkpoint, chosen on the very split whose numbers they are."""
+    suppliers = [(run, kind) for g in ctx.groups for seed, run in g.suppliers(ctx.source).items()
+                 for kind in [g.checkpoints(ctx.source)[seed]]]
+    if not suppliers:
+        return ""
+    kinds = {kind: sum(k == kind for _, k in suppliers) for kind in dict.fromkeys(k for _, k in suppliers)}
+    if set(kinds) == {LAST}:
+        return ("**Checkpoint: numbers from the final model of each run** (`last.ckpt`, `eval_checkpoint=last`), as "
+                "the paper reports its final models: none is selected on the split it reports.")
+    parts = []
+    if kinds.get(BEST):
+        old = sum(k == BEST and not run.eval_checkpoint_recorded for run, k in suppliers)
+        parts.append(f"{kinds[BEST]} of {len(suppliers)} (group, seed) samples come from the best checkpoint (the "
+                     "epoch of lowest validation error), chosen on the split these numbers report: they are optimistic, "
+                     "most for an arm whose error zig-zags by epoch (multi-size)"
+                     + (f"; {old} of them from runs older than `eval_checkpoint`, which always tested the best "
+                        "checkpoint" if old else ""))
+    others = {k: n for k, n in kinds.items() if k not in (LAST, BEST)}
+    if others:
+        parts.append(f"{sum(others.values())} from other checkpoint files (" +
+                     ", ".join(f"`{k}`: {n}" for k, n in others.items()) + ")")
+    if kinds.get(LAST):
+        parts.append(f"{kinds[LAST]} from the final model")
+    lead = "**Warning: selected on the split they report.** " if kinds.get(BEST) else "**Checkpoint:** "
+    return ("> " + lead + "; ".join(parts) + ". The paper reports final models: train with `eval_checkpoint=last` (the "
+            "default) or evaluate `<run>/checkpoints/last.ckpt` with evaluate.py.")
 
-    def differing(key: str, expected: Any, text: str) -> None:
-        values = sorted({str(v) for g in ctx.groups if (v := g.config.get(key)) is not None and v != expected})
+
+@dataclass
+class SettingRow:
+    """One line of the settings table: ours, the paper's, and whether they differ (None: ours not recorded)."""
+
+    setting: str
+    ours: str
+    paper: str
+    differs: Optional[bool]
+
+
+def _joined(values: Sequence[Any]) -> str:
+    return "/".join(dict.fromkeys(str(v) for v in values))
+
+
+def _counted_metric(group: Group, key: str) -> list[Any]:
+    """A metrics.json value of the group's counted runs (those that recorded it)."""
+    return [r.metrics[key] for r in group.counted if r.metrics and r.metrics.get(key) is not None]
+
+
+def _simple_rows(ctx: ResultSet) -> list[SettingRow]:
+    """Settings that are one config value each, against the paper's value."""
+    def described(value: Any, names: dict[str, str]) -> str:
+        return f"{names.get(str(value), value)} (`{value}`)" if str(value) in names else str(value)
+
+    normalisation = {"channel": "per-channel mean/std", "mean_image": "per-pixel mean image"}
+    crops = {"random": "random position", "five": "center or 4 corners"}
+    specs = [("crop", "data.crop_size", paper.PAPER_CROP, {}),
+             ("resize (short side)", "data.resize_size", paper.PAPER_RESIZE, {}),
+             ("training crop", "data.train_crop", paper.PAPER_TRAIN_CROP, crops),
+             ("width (× Table 1's channels)", "model.width", paper.PAPER_WIDTH, {}),
+             ("fc6/fc7", "model.fc_dim", paper.PAPER_FC_DIM, {}),
+             ("dropout", "model.dropout", paper.PAPER_DROPOUT, {}),
+             ("momentum", "optim.momentum", paper.PAPER_MOMENTUM, {}),
+             ("weight decay", "optim.weight_decay", paper.PAPER_WEIGHT_DECAY, {}),
+             ("normalisation", "data.normalization", paper.PAPER_NORMALIZATION, normalisation)]
+    rows = []
+    for label, key, expected, names in specs:
+        values = [v for g in ctx.groups if (v := g.config.get(key)) is not None]
         if values:
-            notes.append(f"{text} {'/'.join(values)} (paper {expected})")
+            rows.append(SettingRow(label, _joined(described(v, names) for v in values), described(expected, names),
+                                   any(str(v) != str(expected) for v in values)))
+    return rows
 
-    differing("data.crop_size", paper.PAPER_CROP, "crop")
-    differing("model.width", 1.0, "width")
-    differing("model.fc_dim", paper.PAPER_FC_DIM, "fc6/fc7")
-    epochs = sorted({f"{network_name(g.arch)} {g.config.get('trainer.max_epochs')} (paper {paper_epochs(g.arch)})"
-                     for g in ctx.groups if g.arch in paper.NETWORKS
-                     and g.config.get("trainer.max_epochs") != paper_epochs(g.arch)})
-    if epochs:
-        notes.append("epochs " + ", ".join(epochs))
+
+def _size_rows(ctx: ResultSet) -> list[SettingRow]:
+    """The multi-size and random-size arms' training sizes (the others train at the crop)."""
+    rows = []
     for arm, expected in (("multi", list(paper.PAPER_MULTI_SIZES)), ("random", list(paper.PAPER_RANDOM_RANGE))):
-        sizes = sorted({str(g.config.get("data.train_sizes")) for g in ctx.groups if g.arm == arm
-                        and sorted(map(str, g.config.get("data.train_sizes") or [])) != sorted(map(str, expected))})
+        sizes = [g.config.get("data.train_sizes") for g in ctx.groups if g.arm == arm]
+        sizes = [list(v) for v in sizes if isinstance(v, list)]
         if sizes:
-            notes.append(f"{ARMS[arm]} sizes {'/'.join(sizes)} (paper {expected})")
-    return notes
+            rows.append(SettingRow(f"{ARMS[arm]} sizes", _joined(sizes), str(expected),
+                                   any(sorted(map(str, v)) != sorted(map(str, expected)) for v in sizes)))
+    return rows
+
+
+def _schedule_text(config: dict[str, Any]) -> Optional[str]:
+    scheduler = config.get("optim.scheduler")
+    factor = config.get("optim.lr_factor", paper.PAPER_LR_FACTOR)
+    divide = f"÷{1 / factor:g}" if factor else "× 0"
+    if scheduler == "plateau":
+        return f"{divide} on plateau, {config.get('optim.lr_drops', paper.PAPER_LR_DROPS)} times"
+    if scheduler == "step":
+        return f"{divide} at epochs {config.get('optim.step_milestones')} (step)"
+    return None if scheduler is None else str(scheduler)
+
+
+def _training_rows(ctx: ResultSet) -> list[SettingRow]:
+    """Schedule, batch and learning rate, epochs."""
+    from spp_cls.lightning.optim import effective_lr
+
+    rows = []
+    schedules = [t for g in ctx.groups if (t := _schedule_text(g.config))]
+    if schedules:
+        expected = {"optim.scheduler": paper.PAPER_SCHEDULER, "optim.lr_factor": paper.PAPER_LR_FACTOR,
+                    "optim.lr_drops": paper.PAPER_LR_DROPS}
+        paper_text = _schedule_text(expected) or ""
+        rows.append(SettingRow("schedule", _joined(schedules), paper_text, any(t != paper_text for t in schedules)))
+    batches = []
+    for group in ctx.groups:
+        config = group.config
+        recorded = list(zip(_counted_metric(group, "step_batch"), _counted_metric(group, "lr")))
+        if recorded:
+            batches += recorded
+        elif config.get("data.batch_size") is not None and config.get("optim.lr") is not None:
+            batch = int(config["data.batch_size"]) * int(config.get("trainer.accumulate_grad_batches", 1))
+            lr = effective_lr(float(config["optim.lr"]), batch, int(config.get("optim.base_batch_size", 128)),
+                              str(config.get("optim.lr_scaling", "linear")))
+            batches.append((batch, lr))
+    if batches:
+        rows.append(SettingRow("batch at learning rate", _joined(f"{b} at {lr:.4g}" for b, lr in batches),
+                               f"{paper.PAPER_BATCH} at {paper.PAPER_LR:g}",
+                               any(b != paper.PAPER_BATCH or abs(lr - paper.PAPER_LR) > 1e-9 for b, lr in batches)))
+    epochs = {network_name(g.arch): g.config.get("trainer.max_epochs") for g in ctx.groups if g.arch in paper.NETWORKS}
+    if epochs:
+        rows.append(SettingRow("epochs", ", ".join(f"{n} {e}" for n, e in epochs.items()),
+                               ", ".join(f"{n} {paper_epochs(a)}" for a, n in paper.NETWORKS.items() if n in epochs),
+                               any(e != paper_epochs(a) for a, n in paper.NETWORKS.items()
+                                   if (e := epochs.get(n)) is not None)))
+    return rows
+
+
+def _lrn_scale(group: Group) -> Optional[float]:
+    """``model.lrn_input_scale`` of the group: recorded in metrics.json, else the config's number; 1.0 for runs
+    from before the key (their LRN used Caffe's alpha on normalised input); None where it cannot be told."""
+    recorded = _counted_metric(group, "lrn_input_scale")
+    if recorded:
+        return float(recorded[0])
+    if "model.lrn_input_scale" not in group.config:
+        return 1.0
+    value = group.config["model.lrn_input_scale"]
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _lrn_rows(ctx: ResultSet) -> list[SettingRow]:
+    """The LRN: the paper's (the released Caffe ZF-5's) acts on 0-255 input; on normalised input it acts the same
+    only when its alpha is rescaled by model.lrn_input_scale = 255 x data.std (spp_cls/models/lrn.py)."""
+    texts, equivalents, differs = [], [], False
+    for group in ctx.groups:
+        lrn = group.config.get("model.lrn")
+        if lrn is None:
+            continue
+        std = group.config.get("data.std")
+        equivalent = 255.0 * sum(std) / len(std) if isinstance(std, list) and std else None
+        scale = _lrn_scale(group)
+        if lrn == "none":
+            texts.append("none")
+        elif scale is None:
+            texts.append(f"{lrn}, input scale not recorded")
+        else:
+            texts.append(f"{lrn}, input scale {scale:.3g}" + (" (inert: Caffe's α on normalised input)"
+                                                               if scale == 1.0 else ""))
+        if equivalent is not None:
+            equivalents.append(f"{equivalent:.3g}")
+        differs |= (lrn != paper.PAPER_LRN or scale is None or equivalent is None
+                    or abs(scale - equivalent) > 0.01 * equivalent)
+    if not texts:
+        return []
+    paper_text = f"{paper.PAPER_LRN} on 0–255 input" + (f" (input scale {_joined(equivalents)} here: 255 × data.std)"
+                                                        if equivalents else "")
+    return [SettingRow("LRN", _joined(texts), paper_text, differs)]
+
+
+def _bins_rows(ctx: ResultSet) -> list[SettingRow]:
+    """Each arm's bins and fc6 input (metrics.json ``bins`` / ``fc6_inputs``) against the paper's: 36 bins without
+    SPP, the pyramid's sum of squares with it; fc6 input = bins x Table 1's channels."""
+    rows = []
+    for group in ctx.groups:
+        ours = list(dict.fromkeys(zip(_counted_metric(group, "bins"), _counted_metric(group, "fc6_inputs"))))
+        bins = paper.paper_bins(group.arm, group.pyramid)
+        channels = paper.PAPER_CHANNELS.get(group.arch)
+        theirs = f"{bins} / {bins * channels:,}" if bins is not None and channels else (
+            str(bins) if bins is not None else f"{NONE} (no such arm)")
+        label = f"{network_name(group.arch)} {group.label}: bins / fc6 input"
+        if not ours:
+            rows.append(SettingRow(label, "not recorded (metrics.json before `bins`)", theirs, None))
+            continue
+        text = _joined(f"{b} / {f:,}" for b, f in ours)
+        rows.append(SettingRow(label, text, theirs, text != theirs))
+    return rows
+
+
+def _settings_table(ctx: ResultSet) -> list[str]:
+    """Where the runs depart from the paper's setting, as a table (setting | ours | paper), and what matches it:
+    the paper's numbers beside ours come from its setting, so each difference is a reason they may differ."""
+    rows = (_simple_rows(ctx) + _size_rows(ctx) + _training_rows(ctx) + _lrn_rows(ctx) + _bins_rows(ctx))
+    shown = [r for r in rows if r.differs is not False]
+    same = [r.setting for r in rows if r.differs is False]
+    out = []
+    if shown:
+        out += ["**Setting vs the paper's** — where these runs depart from it (or their files do not say); the "
+                "paper's numbers beside ours come from its setting", "",
+                md_table(["setting", "ours", "paper"], [[r.setting, r.ours, r.paper] for r in shown], right=()), ""]
+    if same:
+        out += [("As in the paper: " if shown else "**Setting: as the paper's** in ") + ", ".join(same) + ".", ""]
+    return out
 
 
 def _table2(ctx: ResultSet) -> list[str]:
@@ -243,14 +433,49 @@ def _table3(ctx: ResultSet) -> list[str]:
 
 
 def _views(group: Group, protocol: str) -> Optional[float]:
-    """Views per image of a protocol's evaluations of the group, where they agree."""
-    found = {e["views_per_image"] for r in group.runs if (e := r.evaluation(protocol)) and "views_per_image" in e}
-    return found.pop() if len(found) == 1 else None
+    """Mean views per image of the evaluations of ``protocol`` that the group's numbers come from (square images
+    get fewer distinct windows at the smallest scale: 92-94 of the 96 + 2 on a set with square images)."""
+    found = [e["views_per_image"] for run in group.suppliers(protocol).values()
+             if (e := run.evaluation(protocol)) and e.get("views_per_image") is not None]
+    return sum(found) / len(found) if found else None
+
+
+#: the multi-view protocols' test setting, for the paper lookup: (full-image views, scales, layout, window, crop)
+MultiviewKey = tuple[bool, Optional[tuple[int, ...]], str, Optional[int], int]
+
+
+def _multiview_key(group: Group, protocol: str) -> Optional[MultiviewKey]:
+    """The ``protocol.multiview`` setting every evaluation of the group's numbers ran with (None where they
+    differ). ``multiview_96`` never has the 2 full-image views; ``multiview_18`` is one scale."""
+    keys = set()
+    for run in group.suppliers(protocol).values():
+        evaluation = run.evaluation_of(protocol)
+        settings = (evaluation.multiview if evaluation else None) or {}
+        crop = int(run.get("data.crop_size", paper.PAPER_CROP))
+        if protocol == "multiview_18":
+            scales: Optional[tuple[int, ...]] = (int(run.get("data.resize_size", paper.PAPER_RESIZE)),)
+        else:
+            scales = tuple(int(x) for x in settings["scales"]) if settings.get("scales") else None
+        full = protocol == "multiview" and bool(settings.get("full_views", True))
+        keys.add((full, scales, str(settings.get("layout", paper.TABLE4_LAYOUT)), settings.get("window"), crop))
+    return keys.pop() if len(keys) == 1 else None
+
+
+def _multiview_label(protocol: str, key: Optional[MultiviewKey]) -> str:
+    """``6 scales + 2 full (`multiview`)``: what the protocol tested, as the paper names its rows."""
+    if protocol == "ten_view":
+        return "10 views (`ten_view`)"
+    if key is None:
+        return f"mixed settings (`{protocol}`)"
+    full, scales, _, _, _ = key
+    count = len(scales) if scales else len(paper.TABLE4_SCALES)
+    return f"{count} scale{'s' if count > 1 else ''}{' + 2 full' if full else ''} (`{protocol}`)"
 
 
 def _table4(ctx: ResultSet) -> list[str]:
     """Table 4: 10-view vs multi-view testing, for the best SPP group that has multi-view evaluations; the gain
-    over 10-view is paired by seed."""
+    over 10-view is paired by seed. The paper's number is looked up by the test's setting (6 scales, with or
+    without the 2 full views), not by the views counted: those depend on the images' shapes."""
     title = "**Table 4, multi-view testing of the best network**"
     candidates = [g for g in ctx.groups if g.arm != "no_spp" and any(g.errors(p) for p in MULTIVIEW)]
     if not candidates:
@@ -266,10 +491,15 @@ def _table4(ctx: ResultSet) -> list[str]:
     for protocol in ("ten_view", *MULTIVIEW):
         if not best.errors(protocol):
             continue
-        views = 10.0 if protocol == "ten_view" else _views(best, protocol)
-        theirs = paper.TABLE4_TEN_VIEW if protocol == "ten_view" else paper.TABLE4_MULTIVIEW.get(round(views or 0))
+        if protocol == "ten_view":
+            key, views, found = None, 10.0, (10, paper.TABLE4_TEN_VIEW)
+        else:
+            key, views = _multiview_key(best, protocol), _views(best, protocol)
+            found = paper.table4_multiview(*key) if key is not None and protocol != "multiview_18" else None
+        paper_views, theirs = found if found else (None, None)
         top1, top5 = best.stats(protocol)
-        row = [f"{views:g} (`{protocol}`)" if views else f"`{protocol}`", *_beside(best, top1, theirs and theirs.top1),
+        row = [_multiview_label(protocol, key), NONE if views is None else f"{views:.1f}",
+               NONE if paper_views is None else str(paper_views), *_beside(best, top1, theirs and theirs.top1),
                *_beside(best, top5, theirs and theirs.top5)]
         if protocol == "ten_view":
             row += [NONE] * 4
@@ -284,8 +514,11 @@ def _table4(ctx: ResultSet) -> list[str]:
     arm, arch = paper.TABLE4_NETWORK
     if (best.arm, best.arch, best.pyramid) != (arm, arch, paper.PAPER_PYRAMID):
         note += f"; the paper's rows are {network_name(arch)} {ARMS[arm]}"
-    header = ["test views", "top-1 ours", "paper", "Δ", "top-5 ours", "paper", "Δ", "top-1 gain over 10-view",
-              "paper", "top-5 gain over 10-view", "paper"]
+    note += ("; views/image: the mean over images (a square image has fewer distinct windows at the smallest "
+             "scale); the paper's number is that of the same test setting (its 6 scales, 18 windows a scale), "
+             "and `multiview_18` (one scale) has none")
+    header = ["test", "views/image ours", "paper", "top-1 ours", "paper", "Δ", "top-5 ours", "paper", "Δ",
+              "top-1 gain over 10-view", "paper", "top-5 gain over 10-view", "paper"]
     return [title + " — Δ = ours − paper; gain = 10-view error − this error, paired by seed", "", note + ".", "",
             md_table(header, rows), ""]
 
@@ -331,10 +564,11 @@ def _context_section(ctx: ResultSet, index: int, total: int, curves: dict[Path, 
         out += [f"> **Not ImageNet.** These runs use the data set {data}; the paper's numbers are for ImageNet 2012 "
                 "val. They are shown beside ours for orientation only: the differences are not a reproduction "
                 "check.", ""]
-    notes = _setting_notes(ctx)
-    if notes:
-        out += ["Setting vs the paper's: " + "; ".join(notes) + ".", ""]
+    out += _settings_table(ctx)
     out += [_metric_line(ctx), ""]
+    checkpoint = _checkpoint_line(ctx)
+    if checkpoint:
+        out += [checkpoint, ""]
     if any(r.status != DONE for g in ctx.groups for r in g.runs):
         out += [f"{NOT_DONE_MARK}: the group also has runs that are not done (see Runs); n counts done runs only.", ""]
     for part in (_table2, _gains, _extras, _table3, _table4):
@@ -345,6 +579,22 @@ def _context_section(ctx: ResultSet, index: int, total: int, curves: dict[Path, 
 def _relative(path: Path, base: Path) -> str:
     text = os.path.relpath(path, base)
     return path.name if text == "." else text
+
+
+def _tested(run: Run) -> str:
+    """``last`` / ``best``: what the run's after-training validation tested (old runs: best, as they all did)."""
+    kind = run.eval_checkpoint
+    if kind is None:
+        return NONE
+    return kind if run.eval_checkpoint_recorded else f"{kind} (run before `eval_checkpoint`)"
+
+
+def _evaluations(run: Run) -> str:
+    """The run's evaluated protocols, grouped by the checkpoint they tested: ``center, ten_view (last)``."""
+    by_kind: dict[str, list[str]] = {}
+    for protocol in run.protocols():
+        by_kind.setdefault(run.checkpoint_kind(protocol) or "?", []).append(protocol)
+    return "; ".join(f"{', '.join(names)} ({kind})" for kind, names in by_kind.items()) or NONE
 
 
 def _runs_section(found: Discovery, groups: Sequence[Group], base: Path, curves: dict[Path, Curve]) -> list[str]:
@@ -361,12 +611,14 @@ def _runs_section(found: Discovery, groups: Sequence[Group], base: Path, curves:
                               if id(run) in repeated else "")
         rows.append([_relative(run.path, base), network_name(run.arch), ARMS.get(run.arm, run.arm),
                      pyramid_text(run.pyramid), str(run.seed), run.status, epochs,
-                     f"{number(val.top1)} / {number(val.top5)}" if val else NONE, ", ".join(run.protocols()) or NONE,
+                     f"{number(val.top1)} / {number(val.top5)}" if val else NONE, _tested(run), _evaluations(run),
                      note])
-    header = ["run", "network", "arm", "pyramid", "seed", "status", "epochs", "val top-1 / top-5 %", "evaluations",
-              "note"]
+    header = ["run", "network", "arm", "pyramid", "seed", "status", "epochs", "val top-1 / top-5 %", "tested",
+              "evaluations (checkpoint)", "note"]
     out = ["## Runs", "", f"Paths relative to `{base}`; epochs of a run that is not done: validated so far / "
-           "configured.", "", md_table(header, rows, right={4, 6, 7}), ""]
+           "configured; tested: the checkpoint of the run's own validation after training and its "
+           "`evaluate_protocols` (`eval_checkpoint`: last = the final model, best = the epoch of lowest validation "
+           "error).", "", md_table(header, rows, right={4, 6, 7}), ""]
     if found.unmatched_evaluations:
         out += ["Evaluations not used (ensembles, or of checkpoints outside these folders):", ""]
         out += [f"- `{_relative(p, base)}`" for p in found.unmatched_evaluations] + [""]
@@ -395,7 +647,8 @@ def _csv(sets: Sequence[ResultSet]) -> str:
             writer.writerow({
                 "context": context_text(ctx.context), "data": group.data_name, "arch": group.arch,
                 "network": network_name(group.arch), "arm": group.arm, "pyramid": pyramid_text(group.pyramid),
-                "source": ctx.source, "n": top1.n, "runs": len(group.runs),
+                "source": ctx.source, "checkpoints": " ".join(group.checkpoints(ctx.source).values()),
+                "n": top1.n, "runs": len(group.runs),
                 "not_done": sum(r.status != DONE for r in group.runs),
                 "seeds": " ".join(str(s) for s in group.errors(ctx.source)),
                 "top1_mean": cell(top1.mean), "top1_std": cell(top1.std), "top5_mean": cell(top5.mean),

@@ -14,11 +14,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Iterable, Optional
 
 import yaml
 
-from spp_cls.config.schema import paper_epochs, scaled_size
 
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = Path(".hydra") / "config.yaml"
@@ -35,11 +34,14 @@ DONE, RUNNING, FAILED = "done", "running", "failed"
 #: how a network was trained, in the order of the paper's Table 2 rows
 ARMS: dict[str, str] = {"no_spp": "no SPP", "single": "SPP single-size", "multi": "SPP multi-size",
                         "random": "SPP random-size"}
+#: which checkpoint a number comes from: the final model, or the epoch of lowest validation error (selected on
+#: the split it reports); runs written before metrics.json had ``eval_checkpoint`` tested the best checkpoint
+LAST, BEST = "last", "best"
+LEGACY_EVAL_CHECKPOINT = BEST
 #: evaluate.py's test protocols, and "val": the training run's own final validation (metrics.json val/*)
 PROTOCOLS = ("center", "ten_view", "full", "full_flip", "multiview_18", "multiview_96", "multiview")
 SOURCES = PROTOCOLS + ("val",)
 
-_INNERMOST = re.compile(r"\$\{([^${}]*)\}")
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b")
 
 
@@ -59,6 +61,9 @@ class Evaluation:
     checkpoint: str
     protocols: dict[str, dict[str, Any]]
     mtime: float
+    #: protocol.multiview of the evaluate.py run (its .hydra/config.yaml), else of the training run whose
+    #: evaluate_protocols wrote it: what the multi-view numbers are comparable with
+    multiview: Optional[dict[str, Any]] = None
 
 
 @dataclass
@@ -129,10 +134,43 @@ class Run:
 
     def evaluation(self, protocol: str) -> Optional[dict[str, Any]]:
         """The newest evaluation result of ``protocol`` for this run (a ``protocols`` entry), if any."""
+        found = self.evaluation_of(protocol)
+        return found.protocols[protocol] if found else None
+
+    def evaluation_of(self, protocol: str) -> Optional[Evaluation]:
+        """The newest evaluation (metrics.json) of this run that has ``protocol``, if any."""
         for evaluation in sorted(self.evaluations, key=lambda e: (e.mtime, str(e.path)), reverse=True):
             if protocol in evaluation.protocols:
-                return evaluation.protocols[protocol]
+                return evaluation
         return None
+
+    @property
+    def eval_checkpoint(self) -> Optional[str]:
+        """``last`` or ``best``: what the run's own after-training validation and protocols tested (runs from
+        before metrics.json said it tested the best); None for a run that is not done."""
+        if not self.metrics:
+            return None
+        return str(self.metrics.get("eval_checkpoint", LEGACY_EVAL_CHECKPOINT))
+
+    @property
+    def eval_checkpoint_recorded(self) -> bool:
+        return bool(self.metrics) and "eval_checkpoint" in self.metrics  # type: ignore[operator]
+
+    def checkpoint_kind(self, source: str) -> Optional[str]:
+        """Which checkpoint the numbers of ``source`` come from: ``last``, ``best``, or the file's name for any
+        other file an evaluate.py run was given; None where the run has no such numbers."""
+        if source == "val":
+            return self.eval_checkpoint
+        found = self.evaluation_of(source)
+        if found is None:
+            return None
+        path = found.checkpoint
+        for kind, key in ((LAST, "last_checkpoint"), (BEST, "best_checkpoint")):
+            if self.metrics and path == self.metrics.get(key):
+                return kind
+        if self.metrics and path == self.metrics.get("evaluated_checkpoint"):
+            return self.eval_checkpoint
+        return Path(path).stem  # a copied run folder keeps another machine's paths: last.ckpt / best.ckpt by name
 
     def protocols(self) -> list[str]:
         """The protocols some evaluation of this run has results for, in :data:`PROTOCOLS` order."""
@@ -153,47 +191,60 @@ class Run:
         return ErrorRate(100 * float(result["top1_err"]), None if top5 is None else 100 * float(top5))
 
 
-#: the project's own OmegaConf resolvers that a saved config may use (``${spp_scaled:180,${data.crop_size}}``)
-RESOLVERS: dict[str, Callable[..., Any]] = {"spp_scaled": scaled_size, "spp_paper_epochs": paper_epochs}
+#: resolvers a saved config may use that the report does not evaluate: ``spp_run_dir`` needs a running Hydra job,
+#: the others (``oc.env``, ``hydra``) would read this machine's environment, not the one the run had
+_RESOLVER = re.compile(r"\$\{\s*([\w.]+)\s*:")
+_UNRESOLVED = "${spp_report_unresolved:}"  # a resolver nobody registers: what refers to it stays as written
+
+
+def _evaluable(value: str) -> bool:
+    """Whether an interpolation uses only references and the project's value resolvers (``spp_*`` but
+    ``spp_run_dir``): those give the same value on any machine."""
+    return all(name.startswith("spp_") and name != "spp_run_dir" for name in _RESOLVER.findall(value))
 
 
 def _resolve(config: dict[str, Any]) -> dict[str, Any]:
-    """The saved config (.hydra/config.yaml keeps interpolations as written) with its plain references
-    (``${data.crop_size}``) and the project's :data:`RESOLVERS` evaluated, innermost first; a value that needs
-    anything else (``${oc.env:...}``, ``${spp_run_dir:}``) stays as written."""
+    """The saved config (.hydra/config.yaml keeps interpolations as written) with its references
+    (``${data.crop_size}``) and the project's resolvers (spp_cls.config.schema's ``spp_*``, whichever this
+    version registers) evaluated by OmegaConf itself; a value that needs anything else (``${oc.env:...}``,
+    ``${spp_run_dir:}``), or that fails, stays as written."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
 
-    def evaluate(expression: str, depth: int) -> Any:
-        name, colon, args = expression.partition(":")
-        if colon:
-            if name not in RESOLVERS:
-                raise KeyError(name)
-            return RESOLVERS[name](*(a.strip() for a in args.split(",")))
-        node: Any = config
-        for part in expression.split("."):
-            if not isinstance(node, dict) or part not in node:
-                raise KeyError(expression)
-            node = node[part]
-        return resolve(node, depth + 1)
+    from spp_cls.config.schema import register_configs
 
-    def resolve(value: Any, depth: int = 0) -> Any:
+    register_configs()  # idempotent: the project's resolvers, as train.py has them
+
+    def guarded(value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: resolve(v, depth) for k, v in value.items()}
+            return {k: guarded(v) for k, v in value.items()}
         if isinstance(value, list):
-            return [resolve(v, depth) for v in value]
-        if not isinstance(value, str) or "${" not in value or depth > 8:
-            return value
-        text = value
-        try:
-            while match := _INNERMOST.search(text):
-                result = evaluate(match.group(1), depth)
-                if match.span() == (0, len(text)):
-                    return result  # the whole value: keep its type (an int size, a list)
-                text = text[:match.start()] + str(result) + text[match.end():]
-        except (KeyError, TypeError, ValueError):
-            return value
-        return text
+            return [guarded(v) for v in value]
+        return _UNRESOLVED if isinstance(value, str) and "${" in value and not _evaluable(value) else value
 
-    return resolve(config)
+    try:
+        tree = OmegaConf.create(guarded(config))
+    except Exception:  # noqa: BLE001 - a malformed interpolation: nothing resolved, nothing lost
+        return config
+
+    def resolve(node: Any, raw: Any) -> Any:
+        if isinstance(raw, dict):
+            return {k: resolve(_child(node, k), v) for k, v in raw.items()}
+        if isinstance(raw, list):
+            return [resolve(_child(node, i), v) for i, v in enumerate(raw)]
+        if not isinstance(raw, str) or "${" not in raw:
+            return raw
+        try:
+            value = node()
+            return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+        except Exception:  # noqa: BLE001 - OmegaConf raises several kinds; the value then stays as written
+            return raw
+
+    return resolve(lambda: tree, config)
+
+
+def _child(node: Any, key: Any) -> Any:
+    """A deferred lookup of ``key`` below ``node`` (resolving happens, and may fail, only when called)."""
+    return lambda: node()[key]
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -326,10 +377,26 @@ def discover(dirs: Iterable[str | Path]) -> Discovery:
         if owner is None:
             unmatched.append(path)
         else:
+            evaluation.multiview = _multiview_settings(path.parent, owner)
             owner.evaluations.append(evaluation)
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
     return Discovery([runs[p] for p in sorted(runs, key=natural_order)], unmatched, problems)
+
+
+def _multiview_settings(folder: Path, owner: Run) -> dict[str, Any]:
+    """``protocol.multiview`` that an evaluation in ``folder`` ran with: of the evaluate.py run there, else of the
+    training run (its evaluate_protocols); empty (the defaults: the paper's protocol) where neither says."""
+    config: Any = None
+    if (folder / CONFIG_FILE).is_file():
+        try:
+            config = _resolve(yaml.safe_load((folder / CONFIG_FILE).read_text()) or {})
+        except (OSError, yaml.YAMLError):
+            config = None
+    node = config if isinstance(config, dict) else owner.config
+    for key in ("protocol", "multiview"):
+        node = node.get(key) if isinstance(node, dict) else None
+    return dict(node) if isinstance(node, dict) else {}
 
 
 def natural_order(path: Path) -> list[Any]:

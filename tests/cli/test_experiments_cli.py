@@ -36,6 +36,8 @@ def test_shrunk_table2_sweep_and_its_report(tiny_data: Path, tmp_path: Path) -> 
     text = (sweep / "report" / "report.md").read_text()
     for row in ("(a) no SPP", "(b) SPP single-size", "(c) SPP multi-size", "35.99", "34.60"):
         assert row in text  # our three arms beside the paper's ZF-5 numbers
+    assert "**Checkpoint: numbers from the final model of each run**" in text  # eval_checkpoint=last by default
+    assert "| ZF-5 SPP multi-size: bins / fc6 input | 50 / 1,600 | 50 / 12,800 |" in text  # metrics.json bins
     rows = list(csv.DictReader((sweep / "report" / "report.csv").open()))
     assert {r["arm"] for r in rows if r["arch"] == "zf5"} == {"no_spp", "single", "multi"}
     assert (sweep / "report" / "val_top1_zf5.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
