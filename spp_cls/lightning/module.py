@@ -27,6 +27,9 @@ from spp_cls.models import create_classifier
 MONITOR = "val/top1_err"
 # model settings that say how the network runs, not what it is (create_classifier does not take them)
 RUNTIME_KEYS = ("channels_last", "compile", "compile_dynamic", "compile_mode", "compile_backend")
+# keys a model config gained after checkpoints were written without them: the value that reproduces those
+# checkpoints' networks (an LRN with Caffe's alpha on normalised input; Table 1's pool5 window at every size)
+LEGACY_MODEL_KEYS = {"lrn_input_scale": 1.0, "baseline_pool": "paper_window"}
 # the submodules the test protocols call directly (see _apply_runtime)
 PROTOCOL_PARTS = ("features", "pool", "pre_logits", "fc8")
 
@@ -60,6 +63,7 @@ class SppClassifier(pl.LightningModule):
         self.save_hyperparameters()
         self.runtime = {key: model[key] for key in RUNTIME_KEYS if key in model}
         network = {key: value for key, value in model.items() if key not in RUNTIME_KEYS}
+        network = {**LEGACY_MODEL_KEYS, **network}
         self.model = create_classifier(num_classes=num_classes, input_size=input_size, **network)
         self.protocol: Optional[TestProtocol] = None
         self.ensemble = nn.ModuleList()

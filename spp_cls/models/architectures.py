@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,28 @@ class PoolSpec:
         if self.ceil_mode and (out - 1) * self.stride >= size:
             out -= 1  # PyTorch drops a last window that would start outside the input
         return out
+
+
+#: the no-SPP networks of Table 1 end in a pool producing 6x6 bins (fc6 sees 36 x channels values)
+BASELINE_BINS = 6
+#: how a no-SPP network's last pool is built at an input size other than the paper's (see ``baseline_grid``)
+BASELINE_POOLS = ("paper_bins", "paper_window")
+
+
+def bin_window(size: int, bins: int) -> Optional[PoolSpec]:
+    """The fixed (kernel, stride) window that cuts a side of ``size`` cells into ``bins`` bins exactly as the
+    paper's appendix rule (bin i spans floor(i * size / bins) to ceil((i + 1) * size / bins), PyTorch's adaptive
+    pooling) does, or None when those bins are not evenly spaced (e.g. 6 bins on 8 or 10 cells).
+
+    13 cells -> 3x3 stride 2 and 18 -> 3x3 stride 3 (Table 1's pool5 of ZF-5/Convnet*-5 and Overfeat), 6 -> 1x1.
+    """
+    starts = [i * size // bins for i in range(bins)]
+    lengths = {-((-(i + 1) * size) // bins) - start for i, start in enumerate(starts)}
+    steps = {b - a for a, b in zip(starts, starts[1:])} or {1}
+    if len(lengths) != 1 or len(steps) != 1:
+        return None
+    window = PoolSpec(lengths.pop(), steps.pop())
+    return window if window.output_size(size) == bins else None
 
 
 @dataclass(frozen=True)
@@ -108,6 +131,19 @@ class Architecture:
     def feature_size(self, size: int) -> int:
         """Side of the last conv map for an input side ``size``; 0 if the input is too small."""
         return self.stage_sizes(size)[-1]
+
+    def baseline_grid(self, size: int, baseline_pool: str = "paper_bins") -> int:
+        """Bins per side of the no-SPP last pool for an input side ``size`` (0 if it cannot pool the map).
+
+        ``paper_bins``: the paper's 6 whenever the last conv map has at least 6 cells a side; ``paper_window``:
+        what Table 1's fixed window (``baseline_pool``) leaves of the map, 6 only at the paper's 224 px.
+        """
+        side = self.feature_size(size)
+        if baseline_pool == "paper_window":
+            return self.baseline_pool.output_size(side)
+        if baseline_pool != "paper_bins":
+            raise ValueError(f"unknown baseline_pool {baseline_pool!r}; choose one of {list(BASELINE_POOLS)}")
+        return BASELINE_BINS if side >= BASELINE_BINS else 0
 
     def min_input_size(self, map_size: int = 1) -> int:
         """Smallest input side that leaves a ``map_size`` x ``map_size`` map after the last conv."""

@@ -6,6 +6,7 @@ from typing import Sequence
 
 import timm
 
+from spp_cls.models.lrn import IMAGENET_CAFFE_SCALE
 from spp_cls.models.network import SppNet
 from spp_cls.models.registry import model_name
 
@@ -20,12 +21,17 @@ def create_classifier(
     fc_dim: int = 4096,
     dropout: float = 0.5,
     lrn: str = "within_channel",
+    lrn_input_scale: float = IMAGENET_CAFFE_SCALE,
+    baseline_pool: str = "paper_bins",
     init: str = "kaiming",
 ) -> SppNet:
-    """SPP models get ``pyramid``; no-SPP models are built for ``input_size`` (the training crop)."""
-    kwargs = dict(num_classes=num_classes, width=width, fc_dim=fc_dim, dropout=dropout, lrn=lrn, init=init)
+    """SPP models get ``pyramid``; no-SPP models are built for ``input_size`` (the training crop) with the last
+    pool ``baseline_pool``."""
+    kwargs = dict(num_classes=num_classes, width=width, fc_dim=fc_dim, dropout=dropout, lrn=lrn,
+                  lrn_input_scale=lrn_input_scale, init=init)
     if spp:
         kwargs["pyramid"] = list(pyramid)
     else:
         kwargs["img_size"] = input_size
+        kwargs["baseline_pool"] = baseline_pool
     return timm.create_model(model_name(arch, spp), **kwargs)

@@ -17,8 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spp_cls.models.architectures import Architecture, ConvStage, PoolSpec, get_architecture
-from spp_cls.models.lrn import autocast_enabled, make_lrn
+from spp_cls.models.architectures import (
+    BASELINE_BINS,
+    BASELINE_POOLS,
+    Architecture,
+    ConvStage,
+    PoolSpec,
+    bin_window,
+    get_architecture,
+)
+from spp_cls.models.lrn import IMAGENET_CAFFE_SCALE, autocast_enabled, make_lrn
 from spp_cls.models.pooling import CeilMaxPool2d
 from spp_cls.models.spp import SpatialPyramidPool, check_pyramid
 
@@ -77,13 +85,13 @@ class ClassifierLinear(nn.Linear):
         return F.linear(x, self.weight, self.bias)
 
 
-def _build_stage(stage: ConvStage, in_channels: int, out_channels: int, lrn: str) -> nn.Sequential:
+def _build_stage(stage: ConvStage, in_channels: int, out_channels: int, lrn: str, lrn_input_scale: float) -> nn.Sequential:
     layers: "OrderedDict[str, nn.Module]" = OrderedDict()
     layers["conv"] = nn.Conv2d(in_channels, out_channels, stage.kernel, stage.stride, stage.padding)
     layers["relu"] = nn.ReLU(inplace=True)
     for op in stage.post:
         if op == "lrn":
-            layers["lrn"] = make_lrn(lrn)
+            layers["lrn"] = make_lrn(lrn, lrn_input_scale)
         else:
             assert stage.pool is not None
             layers["pool"] = _max_pool(stage.pool)
@@ -104,10 +112,17 @@ class SppNet(nn.Module):
         spp: replace the last pooling by spatial pyramid pooling.
         pyramid: SPP levels, in output order (SPP models only).
         img_size: the input size a no-SPP model is built for; it accepts exactly this size.
+        baseline_pool: the no-SPP model's last pool (ignored with SPP): ``paper_bins`` pools the last conv map
+            of ``img_size`` to the paper's 6x6 bins (at 224 px exactly Table 1's pool5: 3x3 stride 2 on 13x13,
+            3x3 stride 3 on 18x18; at 112 px a 6x6 map passes unpooled), so that fc6 sees 36 x C values against
+            SPP's 50 x C at any size; ``paper_window`` keeps Table 1's window at every size (2x2 bins at 112 px).
         width: multiplier on every conv's channel count (e.g. 0.25 to run the geometry small).
         fc_dim: width of fc6 and fc7 (4096 in the paper).
         dropout: dropout probability after fc6 and fc7.
         lrn: ``within_channel`` (the released Caffe ZF-5), ``across_channel`` (AlexNet) or ``none``.
+        lrn_input_scale: 0-255 units in one unit of this network's input (255 x the normalisation's std): the
+            LRN constants are for 0-255 input, so alpha is multiplied by its square (see ``lrn.py``). The default
+            suits the ImageNet mean/std normalisation of timm's config; 1.0 applies Caffe's alpha unchanged.
         init: ``kaiming`` (He-normal, N(0, 0.01) for fc8) or ``gaussian`` (all N(0, 0.01), as AlexNet).
         global_pool: timm's switch; ``''`` drops the whole head (pooling and fc6-fc8) so the model returns
             the last conv map, ``None`` keeps the model's own pooling.
@@ -121,10 +136,12 @@ class SppNet(nn.Module):
         spp: bool = True,
         pyramid: Sequence[int] = (6, 3, 2, 1),
         img_size: SizeArg = 224,
+        baseline_pool: str = "paper_bins",
         width: float = 1.0,
         fc_dim: int = 4096,
         dropout: float = 0.5,
         lrn: str = "within_channel",
+        lrn_input_scale: float = IMAGENET_CAFFE_SCALE,
         init: str = "kaiming",
         global_pool: Optional[str] = None,
         in_chans: int = 3,
@@ -136,11 +153,14 @@ class SppNet(nn.Module):
                 f"need width > 0, fc_dim >= 1, num_classes >= 0 and 0 <= dropout < 1; "
                 f"got width={width}, fc_dim={fc_dim}, num_classes={num_classes}, dropout={dropout}"
             )
+        if baseline_pool not in BASELINE_POOLS:
+            raise ValueError(f"unknown baseline_pool {baseline_pool!r}; choose one of {list(BASELINE_POOLS)}")
         if init not in INIT_MODES:
             raise ValueError(f"unknown init {init!r}; choose one of {list(INIT_MODES)}")
         if global_pool not in (None, ""):
             raise ValueError(f"global_pool must be None (the model's own pooling) or '' (no head); got {global_pool!r}")
         self.spp = spp
+        self.baseline_pool = baseline_pool
         self.pyramid = check_pyramid(pyramid) if spp else ()
         self.num_classes = num_classes
         self.fc_dim = fc_dim
@@ -152,7 +172,7 @@ class SppNet(nn.Module):
         channels, reduction = in_chans, 1
         for i, stage in enumerate(self.arch.stages, start=1):
             out_channels = _scaled(stage.channels, width)
-            stages[f"conv{i}"] = _build_stage(stage, channels, out_channels, lrn)
+            stages[f"conv{i}"] = _build_stage(stage, channels, out_channels, lrn, lrn_input_scale)
             reduction *= stage.reduction
             self.feature_info.append(dict(num_chs=out_channels, reduction=reduction, module=f"features.conv{i}"))
             channels = out_channels
@@ -172,15 +192,28 @@ class SppNet(nn.Module):
             return pool, pool.output_dim(self.num_features)
         assert self.fixed_input_size is not None
         h, w = (self.arch.feature_size(s) for s in self.fixed_input_size)
-        spec = self.arch.baseline_pool
-        ph, pw = spec.output_size(h), spec.output_size(w)
-        if ph < 1 or pw < 1:
+        bins = [self.arch.baseline_grid(s, self.baseline_pool) for s in self.fixed_input_size]
+        if min(bins) < 1:
+            need = "6x6" if self.baseline_pool == "paper_bins" else "1x1"
             raise ValueError(
                 f"{self.arch.name}: input {self.fixed_input_size[0]}x{self.fixed_input_size[1]} leaves a {h}x{w} "
-                f"conv map, too small for its {spec.kernel}x{spec.kernel} stride-{spec.stride} last pooling; "
+                f"conv map, too small for {need} bins of its last pooling (baseline_pool={self.baseline_pool!r}); "
                 f"use a larger img_size or the SPP model"
             )
-        return _max_pool(spec), self.num_features * ph * pw
+        return self._baseline_pool_layer(h, w), self.num_features * bins[0] * bins[1]
+
+    def _baseline_pool_layer(self, h: int, w: int) -> nn.Module:
+        """The fixed last pool of the no-SPP model for its h x w conv map: a plain max pool where one window
+        gives the paper's bins (every size of the paper and the embedded scale's 6x6), else the SPP layer's one
+        6x6 level (the appendix rule, which also exports to ONNX where adaptive pooling does not)."""
+        if self.baseline_pool == "paper_window":
+            return _max_pool(self.arch.baseline_pool)
+        rows, cols = bin_window(h, BASELINE_BINS), bin_window(w, BASELINE_BINS)
+        if rows is None or cols is None:
+            return SpatialPyramidPool((BASELINE_BINS,))
+        if rows == cols:
+            return _max_pool(rows)
+        return nn.MaxPool2d((rows.kernel, cols.kernel), (rows.stride, cols.stride))
 
     def _build_head(self, global_pool: Optional[str]) -> None:
         self.has_head = global_pool != ""

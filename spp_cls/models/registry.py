@@ -57,8 +57,9 @@ def _create(arch: str, spp: bool, pretrained: bool, **kwargs: Any) -> SppNet:
     name = model_name(arch, spp)
     if pretrained:
         raise ValueError(f"no pretrained weights are published for {name}; train it with spp-cls")
-    if spp and "img_size" in kwargs:
-        raise ValueError(f"{name} takes inputs of any size; img_size applies to the no-SPP models only")
+    for key in ("img_size", "baseline_pool"):
+        if spp and key in kwargs:
+            raise ValueError(f"{name} takes inputs of any size; {key} applies to the no-SPP models only")
     if not spp and "pyramid" in kwargs:
         raise ValueError(f"{name} has no SPP head; pyramid applies to {model_name(arch, True)}")
     return build_model_with_cfg(

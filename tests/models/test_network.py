@@ -19,15 +19,17 @@ def test_spp_model_takes_odd_sizes_and_aspect_ratios() -> None:
 
 def test_no_spp_model_accepts_only_its_size() -> None:
     model = timm.create_model("convnet5", num_classes=5, width=0.25, fc_dim=32, img_size=180).eval()
-    assert model.pre_logits.fc6.in_features == 64 * 4 * 4  # 10x10 conv5 -> 3x3/2 pool -> 4x4
+    assert model.pre_logits.fc6.in_features == 64 * 6 * 6  # 10x10 conv5 -> the paper's 6x6 bins
     assert model(torch.randn(1, 3, 180, 180)).shape == (1, 5)
     with pytest.raises(ValueError, match=r"built for 180x180 inputs and got 224x224"):
         model(torch.randn(1, 3, 224, 224))
 
 
 def test_no_spp_model_too_small_for_its_last_pooling() -> None:
-    with pytest.raises(ValueError, match="too small for its 3x3 stride-3 last pooling"):
-        SppNet("overfeat5", spp=False, img_size=40)
+    with pytest.raises(ValueError, match="too small for 6x6 bins"):
+        SppNet("overfeat5", spp=False, img_size=64)
+    with pytest.raises(ValueError, match="too small for 1x1 bins"):
+        SppNet("overfeat5", spp=False, img_size=40, baseline_pool="paper_window")
 
 
 def test_width_and_fc_dim_scale_the_layers() -> None:
