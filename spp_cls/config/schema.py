@@ -18,6 +18,8 @@ from hydra.types import RunMode
 from omegaconf import MISSING, OmegaConf
 
 from spp_cls.data.synthetic import SyntheticSpec
+from spp_cls.models.architectures import ARCHITECTURES
+from spp_cls.models.lrn import caffe_input_scale
 from spp_cls.data.transforms import IMAGENET_EIGVAL, IMAGENET_EIGVEC
 
 
@@ -30,6 +32,12 @@ class ModelConfig:
     fc_dim: int = 4096
     dropout: float = 0.5
     lrn: str = "within_channel"
+    # units of the Caffe input (0-255, mean subtracted) in one unit of the network's input: the LRN's alpha (set for
+    # that input) is multiplied by its square; derived from data.std (255 x their mean); 1: alpha as in Caffe
+    lrn_input_scale: float = "${spp_lrn_scale:${data.std}}"  # type: ignore[assignment]
+    # no-SPP last pool: paper_bins (6x6 bins at the training size; Table 1's pool5 at 224) | paper_window (Table 1's
+    # window whatever the size: fewer bins below 224; the start-up validation refuses it unless chosen here)
+    baseline_pool: str = "paper_bins"
     init: str = "kaiming"
     # how the network runs, not what it is (README "Speed")
     channels_last: bool = False  # weights and inputs in channels-last memory format (tensor cores' layout)
@@ -167,7 +175,10 @@ class RunConfig:
 class TrainConfig(RunConfig):
     # "auto": resume from the newest complete checkpoint of this run dir, if any; null: start fresh; else a path.
     ckpt_path: Optional[str] = "auto"
-    # after training, validate the best checkpoint and write metrics.json into the run dir
+    # which checkpoint the after-training validation and protocols test: last (the final model, as the paper
+    # reports) | best (lowest validation error: selected on the split it then reports)
+    eval_checkpoint: str = "last"
+    # after training, validate that checkpoint (eval_checkpoint) and write metrics.json into the run dir
     validate_best: bool = True
     # then test it with these protocols (evaluate.py's) into <run>/eval/; those that need SPP are skipped for
     # a model without it
@@ -194,6 +205,34 @@ def run_dir() -> str:
 def scaled_size(size: int, crop_size: int) -> int:
     """A size of the paper's 224-pixel setting scaled to another crop size (180 at 224 -> 103 at 128)."""
     return round(int(size) * int(crop_size) / 224)
+
+
+#: the smallest ratio of last-conv map sides, small training size to crop, that keeps the paper's multi-size
+#: geometry (ZF-5: 10/13 = 0.77 at 180/224; Overfeat: 14/18 = 0.78)
+MULTI_SIZE_MAP_RATIO = 0.75
+
+
+def multi_size_map_ratio(arch: str, small: int, crop_size: int) -> float:
+    """Side of the last conv map at the small training size over its side at the crop size."""
+    net = ARCHITECTURES[str(arch)]
+    return net.feature_size(int(small)) / max(1, net.feature_size(int(crop_size)))
+
+
+def small_size(arch: str, crop_size: int) -> int:
+    """Multi-size training's second size: the paper's 180 scaled to the crop (``scaled_size``), raised until the
+    last conv map keeps ``MULTI_SIZE_MAP_RATIO`` of its side at the crop. At 224 it is 180 for every network;
+    at 112, ZF-5 and Convnet*-5 get 95 (5x5 against 6x6; 90 would give 4x4) and Overfeat 90 (7x7 against 8x8)."""
+    size = scaled_size(180, crop_size)
+    if str(arch) not in ARCHITECTURES:
+        return size  # the start-up validation names the unknown model.arch
+    while size < int(crop_size) and multi_size_map_ratio(arch, size, crop_size) < MULTI_SIZE_MAP_RATIO:
+        size += 1
+    return size
+
+
+def lrn_scale(std: Any) -> float:
+    """``model.lrn_input_scale`` for input normalised by ``data.std`` (see spp_cls/models/lrn.py)."""
+    return caffe_input_scale(list(std))
 
 
 PAPER_EPOCHS = {"zf5": 70}  # paper §3: 70 epochs for ZF-5, 90 for the others
@@ -235,6 +274,8 @@ def register_configs() -> None:
     OmegaConf.register_new_resolver("spp_run_dir", run_dir, replace=True)
     OmegaConf.register_new_resolver("spp_scaled", scaled_size, replace=True)
     OmegaConf.register_new_resolver("spp_paper_epochs", paper_epochs, replace=True)
+    OmegaConf.register_new_resolver("spp_small_size", small_size, replace=True)
+    OmegaConf.register_new_resolver("spp_lrn_scale", lrn_scale, replace=True)
     OmegaConf.register_new_resolver("spp_tasks", tasks_per_node, replace=True)
     OmegaConf.register_new_resolver("spp_gpus", gpus_per_node, replace=True)
     OmegaConf.register_new_resolver("spp_task_cpus", task_cpus, replace=True)

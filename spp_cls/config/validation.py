@@ -4,6 +4,7 @@ any data is read or any model is built. (Unknown keys and wrong types are alread
 
 from __future__ import annotations
 
+import logging
 import signal
 from pathlib import Path
 from typing import Any, Callable
@@ -14,7 +15,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from spp_cls.config.schema import RunConfig, TrainConfig
+from spp_cls.config.schema import MULTI_SIZE_MAP_RATIO, RunConfig, TrainConfig, multi_size_map_ratio
 from spp_cls.data.folder import check_layout
 from spp_cls.data.synthetic import SyntheticSpec
 from spp_cls.data.sampling import SIZE_SCHEDULES
@@ -26,11 +27,17 @@ from spp_cls.lightning.datamodule import FORMATS
 from spp_cls.evaluation.protocols import PROTOCOLS
 from spp_cls.lightning.optim import IMPLEMENTATIONS, LR_SCALINGS, SCHEDULERS
 from spp_cls.models import ARCHITECTURES, check_pyramid
+from spp_cls.models.architectures import BASELINE_BINS, BASELINE_POOLS
 from spp_cls.models.lrn import LRN_MODES
 from spp_cls.models.network import INIT_MODES
 
 
+log = logging.getLogger(__name__)
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+#: which checkpoint a training run tests after training: last (the final model) | best (selected on validation)
+EVAL_CHECKPOINTS = ("last", "best")
 
 
 class ConfigError(ValueError):
@@ -56,6 +63,8 @@ def _model_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
     check(m.fc_dim >= 1, f"model.fc_dim must be >= 1; got {m.fc_dim}")
     check(0 <= m.dropout < 1, f"model.dropout must be in [0, 1); got {m.dropout}")
     check(m.lrn in LRN_MODES, f"model.lrn={m.lrn!r} is not one of {list(LRN_MODES)}")
+    check(m.lrn_input_scale > 0, f"model.lrn_input_scale must be > 0 (1: the LRN's alpha as published); got "
+                                 f"{m.lrn_input_scale}")
     check(m.init in INIT_MODES, f"model.init={m.init!r} is not one of {list(INIT_MODES)}")
     check(m.compile_mode in COMPILE_MODES, f"model.compile_mode={m.compile_mode!r} is not one of {list(COMPILE_MODES)}")
     if m.compile:
@@ -84,12 +93,47 @@ def _model_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
     check(not small and (d.size_schedule != "random" or min(d.train_sizes) >= minimum),
           f"data.train_sizes={list(d.train_sizes)}: {small} too small for model.arch={m.arch}, which needs >= {minimum}")
     if not m.spp and d.crop_size >= minimum:
-        side = arch.feature_size(d.crop_size)
-        check(
-            arch.baseline_pool.output_size(side) >= 1,
-            f"data.crop_size={d.crop_size} leaves a {side}x{side} conv map, too small for the last pooling of "
-            f"{m.arch} without SPP; use a larger crop or model.spp=true",
-        )
+        _baseline_errors(cfg, check)
+    if m.spp and multi_size and d.crop_size >= minimum:
+        _multi_size_notes(cfg)
+
+
+def _baseline_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
+    """The no-SPP baseline must end in the paper's 6x6 bins (fc6: 36 x C values against SPP's 50 x C), or the
+    user opts out with model.baseline_pool=paper_window and is told what the comparison then is."""
+    m, d = cfg.model, cfg.data
+    arch = ARCHITECTURES[m.arch]
+    side = arch.feature_size(d.crop_size)
+    if m.baseline_pool not in BASELINE_POOLS:
+        check(False, f"model.baseline_pool={m.baseline_pool!r} is not one of {list(BASELINE_POOLS)}")
+        return
+    bins = arch.baseline_grid(d.crop_size, m.baseline_pool)
+    if m.baseline_pool == "paper_bins":
+        check(bins == BASELINE_BINS,
+              f"data.crop_size={d.crop_size} leaves a {side}x{side} conv map for model.arch={m.arch} without SPP: too "
+              f"small for the paper's {BASELINE_BINS}x{BASELINE_BINS} last-pool bins (needs a crop >= "
+              f"{arch.min_input_size(BASELINE_BINS)}); use a larger crop, model.spp=true, or opt out with "
+              f"model.baseline_pool=paper_window (Table 1's window, fewer bins)")
+        return
+    check(bins >= 1, f"data.crop_size={d.crop_size} leaves a {side}x{side} conv map, too small for the last pooling of "
+                     f"{m.arch} without SPP (model.baseline_pool=paper_window); use a larger crop or model.spp=true")
+    if 1 <= bins != BASELINE_BINS:
+        log.warning("model.baseline_pool=paper_window: the no-SPP %s pools its %dx%d conv map to %dx%d bins (fc6 sees "
+                    "%d x C values, the paper's 36 x C only at 224 px): not the paper's baseline against SPP's 50 bins",
+                    m.arch, side, side, bins, bins, bins * bins)
+
+
+def _multi_size_notes(cfg: DictConfig) -> None:
+    """Warn when a multi-size run's smallest size shrinks the last conv map more than the paper's 180/224 did."""
+    m, d = cfg.model, cfg.data
+    smallest = min(d.train_sizes)
+    ratio = multi_size_map_ratio(m.arch, smallest, d.crop_size)
+    if ratio < MULTI_SIZE_MAP_RATIO:
+        arch = ARCHITECTURES[m.arch]
+        log.warning("data.train_sizes=%s: at %d px the %s conv map is %dx%d against %dx%d at data.crop_size=%d "
+                    "(ratio %.2f; the paper's 180/224 keeps %.2f or more)", list(d.train_sizes), smallest, m.arch,
+                    arch.feature_size(smallest), arch.feature_size(smallest), arch.feature_size(d.crop_size),
+                    arch.feature_size(d.crop_size), d.crop_size, ratio, MULTI_SIZE_MAP_RATIO)
 
 
 def _data_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
@@ -274,6 +318,8 @@ def validate_run_config(cfg: DictConfig, schema: type = RunConfig) -> None:
 def validate_train_config(cfg: DictConfig) -> None:
     """``validate_run_config`` plus the checks that only concern training."""
     validate_run_config(cfg, TrainConfig)
+    if cfg.eval_checkpoint not in EVAL_CHECKPOINTS:
+        raise ConfigError(f"invalid config:\n  - eval_checkpoint={cfg.eval_checkpoint!r} is not one of {list(EVAL_CHECKPOINTS)}")
     unknown = [p for p in cfg.evaluate_protocols if p not in PROTOCOLS]
     if unknown:
         raise ConfigError(f"invalid config:\n  - evaluate_protocols: {unknown} unknown; choose from {sorted(PROTOCOLS)}")

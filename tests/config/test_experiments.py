@@ -10,6 +10,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from spp_cls.config import register_configs
+from spp_cls.lightning.module import RUNTIME_KEYS
+from spp_cls.models import ARCHITECTURES, create_classifier
 from tests.helpers import REPO
 
 EXPERIMENTS = {  # experiment -> (networks, arms, protocols)
@@ -63,14 +65,36 @@ def test_every_job_has_the_papers_settings(experiment: str) -> None:
 def test_scale_embedded_shrinks_an_experiment() -> None:
     for overrides, cfg in _jobs("table2", "scale=embedded", "model=zf5"):
         assert cfg.data.name == "synthetic" and cfg.trainer.max_epochs == 4 and cfg.model.width == 0.125
-        assert cfg.data.crop_size == 112 and list(cfg.data.train_sizes) in ([112], [112, 90])
+        small = 90 if cfg.model.arch.startswith("overfeat") else 95  # conv5 7x7 / 5x5 against 8x8 / 6x6 at 112
+        assert cfg.data.crop_size == 112 and list(cfg.data.train_sizes) in ([112], [112, small])
         assert cfg.trainer.accelerator == "cpu" and cfg.optim.lr == 0.01
 
 
 def test_demo_is_a_small_table2_over_two_seeds() -> None:
     jobs = _jobs("demo")
-    assert sorted((cfg.model.spp, list(cfg.data.train_sizes), cfg.seed) for _, cfg in jobs) == sorted(
-        (spp, sizes, seed) for spp, sizes in ((False, [112]), (True, [112]), (True, [112, 90])) for seed in (0, 1))
+    arms = ((False, [112], [6, 3, 2, 1]), (True, [112], [6, 3, 2, 1]), (True, [112, 95], [6, 3, 2, 1]),
+            (True, [112], [4, 3, 2, 1]))
+    assert sorted((cfg.model.spp, list(cfg.data.train_sizes), list(cfg.model.pyramid), cfg.seed) for _, cfg in jobs) \
+        == sorted((*arm, seed) for arm in arms for seed in (0, 1))
     for _, cfg in jobs:  # the embedded recipe of scale=embedded, ZF-5, center crop and (SPP) full image
         assert cfg.model.arch == "zf5" and cfg.data.name == "synthetic" and cfg.model.width == 0.125
         assert list(cfg.evaluate_protocols) == ["center", "full"] and cfg.task_name == "demo"
+        assert cfg.eval_checkpoint == "last" and cfg.model.baseline_pool == "paper_bins"
+
+
+@pytest.mark.parametrize("scale", [[], ["scale=embedded"]])
+def test_every_table2_job_compares_like_for_like(scale: list[str]) -> None:
+    """At full scale and under scale=embedded: the no-SPP fc6 sees 36 x C values against SPP's 50 x C (the
+    paper's ratio), and the multi-size arm's small size keeps >= 0.75 of the crop's last conv map side."""
+    bins = {}
+    for overrides, cfg in _jobs("table2", *scale, "data.root=/data/imagenet"):
+        arm = next(o.split("=")[1] for o in overrides if o.startswith("arm="))
+        network = {k: v for k, v in cfg.model.items() if k not in RUNTIME_KEYS} | {"fc_dim": 8}  # fc6 input kept
+        model = create_classifier(num_classes=cfg.data.num_classes, input_size=cfg.data.crop_size, **network)
+        bins[cfg.model.arch, arm] = model.pre_logits.fc6.in_features // model.num_features
+        net = ARCHITECTURES[cfg.model.arch]
+        sides = [net.feature_size(s) for s in cfg.data.train_sizes]
+        assert min(sides) / sides[0] >= 0.75 and cfg.data.train_sizes[0] == cfg.data.crop_size
+        assert cfg.model.lrn_input_scale == pytest.approx(57.63)
+    assert bins == {(arch, arm): 36 if arm == "no_spp" else 50 for arch in ARCHITECTURES
+                    for arm in ("no_spp", "spp_single", "spp_multi")}

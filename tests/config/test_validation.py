@@ -60,7 +60,13 @@ def test_wrong_types_fail_at_composition() -> None:
         (["model.pyramid=[6,0]"], "model.pyramid"),
         (["data.batch_size=0"], "data.batch_size must be >= 1"),
         (["data.crop_size=30", "data.resize_size=40"], "data.crop_size=30 is too small for model.arch=zf5"),
-        (["model=overfeat7", "model.spp=false", "data.crop_size=40"], "too small for the last pooling"),
+        (["model=overfeat7", "model.spp=false", "data.crop_size=40", "model.baseline_pool=paper_window"],
+         "too small for the last pooling"),
+        (["model.spp=false", "data.crop_size=96", "data.resize_size=112"],
+         "data.crop_size=96 leaves a 5x5 conv map for model.arch=zf5 without SPP: too small for the paper's 6x6"),
+        (["model.baseline_pool=global", "model.spp=false"], "model.baseline_pool='global' is not one of"),
+        (["model.lrn_input_scale=0"], "model.lrn_input_scale must be > 0"),
+        (["eval_checkpoint=best_val"], "eval_checkpoint='best_val' is not one of"),
         (["data.resize_size=100"], "data.resize_size=100 must be >= data.crop_size=112"),
         (["model.arch=vgg16"], "model.arch='vgg16'"),
         (["data=imagenet"], "data.root is required for data=imagenet"),
@@ -98,3 +104,15 @@ def test_fewer_validation_shards_than_readers_pass_the_start_up_check(tiny_data:
     validate_train_config(compose_train(*ddp, "data.num_workers=3"))  # 6 readers: val idles 2, training has 8
     with pytest.raises(ConfigError, match=r"train split has 8 shards but 2 processes x 5 loader workers"):
         validate_train_config(compose_train(*ddp, "data.num_workers=5"))
+
+
+def test_the_paper_window_opt_out_is_allowed_and_says_what_it_compares(caplog: pytest.LogCaptureFixture) -> None:
+    validate_train_config(compose_train("model.spp=false", "model.baseline_pool=paper_window"))
+    assert "pools its 6x6 conv map to 2x2 bins" in caplog.text and "not the paper's baseline" in caplog.text
+
+
+def test_a_multi_size_run_below_the_papers_map_ratio_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    validate_train_config(compose_train("arm=spp_multi"))
+    assert "train_sizes" not in caplog.text  # the arm's own small size (95 at 112) keeps the ratio
+    validate_train_config(compose_train("data.train_sizes=[112,90]"))
+    assert "data.train_sizes=[112, 90]: at 90 px the zf5 conv map is 4x4 against 6x6" in caplog.text
