@@ -4,7 +4,11 @@ Keeping the layers as plain specs lets one piece of code build the networks (``n
 size before training starts (config validation), and print the map sizes in the README and tests.
 
 Paddings are not printed in the paper ("adjusted to produce the expected output feature map size"); the
-values below reproduce every map size of Table 1 at 224 px and ZF-5's 10x10 at 180 px:
+values below reproduce every map size of Table 1 at 224 px and ZF-5's 10x10 at 180 px. At 180 px, the
+multi-size training's second size, the last conv maps are:
+
+* 13x13 -> 10x10 for ZF-5 (the paper's figure) and Convnet*-5 (not stated in the paper), a ratio of 0.77;
+* 18x18 -> 14x14 for Overfeat-5/7 (not stated in the paper; conv1 padding 3 would give 15x15), 0.78.
 
 * ZF-5 follows the authors' released Caffe prototxt: conv1 pad 1, conv2 pad 0, pool1/pool2 in ceil mode.
 * Convnet*-5: conv1 pad 2, conv2 pad 2, conv3-5 pad 1, floor-mode pools.

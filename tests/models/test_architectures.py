@@ -13,7 +13,7 @@ from spp_cls.models import ARCHITECTURES, MODEL_NAMES
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
-# (last conv map at 224, at 180, channels into the head), Table 1 and sppnet-paper.md section 1
+# (last conv map at 224, at 180, channels into the head), Table 1 of the paper (arXiv 1406.4729v4)
 MAPS = {"zf5": (13, 10, 256), "convnet5": (13, 10, 256), "overfeat5": (18, 14, 512), "overfeat7": (18, 14, 512)}
 # per-stage map sizes printed in Table 1 (ZF-5's conv2 "27" is the paper's inconsistency: 13 after pool2)
 TABLE1 = {
