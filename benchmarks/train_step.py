@@ -386,8 +386,11 @@ def timm_kwargs(cfg: DictConfig) -> dict[str, Any]:
     """``timm.create_model`` arguments of the run's model (what ``create_classifier`` passes)."""
     m = cfg.model
     kwargs = dict(num_classes=cfg.data.num_classes, width=m.width, fc_dim=m.fc_dim, dropout=m.dropout, lrn=m.lrn,
-                  init=m.init)
-    kwargs.update(pyramid=list(m.pyramid)) if m.spp else kwargs.update(img_size=cfg.data.crop_size)
+                  lrn_input_scale=m.lrn_input_scale, init=m.init)
+    if m.spp:
+        kwargs.update(pyramid=list(m.pyramid))
+    else:
+        kwargs.update(img_size=cfg.data.crop_size, baseline_pool=m.baseline_pool)
     return kwargs
 
 
