@@ -11,7 +11,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from spp_cls.checkpointing import write_atomic
+from spp_cls.io import write_atomic
 
 METRICS_FILE = "metrics.json"
 

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from spp_cls.checkpointing import load_safe, resolve_resume_path
-from spp_cls.checkpointing.resume import first_logged_step
+from spp_cls.checkpointing.resume_path import first_logged_step
 from spp_cls.cli.builders import build_datamodule, build_trainer
 from spp_cls.cli.errors import exit_on_user_error
 from spp_cls.cli.evaluate import evaluate

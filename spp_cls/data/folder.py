@@ -31,7 +31,7 @@ from torch.utils.data import default_collate
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from spp_cls.checkpointing import exclusive_lock, write_atomic
+from spp_cls.io import exclusive_lock, write_atomic
 from spp_cls.data.decode import DEFAULT_MAX_PIXELS, DecodeError, decode_rgb
 from spp_cls.data.sampling import SampleKey
 

@@ -62,7 +62,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from spp_cls.checkpointing import write_atomic
+from spp_cls.io import write_atomic
 from spp_cls.data.decode import DEFAULT_MAX_PIXELS, JPEG_MAGIC, DecodeError, decode_rgb
 from spp_cls.data.folder import Sample, compare_classes, list_class_folder_files, list_classes
 from spp_cls.data.shard_manifest import FORMAT, MANIFEST_NAME, VERSION

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spp_cls.checkpointing import exclusive_lock, remove_stale_temporaries, replace_directory, temporary_path
+from spp_cls.io import exclusive_lock, remove_stale_temporaries, replace_directory, temporary_path
 from spp_cls.data.synthetic_scenes import MAX_CLASSES, class_folder_names, draw_scene
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
-from spp_cls.checkpointing import exclusive_lock, remove_stale_temporaries, replace_directory, temporary_path, write_atomic
+from spp_cls.io import exclusive_lock, remove_stale_temporaries, replace_directory, temporary_path, write_atomic
 from spp_cls.data.make_shards import STATE_NAME, ConversionError, Settings, convert, shard_bounds
 from spp_cls.data.shard_manifest import MANIFEST_NAME
 from spp_cls.data.synthetic import MANIFEST, SyntheticSpec, ensure_synthetic_dataset, lock_path

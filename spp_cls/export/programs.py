@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch.export import Dim
 
-from spp_cls.checkpointing import write_atomic
+from spp_cls.io import write_atomic
 from spp_cls.models import SppNet, model_name
 
 FORMATS = (".pt2", ".onnx")

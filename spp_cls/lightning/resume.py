@@ -28,7 +28,7 @@ from typing import Any, Optional, Protocol, Sequence, runtime_checkable
 import pytorch_lightning as pl
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from spp_cls.checkpointing import remove_stale_temporaries
+from spp_cls.io import remove_stale_temporaries
 from spp_cls.lightning.agreement import is_decision_step, vote_max
 from spp_cls.lightning.position import training_position
 from spp_cls.lightning.rank_state import gather_from_ranks, rng_state, set_rng_state

@@ -23,7 +23,7 @@ from typing import Any, Optional, Sequence
 
 from spp_cls.config.schema import paper_epochs
 from spp_cls.reporting import paper
-from spp_cls.checkpointing import write_atomic
+from spp_cls.io import write_atomic
 from spp_cls.reporting.curves import Curve, val_curve
 from spp_cls.reporting.figures import Series, error_curves_png
 from spp_cls.reporting.groups import (ALWAYS_CONTEXT, ContextKey, Group, SeedDifference, Stat, choose_source,

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from spp_cls.checkpointing import newest_checkpoint, remove_stale_temporaries, resolve_resume_path, save_atomic
-from spp_cls.checkpointing.resume import first_logged_step
+from spp_cls.checkpointing import newest_checkpoint, resolve_resume_path, save_atomic
+from spp_cls.io import remove_stale_temporaries
+from spp_cls.checkpointing.resume_path import first_logged_step
 
 
 def lightning_like(epoch: int, step: int, batches: int, stepped: int = 0, at_batch_end: bool = False) -> dict:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spp_cls.checkpointing import host_name
+from spp_cls.io import host_name
 from spp_cls.data import synthetic, synthetic_scenes
 from spp_cls.data.folder import check_layout
 from spp_cls.data.synthetic import MANIFEST, MARKER, SyntheticSpec, ensure_synthetic_dataset, is_complete

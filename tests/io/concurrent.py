@@ -1,4 +1,4 @@
-"""Child-process side of the concurrency tests of ``spp_cls/checkpointing/files.py``.
+"""Child-process side of the concurrency tests of ``spp_cls/io/files.py``.
 
 The children load ``files.py`` by its path: importing the package would register the models in timm (and
 import torch) in every spawned child, seconds each, for code that is plain file-system work.
@@ -14,11 +14,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-FILES = Path(__file__).resolve().parents[2] / "spp_cls" / "checkpointing" / "files.py"
+FILES = Path(__file__).resolve().parents[2] / "spp_cls" / "io" / "files.py"
 
 
 def load_files(path: Path = FILES) -> ModuleType:
-    """``files.py`` as a module of its own (not ``spp_cls.checkpointing.files``)."""
+    """``files.py`` as a module of its own (not ``spp_cls.io.files``)."""
     spec = importlib.util.spec_from_file_location("files_under_test", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
