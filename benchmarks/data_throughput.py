@@ -73,12 +73,13 @@ from spp_cls.data.normalize import BatchNormalizer
 from spp_cls.data.sampling import SampleKey, ScheduledBatchSampler, sample_seed
 from spp_cls.data.shard_manifest import load_manifest
 from spp_cls.data.shards import ShardStream
-from spp_cls.data.transforms import PipelineSettings, TrainView, lighting_offset, resample_square, square_box
+from spp_cls.data.config import DataConfig
+from spp_cls.data.transforms import TrainView, lighting_offset, resample_square, square_box
 
 BATCH_SIZE = 64
 SHARD_SIZE = 100
 DATA_VERSION = 1  # bump when the generated images change
-MEAN, STD = PipelineSettings().mean, PipelineSettings().std
+MEAN, STD = DataConfig().mean, DataConfig().std
 # (width, height) of the generated images and their weights: ImageNet's common sizes, mostly landscape
 IMAGE_SIZES = ((500, 375), (500, 333), (375, 500), (500, 400), (333, 500))
 IMAGE_SIZE_WEIGHTS = (0.5, 0.2, 0.15, 0.1, 0.05)
@@ -232,7 +233,7 @@ def baseline_loader(split_dir: Path, workers: int, repeat: int) -> DataLoader:
 
 def folder_dataset(split_dir: Path) -> SkippingImageFolder:
     samples = list_class_folder_files(split_dir, list_classes(split_dir))
-    return SkippingImageFolder(split_dir, TrainView(PipelineSettings()), samples=samples)
+    return SkippingImageFolder(split_dir, TrainView(DataConfig()), samples=samples)
 
 
 def folder_loader(split_dir: Path, workers: int, repeat: int, size: int = 224) -> DataLoader:
@@ -245,7 +246,7 @@ def folder_loader(split_dir: Path, workers: int, repeat: int, size: int = 224) -
 
 def shard_loader(shard_dir: Path, workers: int, repeat: int) -> DataLoader:
     """(c) our shard reader."""
-    stream = ShardStream(load_manifest(str(shard_dir)).split("train"), TrainView(PipelineSettings()),
+    stream = ShardStream(load_manifest(str(shard_dir)).split("train"), TrainView(DataConfig()),
                          batch_size=BATCH_SIZE, train=True, sizes=[224], schedule="alternate", seed=0,
                          eval_size=224, num_workers=workers)
     stream.set_epoch(repeat)
@@ -257,7 +258,7 @@ class DecodeOnly(Dataset):
 
     def __init__(self, split_dir: Path, size: int = 224) -> None:
         self.paths = [path for path, _ in list_class_folder_files(split_dir, list_classes(split_dir))]
-        self.min_short_side = PipelineSettings().decode_short_side(size)
+        self.min_short_side = DataConfig().decode_short_side(size)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -360,7 +361,7 @@ def time_normalizer(split_dir: Path, size: int, calls: int) -> float:
     dataset = folder_dataset(split_dir)
     keys = [SampleKey(i, size, sample_seed(0, 0, i)) for i in range(BATCH_SIZE)]
     batch = collate_skipping([dataset[k] for k in keys])
-    normalizer = BatchNormalizer(PipelineSettings())
+    normalizer = BatchNormalizer(DataConfig())
     normalizer(batch["image"], batch["lighting"])
     times = []
     for _ in range(calls):
@@ -403,7 +404,7 @@ def _time_batches(timer: StageTimer, stage: str, samples: list[Any], collate: Ca
 def ours_breakdown(paths: Sequence[str], size: int) -> dict[str, float]:
     """Seconds per stage of our per-sample path (``SkippingImageFolder.__getitem__`` + ``TrainView``), taken
     apart, and the whole ``__getitem__`` on the same images for reference."""
-    settings, timer, samples = PipelineSettings(), StageTimer(), []
+    settings, timer, samples = DataConfig(), StageTimer(), []
     min_short = settings.decode_short_side(size)
     for index, path in enumerate(paths):
         data = timer.time("read file", _read, path)
@@ -440,7 +441,7 @@ def shard_breakdown(shard_dir: Path, count: int, size: int) -> dict[str, float]:
     """Seconds per stage of the shard reader's own work: tar reading, shuffle buffer, decode + view
     (``ShardStream._decode``, the same work as (b)'s ``__getitem__``), collation; and a whole epoch of the
     stream in this process for reference."""
-    stream = ShardStream(load_manifest(str(shard_dir)).split("train"), TrainView(PipelineSettings()),
+    stream = ShardStream(load_manifest(str(shard_dir)).split("train"), TrainView(DataConfig()),
                          batch_size=BATCH_SIZE, train=True, sizes=[size], schedule="alternate", seed=0,
                          eval_size=size, num_workers=0)
     timer, errors, raw = StageTimer(), [], []

@@ -15,8 +15,8 @@ tensors, all ``--images`` of them at once (one batch).
 
 Methods (96 views an image: 6 scales x the ``eighteen`` layout x 2 mirrors, 3 distinct windows at 224):
 
-(a) the feature-map tester: ``build_protocol("multiview", PipelineSettings(), ProtocolSettings(
-    MultiviewSettings(full_views=False))).scores(model, images)``: conv layers once per scale and mirror, every
+(a) the feature-map tester: ``build_protocol("multiview", DataConfig(), ProtocolConfig(
+    MultiviewConfig(full_views=False))).scores(model, images)``: conv layers once per scale and mirror, every
     window SPP-pooled on the maps by ``roi_pool``, fc6-fc8 + softmax on the pooled vectors, averaged.
 (b) the same 96 views crop by crop: every ``window_positions(h, w, 224, "eighteen")`` window cropped from the
     scaled image and from its mirror, the crops stacked in chunks of ``--chunk`` (64) and run through
@@ -67,8 +67,10 @@ from torch import nn
 
 import spp_cls.evaluation.multiview as mv_module
 import spp_cls.evaluation.protocols as protocols_module
-from spp_cls.data.transforms import PipelineSettings, resize_short_side
-from spp_cls.evaluation.protocols import MultiView, MultiviewSettings, ProtocolSettings, build_protocol
+from spp_cls.data.config import DataConfig
+from spp_cls.data.transforms import resize_short_side
+from spp_cls.evaluation.config import MultiviewConfig, ProtocolConfig
+from spp_cls.evaluation.protocols import MultiView, build_protocol
 from spp_cls.evaluation.windows import window_positions
 from spp_cls.models import ARCHITECTURES, create_classifier
 
@@ -87,7 +89,7 @@ GOAL_A_OVER_C = 1.15
 
 
 # ------------------------------------------------------------------------------------------------ inputs
-def make_images(count: int, scales: Sequence[int], settings: PipelineSettings, seed: int) -> list[list[torch.Tensor]]:
+def make_images(count: int, scales: Sequence[int], settings: DataConfig, seed: int) -> list[list[torch.Tensor]]:
     """``count`` random base images, each resized to every scale and normalised: [image][scale] (3, s, 4s/3)."""
     generator = torch.Generator().manual_seed(seed)
     mean = torch.tensor(settings.mean).view(3, 1, 1)
@@ -272,8 +274,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     machine = (f"{cpu_name()}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads), "
                f"torch {torch.__version__}, torchvision {torchvision.__version__}, Python {platform.python_version()}")
 
-    settings = PipelineSettings()
-    protocol = build_protocol("multiview", settings, ProtocolSettings(MultiviewSettings(full_views=False)))
+    settings = DataConfig()
+    protocol = build_protocol("multiview", settings, ProtocolConfig(MultiviewConfig(full_views=False)))
     assert isinstance(protocol, MultiView)
     scales, window = protocol.scales, protocol.window
     model = create_classifier(arch=args.arch, num_classes=1000, input_size=settings.crop_size, spp=True,

@@ -73,7 +73,7 @@ import tempfile
 import time
 import warnings
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -89,12 +89,13 @@ from timm.utils import NativeScaler, accuracy
 from torch import nn
 from torch.utils.data import DataLoader
 
-from spp_cls.cli.builders import build_trainer, pipeline_settings
+from spp_cls.cli.builders import as_config, build_trainer
 from spp_cls.cli.train import build_module
 from spp_cls.config import register_configs
+from spp_cls.data.config import DataConfig
 from spp_cls.data.normalize import BatchNormalizer
 from spp_cls.data.skips import SkipTracker
-from spp_cls.lightning import ImageFolderDataModule
+from spp_cls.lightning import ClassificationDataModule
 from spp_cls.lightning.optim import effective_lr
 from spp_cls.models import MODEL_NAMES
 
@@ -230,18 +231,18 @@ def make_batches(case: Case, batch: int, count: int, num_classes: int, device: t
 def device_inputs(cfg: DictConfig, switches: Switches) -> Callable[[dict[str, Any]], torch.Tensor]:
     """What training does to a batch's images on the device: our normaliser (uint8 to normalised float), then
     channels-last when the config asks for it (as timm's ``--channels-last`` does to its inputs)."""
-    normalizer = BatchNormalizer(pipeline_settings(cfg.data))
+    normalizer = BatchNormalizer(as_config(cfg.data, DataConfig))
     memory_format = torch.channels_last if switches.channels_last else torch.contiguous_format
     return lambda batch: normalizer(batch["image"]).contiguous(memory_format=memory_format)
 
 
-class OnDeviceBatches(ImageFolderDataModule):
+class OnDeviceBatches(ClassificationDataModule):
     """The data module of a run with the benchmark's batches as its loaders: what it does to a batch on the
     device (normalisation, the books of skipped images) runs as in training; reading files does not."""
 
     def __init__(self, cfg: DictConfig, batches: list[dict[str, Any]]) -> None:
-        super().__init__(root=tempfile.gettempdir(), num_classes=cfg.data.num_classes,
-                         batch_size=cfg.data.batch_size, num_workers=0, pipeline=pipeline_settings(cfg.data))
+        super().__init__(replace(as_config(cfg.data, DataConfig), root=tempfile.gettempdir(), synthetic=None),
+                         num_workers=0)
         self.batches = batches
 
     def prepare_data(self) -> None:
@@ -251,7 +252,7 @@ class OnDeviceBatches(ImageFolderDataModule):
         pass
 
     def _batches(self, split: str) -> DataLoader:
-        self.skips[split] = SkipTracker(split, len(self.batches) * self.batch_size, self.source.max_skip_fraction)
+        self.skips[split] = SkipTracker(split, len(self.batches) * self.batch_size, self.config.max_skip_fraction)
         return DataLoader(self.batches, batch_size=None)  # hands the batches over as they are
 
     def train_dataloader(self) -> DataLoader:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, TypeVar
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import LearningRateMonitor
@@ -12,73 +12,37 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from spp_cls.data.synthetic import SyntheticSpec
-from spp_cls.data.transforms import PipelineSettings
-from spp_cls.lightning import ImageFolderDataModule, SafeCheckpointIO
+from spp_cls.data.config import DataConfig
+from spp_cls.lightning import ClassificationDataModule, SafeCheckpointIO
 from spp_cls.lightning.cluster import cluster_plugins, loader_workers
 from spp_cls.lightning.data_quality import DataQualityGuard
-from spp_cls.lightning.datamodule import SourceSettings
 from spp_cls.lightning.loggers import ContinuingCSVLogger
 
 log = logging.getLogger(__name__)
 
-
-def pipeline_settings(data: DictConfig) -> PipelineSettings:
-    return PipelineSettings(
-        resize_size=data.resize_size,
-        crop_size=data.crop_size,
-        mean=tuple(data.mean),
-        std=tuple(data.std),
-        interpolation=data.interpolation,
-        train_crop=data.train_crop,
-        flip=data.flip,
-        lighting_std=data.lighting_std,
-        eigval=tuple(data.eigval),
-        eigvec=tuple(tuple(row) for row in data.eigvec),
-        normalization=data.normalization,
-        mean_image=data.mean_image,
-        max_pixels=data.max_pixels,
-        reduced_decode=data.reduced_decode,
-    )
+T = TypeVar("T")
 
 
-def source_settings(cfg: DictConfig) -> SourceSettings:
-    d = cfg.data
-    return SourceSettings(
-        format=d.format,
-        train_sizes=tuple(d.train_sizes),
-        size_schedule=d.size_schedule,
-        seed=cfg.seed,
-        val_labels=d.val_labels,
-        val_label_map=d.val_label_map,
-        list_cache_dir=d.list_cache_dir,
-        max_skip_fraction=d.max_skip_fraction,
-        shuffle_buffer=d.shuffle_buffer,
-        shard_size=d.shard_size,
-        allow_pipe=d.allow_pipe,
-        synthetic_folder=d.synthetic_folder,
-    )
+def as_config(node: Any, schema: type[T]) -> T:
+    """A node of the run config (or a plain mapping) as the object of its schema class, interpolations
+    resolved: ``data`` -> ``DataConfig``, ``protocol`` -> ``ProtocolConfig``. The one conversion from the
+    composed config to what the layers receive; no setting is copied by name."""
+    if isinstance(node, schema):
+        return node
+    plain = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), plain))  # type: ignore[return-value]
 
 
 def build_datamodule(
     cfg: DictConfig, test_view: Optional[Callable] = None, class_index: Optional[Sequence[str]] = None
-) -> ImageFolderDataModule:
-    d = cfg.data
-    synthetic = None
-    if d.synthetic is not None:
-        synthetic = SyntheticSpec(**OmegaConf.to_container(d.synthetic, resolve=True))
-    return ImageFolderDataModule(
-        root=d.root,
-        num_classes=d.num_classes,
-        batch_size=d.batch_size,
-        num_workers=loader_workers(d.num_workers, cfg.trainer.devices),
-        pin_memory=d.pin_memory,
-        pipeline=pipeline_settings(d),
-        synthetic=synthetic,
-        train_split=d.train_split,
-        val_split=d.val_split,
+) -> ClassificationDataModule:
+    """The run's data module: ``cfg.data`` as the data layer's ``DataConfig``, the loader workers resolved for
+    this machine's devices and the run's seed."""
+    return ClassificationDataModule(
+        as_config(cfg.data, DataConfig),
+        num_workers=loader_workers(cfg.data.num_workers, cfg.trainer.devices),
+        seed=cfg.seed,
         test_view=test_view,
-        source=source_settings(cfg),
         class_index=class_index,
     )
 

@@ -14,19 +14,22 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import pytorch_lightning as pl
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from spp_cls.checkpointing import CheckpointError, load_safe
-from spp_cls.cli.builders import build_datamodule, build_trainer, pipeline_settings
+from spp_cls.cli.builders import as_config, build_datamodule, build_trainer
 from spp_cls.cli.errors import exit_on_user_error
 from spp_cls.cli.results import protocol_table, save_scores, write_markdown, write_results
 from spp_cls.config.schema import EvaluateConfig
 from spp_cls.config.validation import ConfigError, validate_run_config
-from spp_cls.evaluation.protocols import PROTOCOLS, MultiviewSettings, ProtocolSettings, build_protocol
-from spp_cls.lightning import ImageFolderDataModule, SppClassifier
+from spp_cls.data.config import DataConfig
+from spp_cls.evaluation.config import ProtocolConfig
+from spp_cls.evaluation.protocols import PROTOCOLS, build_protocol
+from spp_cls.lightning import SppClassifier
+from spp_cls.lightning.datamodule import saved_datamodule_state
+from spp_cls.lightning.weights import load_weights
 from spp_cls.models import model_name
 
 log = logging.getLogger(__name__)
@@ -47,26 +50,10 @@ def merge_saved_config(saved: dict[str, Any], composed: DictConfig, overrides: S
     return merged
 
 
-def load_weights(module: SppClassifier, state_dict: dict[str, torch.Tensor], ckpt_path: str, name: str) -> None:
-    """Load the checkpoint's weights or explain which tensors do not fit the configured model."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    wrong = [k for k in expected if k in state_dict and state_dict[k].shape != expected[k].shape]
-    if missing or unexpected or wrong:
-        details = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}" for k in wrong[:3]]
-        details += [f"missing {k}" for k in missing[:3]] + [f"unexpected {k}" for k in unexpected[:3]]
-        raise CheckpointError(
-            f"checkpoint {ckpt_path} does not fit the configured model {name} with "
-            f"{module.hparams.num_classes} classes: " + "; ".join(details)
-        )
-    module.load_state_dict(state_dict)
-
-
 def saved_class_index(checkpoint: dict[str, Any]) -> Optional[list[str]]:
     """The class index that the training run's data module saved in the checkpoint (None if absent)."""
-    state = checkpoint.get(ImageFolderDataModule.__qualname__)
-    return list(state["classes"]) if isinstance(state, dict) and state.get("classes") else None
+    state = saved_datamodule_state(checkpoint)
+    return list(state["classes"]) if state and state.get("classes") else None
 
 
 def _ckpt_paths(cfg: DictConfig) -> list[str]:
@@ -95,17 +82,11 @@ def _load_member(path: str, cfg: DictConfig, overrides: Sequence[str], schema: t
     return module, run_cfg, checkpoint
 
 
-def protocol_settings(cfg: DictConfig) -> ProtocolSettings:
-    mv = OmegaConf.to_container(cfg.protocol.multiview, resolve=True)
-    mv["scales"] = tuple(mv["scales"]) if mv.get("scales") else None
-    return ProtocolSettings(multiview=MultiviewSettings(**mv))
-
-
 def _test_protocol(name: str, members: list[SppClassifier], run_cfg: DictConfig, cfg: DictConfig, trainer: pl.Trainer,
                    class_index: Optional[list[str]], output_dir: str | Path, keep_scores: bool) -> dict[str, Any]:
     """Run one protocol over the test split; its metrics, counts and speed."""
     try:
-        protocol = build_protocol(name, pipeline_settings(run_cfg.data), protocol_settings(cfg))
+        protocol = build_protocol(name, as_config(run_cfg.data, DataConfig), as_config(cfg.protocol, ProtocolConfig))
         members[0].set_protocol(protocol, ensemble=[m.model for m in members[1:]], keep_scores=keep_scores)
     except ValueError as err:
         raise ConfigError(f"invalid config:\n  - protocols: {err}") from err

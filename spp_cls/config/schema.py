@@ -1,6 +1,12 @@
 """Structured-config schema of ``conf/``: Hydra rejects a misspelled key or a wrongly typed value while it
 composes the config, before any code of ours runs. Value checks that need more than a type (sizes, paths,
-choices) live in ``validation.py``.
+choices) live beside the code that uses the values and are run together by ``validation.py``.
+
+The schema composes the nodes of the layers that receive them, so that each setting is declared once:
+``data`` is ``spp_cls.data.config.DataConfig`` and ``protocol`` ``spp_cls.evaluation.config.ProtocolConfig``
+(the data and evaluation layers get them back with ``OmegaConf.to_object``). The other groups are declared
+here: ``model`` and ``optim`` become keyword arguments of the Lightning module, ``trainer`` of Lightning's
+``Trainer``.
 
 ``register_configs`` (called by train.py and evaluate.py) puts the schemas in Hydra's ConfigStore, where
 ``conf/train.yaml`` and ``conf/evaluate.yaml`` start their defaults lists with them.
@@ -17,10 +23,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import MISSING, OmegaConf
 
-from spp_cls.data.synthetic import SyntheticSpec
+from spp_cls.data.config import DataConfig
+from spp_cls.evaluation.config import ProtocolConfig, scaled_size
 from spp_cls.models.architectures import ARCHITECTURES
 from spp_cls.models.lrn import caffe_input_scale
-from spp_cls.data.transforms import IMAGENET_EIGVAL, IMAGENET_EIGVEC
 
 
 @dataclass
@@ -45,47 +51,6 @@ class ModelConfig:
     compile_dynamic: Optional[bool] = True  # true: one graph for every input size; null: torch's choice; false: per size
     compile_mode: Optional[str] = None  # null (default) | reduce-overhead | max-autotune | max-autotune-no-cudagraphs
     compile_backend: str = "inductor"
-
-
-@dataclass
-class DataConfig:
-    name: str = MISSING
-    root: str = MISSING
-    num_classes: int = MISSING
-    batch_size: int = 128
-    num_workers: Any = "auto"  # loader processes per device; auto: this process's CPU cores per device, less one
-    pin_memory: Optional[bool] = None  # page-locked batches for asynchronous copies; null: on a GPU
-    resize_size: int = 256
-    crop_size: int = 224
-    interpolation: str = "bilinear"
-    mean: List[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
-    std: List[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
-    train_split: str = "train"
-    val_split: str = "val"
-    synthetic: Optional[SyntheticSpec] = None  # set: root is a generated cache (data=synthetic)
-    # where the images come from: folders (root/<split>/<class>/<image>) | shards (root/manifest.json)
-    format: str = "folders"
-    synthetic_folder: Optional[str] = None  # shards of the embedded set: where its class folders go
-    shard_size: int = 1000  # shards of the embedded set: samples per shard
-    shuffle_buffer: int = 2000  # shards: samples in each worker's shuffle buffer
-    allow_pipe: bool = False  # shards: allow pipe: URLs (they run shell commands)
-    val_labels: Optional[str] = None  # flat validation folder: its label file
-    val_label_map: Optional[str] = None  # integer labels: sorted | PATH (map_clsloc.txt or one wnid per line)
-    list_cache_dir: Optional[str] = None  # cache of class-folder file lists (null: no cache)
-    # the paper's augmentation
-    train_sizes: List[int] = field(default_factory=lambda: [224])
-    size_schedule: str = "alternate"  # alternate | random
-    train_crop: str = "random"  # random | five (center + 4 corners)
-    flip: bool = True
-    lighting_std: float = 0.1
-    eigval: List[float] = field(default_factory=lambda: list(IMAGENET_EIGVAL))
-    eigvec: List[List[float]] = field(default_factory=lambda: [list(r) for r in IMAGENET_EIGVEC])
-    normalization: str = "channel"  # channel | mean_image
-    mean_image: Optional[str] = None
-    # bad input
-    max_pixels: int = 89_478_485
-    reduced_decode: bool = True
-    max_skip_fraction: float = 0.001
 
 
 @dataclass
@@ -137,24 +102,6 @@ class PathsConfig:
 
 
 @dataclass
-class MultiviewConfig:
-    """``protocol.multiview``: None sizes follow the data (the paper's sizes x crop_size / 224)."""
-
-    scales: Optional[List[int]] = None  # default: 224, 256, 300, 360, 448, 560 (scaled)
-    layout: str = "eighteen"  # eighteen: center, corners, side middles | ten: center, corners (each + mirror)
-    window: Optional[int] = None  # default: data.crop_size
-    mapping: str = "paper"  # paper: the appendix rule | crop: the cells a crop of the window computes
-    full_views: bool = True  # + the 2 full-image views (98 in the paper)
-    chunk_views: int = 512  # windows pooled and classified at once
-    chunk_pixels: int = 4_000_000  # input pixels through the conv layers at once
-
-
-@dataclass
-class ProtocolConfig:
-    multiview: MultiviewConfig = field(default_factory=MultiviewConfig)
-
-
-@dataclass
 class RunConfig:
     """Everything common to training and evaluation runs."""
 
@@ -200,11 +147,6 @@ def run_dir() -> str:
     if hydra.mode == RunMode.MULTIRUN:
         return f"{hydra.sweep.dir}/{hydra.sweep.subdir}"
     return hydra.run.dir
-
-
-def scaled_size(size: int, crop_size: int) -> int:
-    """A size of the paper's 224-pixel setting scaled to another crop size (180 at 224 -> 103 at 128)."""
-    return round(int(size) * int(crop_size) / 224)
 
 
 #: the smallest ratio of last-conv map sides, small training size to crop, that keeps the paper's multi-size

@@ -1,5 +1,10 @@
 """Start-up checks of a composed run config: every problem is reported at once, by its config key, before
 any data is read or any model is built. (Unknown keys and wrong types are already rejected by the schema.)
+
+This is the composition root's check: it imports the layers below it. Each layer's own settings are checked by
+that layer, beside the code that uses them (``data.*``: ``spp_cls.data.config``), and reported here under their
+keys; what is checked here directly is what crosses layers (the model against the data's sizes, the launch
+against the trainer) or has no layer of its own (optim, trainer, callbacks).
 """
 
 from __future__ import annotations
@@ -7,7 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -16,14 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from spp_cls.config.schema import MULTI_SIZE_MAP_RATIO, RunConfig, TrainConfig, multi_size_map_ratio
-from spp_cls.data.folder import check_layout
-from spp_cls.data.synthetic import SyntheticSpec
-from spp_cls.data.sampling import SIZE_SCHEDULES
-from spp_cls.data.shard_manifest import load_manifest
-from spp_cls.data.shards import check_reader_slots
-from spp_cls.data.transforms import INTERPOLATIONS, NORMALIZATIONS, TRAIN_CROPS
+from spp_cls.data.config import data_errors, valid_workers
 from spp_cls.lightning.cluster import external_tasks, loader_workers
-from spp_cls.lightning.datamodule import FORMATS
 from spp_cls.evaluation.protocols import PROTOCOLS
 from spp_cls.lightning.optim import IMPLEMENTATIONS, LR_SCALINGS, SCHEDULERS
 from spp_cls.models import ARCHITECTURES, check_pyramid
@@ -137,90 +136,14 @@ def _multi_size_notes(cfg: DictConfig) -> None:
 
 
 def _data_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
-    d = cfg.data
-    check(d.num_classes >= 1, f"data.num_classes must be >= 1; got {d.num_classes}")
-    check(d.batch_size >= 1, f"data.batch_size must be >= 1 (it is the global batch); got {d.batch_size}")
-    check(_valid_workers(d.num_workers), f"data.num_workers must be a number >= 0 or auto; got {d.num_workers!r}")
-    check(d.crop_size >= 1, f"data.crop_size must be >= 1; got {d.crop_size}")
-    check(d.resize_size >= d.crop_size, f"data.resize_size={d.resize_size} must be >= data.crop_size={d.crop_size}")
-    check(d.interpolation in INTERPOLATIONS, f"data.interpolation={d.interpolation!r} is not one of {list(INTERPOLATIONS)}")
-    check(len(d.mean) == 3 and len(d.std) == 3, "data.mean and data.std need 3 values each")
-    check(all(s > 0 for s in d.std), f"data.std values must be > 0; got {list(d.std)}")
-    _augmentation_errors(d, check)
-    if OmegaConf.is_missing(d, "root"):
-        check(False, f"data.root is required for data={d.name}: the folder that holds {d.train_split}/ and {d.val_split}/")
-        return
-    if d.synthetic is not None:
-        check(
-            d.synthetic.num_classes == d.num_classes,
-            f"data.synthetic.num_classes={d.synthetic.num_classes} must equal data.num_classes={d.num_classes}",
-        )
-        try:
-            SyntheticSpec(**OmegaConf.to_container(d.synthetic, resolve=True))
-        except ValueError as err:
-            check(False, f"data.synthetic: {err}")
-        return
-    if d.format == "shards":
-        _shard_errors(cfg, check)
-        return
-    root = Path(d.root).expanduser()
-    if not root.is_dir():
-        check(False, f"data.root={d.root} does not exist or is not a folder")
-        return
-    try:
-        if d.val_labels:
-            check_layout(root, (d.train_split,), d.num_classes)
-            check(Path(d.val_labels).expanduser().is_file(), f"data.val_labels={d.val_labels} does not exist")
-            check((root / d.val_split).is_dir(), f"data.root={d.root}: split folder {root / d.val_split} does not exist")
-        else:
-            check_layout(root, (d.train_split, d.val_split), d.num_classes)
-    except (FileNotFoundError, ValueError) as err:
-        check(False, f"data.root={d.root}: {err}")
-
-
-def _valid_workers(value: Any) -> bool:
-    return value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
-
-
-def _augmentation_errors(d: DictConfig, check: Callable[[bool, str], None]) -> None:
-    check(d.format in FORMATS, f"data.format={d.format!r} is not one of {list(FORMATS)}")
-    check(d.size_schedule in SIZE_SCHEDULES, f"data.size_schedule={d.size_schedule!r} is not one of {list(SIZE_SCHEDULES)}")
-    check(len(d.train_sizes) >= 1 and min(d.train_sizes) >= 1, f"data.train_sizes must be one or more sizes >= 1; got {list(d.train_sizes)}")
-    check(d.train_crop in TRAIN_CROPS, f"data.train_crop={d.train_crop!r} is not one of {list(TRAIN_CROPS)}")
-    check(d.lighting_std >= 0, f"data.lighting_std must be >= 0; got {d.lighting_std}")
-    check(len(d.eigval) == 3 and [len(r) for r in d.eigvec] == [3, 3, 3], "data.eigval needs 3 values and data.eigvec 3 rows of 3")
-    check(d.normalization in NORMALIZATIONS, f"data.normalization={d.normalization!r} is not one of {list(NORMALIZATIONS)}")
-    if d.normalization == "mean_image":
-        check(bool(d.mean_image) and Path(str(d.mean_image)).expanduser().is_file(),
-              f"data.normalization=mean_image needs data.mean_image=FILE (from python -m spp_cls.data.stats); got {d.mean_image}")
-    check(d.max_pixels >= 1, f"data.max_pixels must be >= 1; got {d.max_pixels}")
-    check(0 <= d.max_skip_fraction <= 1, f"data.max_skip_fraction must be in [0, 1]; got {d.max_skip_fraction}")
-    check(d.shuffle_buffer >= 1 and d.shard_size >= 1, "data.shuffle_buffer and data.shard_size must be >= 1")
-
-
-def _shard_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
-    """A local shard folder must hold a manifest with the configured class count and enough shards."""
+    """The data layer's own checks of ``data.*`` (``spp_cls.data.config``), with the run's readers of shards:
+    processes (devices x nodes, when the device count is a number) and loader workers per process."""
     d, t = cfg.data, cfg.trainer
-    remote = "://" in d.root or d.root.startswith("pipe:")
-    check(not d.root.startswith("pipe:") or d.allow_pipe, f"data.root={d.root} is a pipe: command; set data.allow_pipe=true")
-    if remote or d.synthetic is not None:
-        return
-    try:
-        manifest = load_manifest(d.root)
-    except (FileNotFoundError, ValueError, KeyError) as err:
-        check(False, f"data.root: {err}")
-        return
-    check(len(manifest.classes) == d.num_classes,
-          f"data.root={d.root}: the manifest has {len(manifest.classes)} classes but data.num_classes={d.num_classes}")
-    world = t.devices * t.num_nodes if isinstance(t.devices, int) else None
-    for split in (d.train_split, d.val_split):
-        try:
-            shards = len(manifest.split(split).shards)
-            if world is not None and _valid_workers(d.num_workers):
-                check_reader_slots(shards, world, loader_workers(d.num_workers, t.devices), split,
-                                   train=split == d.train_split)
-        except ValueError as err:
-            check(False, f"data.root={d.root}: {err}")
+    readers = None
+    if isinstance(t.devices, int) and valid_workers(d.num_workers):
+        readers = (t.devices * t.num_nodes, loader_workers(d.num_workers, t.devices))
+    for message in data_errors(d, "data.", readers):
+        check(False, message)
 
 
 def _optim_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:

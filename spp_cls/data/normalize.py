@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spp_cls.data.transforms import PipelineSettings
+from spp_cls.data.config import DataConfig
 
 MEAN_IMAGE_KEY = "mean_image"
 MEAN_IMAGE_CACHE = 64  # warped mean images kept: more than the sizes of any training or crop-testing run
@@ -42,7 +42,7 @@ def load_mean_image(path: str | Path) -> torch.Tensor:
 class BatchNormalizer:
     """uint8 (B, 3, H, W) [+ per-sample RGB lighting offsets (B, 3)] -> normalised float32 (B, 3, H, W)."""
 
-    def __init__(self, settings: PipelineSettings, cache_size: int = MEAN_IMAGE_CACHE) -> None:
+    def __init__(self, settings: DataConfig, cache_size: int = MEAN_IMAGE_CACHE) -> None:
         self.mean = torch.tensor(settings.mean, dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(settings.std, dtype=torch.float32).view(1, 3, 1, 1)
         self.mean_image: Optional[torch.Tensor] = None

@@ -13,7 +13,7 @@ Output: an ``.npz`` (arrays only, no pickles, written atomically) with ``mean_im
 ``mean``/``std`` (3,), ``eigval`` (3,) and ``eigvec`` (3, 3), ``count``, ``skipped``, ``resize_size``
 and ``crop_size``; and the matching ``data.*`` overrides on stdout, ready to paste.
 
-``eigvec`` follows ``PipelineSettings.eigvec``: column j is the eigenvector of ``eigval[j]`` (the offset is
+``eigvec`` follows ``DataConfig.eigvec``: column j is the eigenvector of ``eigval[j]`` (the offset is
 ``offset_i = sum_j eigvec[i][j] * alpha_j * eigval_j``), eigenvalues in decreasing order.
 """
 
@@ -33,7 +33,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from spp_cls.data.folder import SkippingImageFolder, collate_skipping, list_class_folder_files, list_classes
-from spp_cls.data.transforms import CenterView, PipelineSettings
+from spp_cls.data.config import DataConfig
+from spp_cls.data.transforms import CenterView
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class _Accumulator:
 
 def compute_stats(
     split_dir: Path,
-    settings: PipelineSettings,
+    settings: DataConfig,
     max_images: Optional[int] = None,
     seed: int = 0,
     workers: int = 0,
@@ -210,7 +211,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if not args.root.expanduser().is_dir():
             raise FileNotFoundError(f"data root {args.root} does not exist")
-        settings = PipelineSettings(resize_size=args.resize_size, crop_size=args.crop_size)
+        settings = DataConfig(resize_size=args.resize_size, crop_size=args.crop_size)
         stats = compute_stats(split_dir, settings, args.max_images, args.seed, args.workers)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

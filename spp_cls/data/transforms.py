@@ -9,7 +9,8 @@ resized to 180 instead of 224: same content, lower resolution. Validation: the c
 How, for speed: the resized image is never materialised. The view's square is mapped back onto the
 decoded image and only that region is resampled, once, to the output size (antialiased, uint8,
 channels-last: torch's fast path). The box is rounded to whole pixels of the decoded image. Images stay
-uint8 up to the device, where ``BatchNormalizer`` adds the lighting and normalises (``normalize.py``).
+uint8 up to the device, where ``BatchNormalizer`` adds the lighting and normalises (``normalize.py``). The
+settings are those of ``data.*`` (``DataConfig``, ``config.py``).
 
 Randomness comes from a ``random.Random`` per sample, seeded by (seed, epoch, sample) by the sampler, so a
 sample's augmentation does not depend on which worker or rank draws it or on restarts.
@@ -19,84 +20,17 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-INTERPOLATIONS = ("bilinear", "bicubic")
-TRAIN_CROPS = ("random", "five")
-NORMALIZATIONS = ("channel", "mean_image")
+from spp_cls.data.config import DataConfig
 
-# PCA colour lighting: eigenvalues/eigenvectors (columns) of the 3x3 covariance of ImageNet-1k training
-# pixels in RGB order, values in [0, 1]. These are the figures published with fb.resnet.torch
-# (datasets/imagenet.lua) and used by most PyTorch ports of AlexNet's "color altering"; recompute them for
-# another data set with `python -m spp_cls.data.stats` and set data.eigval / data.eigvec.
-IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
-IMAGENET_EIGVEC = (
-    (-0.5675, 0.7192, 0.4009),
-    (-0.5808, -0.0045, -0.8140),
-    (-0.5836, -0.6948, 0.4203),
-)
 FIVE_POSITIONS = ("center", "top_left", "top_right", "bottom_left", "bottom_right")
 
 
-@dataclass(frozen=True)
-class PipelineSettings:
-    """Sizes, augmentation and normalisation shared by training, validation and the test protocols.
-
-    ``lighting_std`` is the standard deviation of AlexNet's per-image PCA coefficients (0.1; 0 disables).
-    ``normalization`` is ``channel`` (subtract ``mean``, divide by ``std``) or ``mean_image`` (subtract the
-    per-pixel mean image stored in ``mean_image``, warped to the input size, then divide by ``std``).
-    ``max_pixels`` rejects larger images from their header. ``reduced_decode`` lets large JPEGs be decoded
-    at 1/2, 1/4 or 1/8 scale when that still leaves enough pixels for the view.
-    """
-
-    resize_size: int = 256
-    crop_size: int = 224
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    interpolation: str = "bilinear"
-    train_crop: str = "random"
-    flip: bool = True
-    lighting_std: float = 0.1
-    eigval: tuple[float, float, float] = IMAGENET_EIGVAL
-    eigvec: tuple[tuple[float, float, float], ...] = IMAGENET_EIGVEC
-    normalization: str = "channel"
-    mean_image: Optional[str] = None
-    max_pixels: int = 89_478_485
-    reduced_decode: bool = True
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not 0 < self.crop_size <= self.resize_size:
-            problems.append(f"need 0 < crop_size <= resize_size; got {self.crop_size}, {self.resize_size}")
-        if self.interpolation not in INTERPOLATIONS:
-            problems.append(f"interpolation must be one of {list(INTERPOLATIONS)}; got {self.interpolation!r}")
-        if self.train_crop not in TRAIN_CROPS:
-            problems.append(f"train_crop must be one of {list(TRAIN_CROPS)}; got {self.train_crop!r}")
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            problems.append(f"mean and std need 3 values each, std > 0; got {self.mean}, {self.std}")
-        if self.lighting_std < 0 or len(self.eigval) != 3 or [len(v) for v in self.eigvec] != [3, 3, 3]:
-            problems.append("lighting_std must be >= 0, eigval 3 values and eigvec 3 rows of 3")
-        if self.normalization not in NORMALIZATIONS:
-            problems.append(f"normalization must be one of {list(NORMALIZATIONS)}; got {self.normalization!r}")
-        if self.normalization == "mean_image" and not self.mean_image:
-            problems.append("normalization=mean_image needs mean_image (a file from `python -m spp_cls.data.stats`)")
-        if self.max_pixels < 1:
-            problems.append(f"max_pixels must be >= 1; got {self.max_pixels}")
-        if problems:
-            raise ValueError("; ".join(problems))
-
-    def decode_short_side(self, size: int) -> Optional[int]:
-        """Short side the decoded image needs so that a ``size`` view keeps full resolution."""
-        if not self.reduced_decode:
-            return None
-        return math.ceil(self.resize_size * size / self.crop_size)
-
-
-def square_box(height: int, width: int, settings: PipelineSettings, position: str, rng: Optional[random.Random] = None) -> tuple[int, int, int]:
+def square_box(height: int, width: int, settings: DataConfig, position: str, rng: Optional[random.Random] = None) -> tuple[int, int, int]:
     """(top, left, side) in decoded-image pixels of the ``crop_size`` square of the image resized to
     ``resize_size``, at ``position`` (``random`` draws it, ``center`` or one of the four corners)."""
     scale = settings.resize_size / min(height, width)
@@ -136,7 +70,7 @@ def resize_short_side(image: torch.Tensor, short: int, interpolation: str = "bil
     return F.interpolate(region, size=size, mode=interpolation, antialias=True)[0]
 
 
-def lighting_offset(settings: PipelineSettings, rng: random.Random) -> torch.Tensor:
+def lighting_offset(settings: DataConfig, rng: random.Random) -> torch.Tensor:
     """AlexNet's colour lighting: the RGB offset eigvec @ (alpha * eigval), alpha ~ N(0, lighting_std)."""
     if settings.lighting_std == 0:
         return torch.zeros(3)
@@ -148,7 +82,7 @@ class TrainView:
     """The paper's training view of a decoded image: a square at a random (or one of five) position(s),
     resized to the epoch's input size, flipped with probability 1/2, plus its lighting offset."""
 
-    def __init__(self, settings: PipelineSettings) -> None:
+    def __init__(self, settings: DataConfig) -> None:
         self.settings = settings
 
     def decode_short_side(self, size: int) -> Optional[int]:
@@ -168,7 +102,7 @@ class TrainView:
 class CenterView:
     """The 1-view evaluation pipeline: the center ``crop_size`` square of the image resized to ``resize_size``."""
 
-    def __init__(self, settings: PipelineSettings) -> None:
+    def __init__(self, settings: DataConfig) -> None:
         self.settings = settings
 
     def decode_short_side(self, size: int) -> Optional[int]:

@@ -31,18 +31,19 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Callable, Iterator, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
-from spp_cls.data.transforms import FIVE_POSITIONS, CenterView, PipelineSettings, resample_square, resize_short_side, square_box
+from spp_cls.data.config import DataConfig
+from spp_cls.data.transforms import FIVE_POSITIONS, CenterView, resample_square, resize_short_side, square_box
+from spp_cls.evaluation.config import ProtocolConfig
 from spp_cls.evaluation.multiview import FeatureMapViews
 from spp_cls.evaluation.windows import LAYOUTS, MAPPINGS
 
 Images = Union[torch.Tensor, list]
-PAPER_SCALES = (224, 256, 300, 360, 448, 560)
 
 
 @contextmanager
@@ -61,27 +62,6 @@ def softmax(logits: torch.Tensor) -> torch.Tensor:
     return logits.softmax(dim=-1, dtype=torch.float32)
 
 
-@dataclass(frozen=True)
-class MultiviewSettings:
-    """``protocol.multiview.*``; sizes left as None follow the data's crop/resize sizes (paper's x crop/224)."""
-
-    scales: Optional[tuple[int, ...]] = None
-    layout: str = "eighteen"
-    window: Optional[int] = None
-    mapping: str = "paper"
-    full_views: bool = True
-    chunk_views: int = 512
-    chunk_pixels: int = 4_000_000
-
-    def resolved_scales(self, crop_size: int) -> tuple[int, ...]:
-        return self.scales or tuple(round(s * crop_size / 224) for s in PAPER_SCALES)
-
-
-@dataclass(frozen=True)
-class ProtocolSettings:
-    multiview: MultiviewSettings = field(default_factory=MultiviewSettings)
-
-
 class TestProtocol(ABC):
     """One way of testing a classifier on an image."""
 
@@ -89,9 +69,9 @@ class TestProtocol(ABC):
     needs_spp: bool = False
     __test__ = False  # not a pytest test class
 
-    def __init__(self, settings: PipelineSettings, options: ProtocolSettings = ProtocolSettings()) -> None:
+    def __init__(self, settings: DataConfig, options: Optional[ProtocolConfig] = None) -> None:
         self.settings = settings
-        self.options = options
+        self.options = options or ProtocolConfig()
 
     def check_model(self, model: nn.Module, model_name: str) -> None:
         """Refuse a model the protocol cannot test (the full-image protocols need SPP)."""
@@ -125,7 +105,7 @@ class CenterCrop(TestProtocol):
 class TenCropView:
     """The 5 squares (center, corners) of the resized image and their mirrors: (10, 3, crop, crop) uint8."""
 
-    def __init__(self, settings: PipelineSettings) -> None:
+    def __init__(self, settings: DataConfig) -> None:
         self.settings = settings
 
     def decode_short_side(self, size: int) -> Optional[int]:
@@ -155,7 +135,7 @@ class TenView(TestProtocol):
 class ScalesView:
     """The whole image at each short side of ``scales``: a list of uint8 tensors (``as_list``) or one tensor."""
 
-    def __init__(self, settings: PipelineSettings, scales: Sequence[int], as_list: bool = True) -> None:
+    def __init__(self, settings: DataConfig, scales: Sequence[int], as_list: bool = True) -> None:
         self.settings, self.scales, self.as_list = settings, tuple(scales), as_list
 
     def decode_short_side(self, size: int) -> Optional[int]:
@@ -219,9 +199,9 @@ class MultiView(TestProtocol):
     name = "multiview"
     needs_spp = True
 
-    def __init__(self, settings: PipelineSettings, options: ProtocolSettings = ProtocolSettings()) -> None:
+    def __init__(self, settings: DataConfig, options: Optional[ProtocolConfig] = None) -> None:
         super().__init__(settings, options)
-        mv = options.multiview
+        mv = self.options.multiview
         if mv.layout not in LAYOUTS or mv.mapping not in MAPPINGS:
             raise ValueError(f"protocol.multiview: layout must be one of {sorted(LAYOUTS)} and mapping one of "
                              f"{list(MAPPINGS)}; got {mv.layout!r}, {mv.mapping!r}")
@@ -277,7 +257,8 @@ class MultiView96(MultiView):
 
     name = "multiview_96"
 
-    def __init__(self, settings: PipelineSettings, options: ProtocolSettings = ProtocolSettings()) -> None:
+    def __init__(self, settings: DataConfig, options: Optional[ProtocolConfig] = None) -> None:
+        options = options or ProtocolConfig()
         super().__init__(settings, replace(options, multiview=replace(options.multiview, full_views=False)))
 
 
@@ -289,8 +270,9 @@ class MultiView18(MultiView):
 
     name = "multiview_18"
 
-    def __init__(self, settings: PipelineSettings, options: ProtocolSettings = ProtocolSettings()) -> None:
-        one_scale = replace(options.multiview, scales=(settings.resize_size,), full_views=False)
+    def __init__(self, settings: DataConfig, options: Optional[ProtocolConfig] = None) -> None:
+        options = options or ProtocolConfig()
+        one_scale = replace(options.multiview, scales=[settings.resize_size], full_views=False)
         super().__init__(settings, replace(options, multiview=one_scale))
 
 
@@ -299,7 +281,7 @@ PROTOCOLS: dict[str, type[TestProtocol]] = {
 }
 
 
-def build_protocol(name: str, settings: PipelineSettings, options: ProtocolSettings = ProtocolSettings()) -> TestProtocol:
+def build_protocol(name: str, settings: DataConfig, options: Optional[ProtocolConfig] = None) -> TestProtocol:
     """Instantiate a protocol by name, with an error that lists the known ones."""
     if name not in PROTOCOLS:
         raise ValueError(f"unknown test protocol {name!r}; choose from {sorted(PROTOCOLS)}")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from spp_cls.lightning.datamodule import ImageFolderDataModule
+from spp_cls.lightning.datamodule import ClassificationDataModule
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class EpochSummary(pl.Callback):
 def _report_skips(trainer: pl.Trainer, splits: tuple[str, ...]) -> None:
     """Log the data module's per-epoch report of unreadable inputs (every process logs its own)."""
     datamodule = trainer.datamodule
-    if not isinstance(datamodule, ImageFolderDataModule):
+    if not isinstance(datamodule, ClassificationDataModule):
         return
     for split in splits:
         report = datamodule.end_epoch_report(split)

@@ -1,4 +1,5 @@
-"""Lightning data module for class folders and WebDataset shards (ImageNet and the embedded data set).
+"""Lightning data module for image classification from class folders or WebDataset shards (ImageNet and the
+embedded data set), configured by ``data.*`` (``spp_cls.data.config.DataConfig``).
 
 ``batch_size`` is global: each of the trainer's ``world_size`` processes loads ``batch_size / world_size``
 images per step, and a batch size that does not divide fails at setup with a message naming both numbers.
@@ -23,13 +24,13 @@ cache nothing is listed in ``prepare_data``: each process lists for itself in ``
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
+from spp_cls.data.config import DataConfig
 from spp_cls.data.folder import (
     SkippingImageFolder, collate_skipping, compare_classes, list_class_folder_files, list_classes, list_flat_names,
     write_class_index,
@@ -41,95 +42,79 @@ from spp_cls.data.sampling import RankSplitSampler, ScheduledBatchSampler, mix_s
 from spp_cls.data.shard_manifest import ShardManifest, load_manifest
 from spp_cls.data.shards import ShardStream
 from spp_cls.data.skips import SkipTracker
-from spp_cls.data.synthetic import SyntheticSpec, ensure_synthetic_dataset
+from spp_cls.data.synthetic import ensure_synthetic_dataset
 from spp_cls.data.synthetic_shards import ensure_synthetic_shards
-from spp_cls.data.transforms import CenterView, PipelineSettings, TrainView
+from spp_cls.data.transforms import CenterView, TrainView
 from spp_cls.data.val_labels import list_flat_split
 from spp_cls.lightning.position import training_position
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("folders", "shards")
-
-
 class DataSetupError(ValueError):
     """The data cannot be used as configured (layout, labels, class index, shards); the message says why."""
 
 
-@dataclass(frozen=True)
-class SourceSettings:
-    """Where the images come from and how they are scheduled (the non-image part of ``data.*``).
-
-    ``format``: ``folders`` (``root/<split>/<class>/<image>``) or ``shards`` (``root`` holds a shard manifest).
-    ``train_sizes``/``size_schedule``: multi-size training (None: ``[crop_size]``). ``val_labels`` /
-    ``val_label_map``: a flat validation folder and its labels. ``list_cache_dir``: cache of file lists.
-    ``synthetic_folder``: for shards of the embedded set, where its class folders are generated.
-    """
-
-    format: str = "folders"
-    train_sizes: Optional[tuple[int, ...]] = None
-    size_schedule: str = "alternate"
-    seed: int = 0
-    val_labels: Optional[str] = None
-    val_label_map: Optional[str] = None
-    list_cache_dir: Optional[str] = None
-    max_skip_fraction: float = 0.001
-    shuffle_buffer: int = 2000
-    shard_size: int = 1000
-    allow_pipe: bool = False
-    synthetic_folder: Optional[str] = None
+#: names under which earlier versions saved the data module's state in checkpoints (Lightning keys it by the class
+#: name): ``ImageFolderDataModule`` until it was renamed for serving shards as well as folders
+LEGACY_STATE_KEYS = ("ImageFolderDataModule",)
 
 
-class ImageFolderDataModule(pl.LightningDataModule):
-    """Train/val splits of class folders or shards; the embedded data set is generated first if ``synthetic``.
+def saved_datamodule_state(checkpoint: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """The data module's state in a checkpoint, under its current name or an earlier one (None if absent)."""
+    for key in (ClassificationDataModule.__qualname__, *LEGACY_STATE_KEYS):
+        state = checkpoint.get(key)
+        if isinstance(state, dict):
+            return state
+    return None
+
+
+def adopt_legacy_state(checkpoint: dict[str, Any]) -> None:
+    """Put a data module state saved under an earlier class name where Lightning looks for it now, so that a run
+    resumed from an older checkpoint still checks its class index against the data."""
+    state = saved_datamodule_state(checkpoint)
+    if state is not None:
+        checkpoint.setdefault(ClassificationDataModule.__qualname__, state)
+
+
+class ClassificationDataModule(pl.LightningDataModule):
+    """Train/val/test splits of an image classification set, from class folders or WebDataset shards
+    (``config.format``); the embedded data set is generated first if ``config.synthetic`` is set.
 
     Args:
-        root: data set folder (class folders) or shard folder/URL (shards).
-        num_classes: expected number of classes.
-        batch_size: global batch size (all devices together).
-        num_workers: loader processes per device.
-        pin_memory: page-locked batches (None: when training on a GPU).
-        pipeline: image sizes, augmentation and normalisation.
-        synthetic: if set, the data are a cache generated (or rebuilt) from this spec on first use.
-        train_split, val_split: split folder names.
+        config: the run's ``data.*`` (root, class count, global batch size, pipeline, format, label files,
+            caches and limits).
+        num_workers: loader processes per device (``config.num_workers`` resolved for this machine; None:
+            ``config.num_workers``, which must then be a number).
+        seed: the run's seed: the multi-size schedule, the shuffling and the augmentation draw from it.
         test_view: the view of the test loader (a test protocol's); the center crop by default.
-        source: format, multi-size schedule, label files, caches and limits.
         class_index: the class index to use (e.g. saved in a checkpoint) instead of the training classes.
     """
 
     def __init__(
         self,
-        root: str | Path,
-        num_classes: int,
-        batch_size: int,
-        num_workers: int,
-        pipeline: PipelineSettings,
-        pin_memory: Optional[bool] = None,
-        synthetic: Optional[SyntheticSpec] = None,
-        train_split: str = "train",
-        val_split: str = "val",
+        config: DataConfig,
+        num_workers: Optional[int] = None,
+        seed: int = 0,
         test_view: Optional[Callable] = None,
-        source: SourceSettings = SourceSettings(),
         class_index: Optional[Sequence[str]] = None,
     ) -> None:
         super().__init__()
-        if source.format not in FORMATS:
-            raise ValueError(f"data format must be one of {list(FORMATS)}; got {source.format!r}")
-        self.root = str(Path(root).expanduser()) if "://" not in str(root) and not str(root).startswith("pipe:") else str(root)
-        self.num_classes = num_classes
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        self.pipeline = pipeline
-        self.synthetic = synthetic
-        self.train_split, self.val_split = train_split, val_split
-        self.test_view = test_view or CenterView(pipeline)
-        self.source = source
-        self.train_sizes = tuple(source.train_sizes or (pipeline.crop_size,))
+        root = str(config.root)
+        self.root = str(Path(root).expanduser()) if "://" not in root and not root.startswith("pipe:") else root
+        self.config = config
+        self.num_classes = config.num_classes
+        self.batch_size = config.batch_size
+        self.pin_memory = config.pin_memory
+        self.num_workers = int(config.num_workers if num_workers is None else num_workers)
+        self.seed = seed
+        self.synthetic = config.synthetic
+        self.train_split, self.val_split = config.train_split, config.val_split
+        self.test_view = test_view or CenterView(config)
+        self.train_sizes = tuple(config.train_sizes)
         self.classes: list[str] = list(class_index) if class_index is not None else []
         self.datasets: dict[str, Any] = {}
         self.skips: dict[str, SkipTracker] = {}
-        self.normalizer = BatchNormalizer(pipeline)
+        self.normalizer = BatchNormalizer(config)
         self._manifest: Optional[ShardManifest] = None
 
     # ------------------------------------------------------------------------------------- preparation
@@ -138,7 +123,7 @@ class ImageFolderDataModule(pl.LightningDataModule):
         into the file-list cache (see the module docstring for who runs this and why)."""
         if self.synthetic is not None:
             self._prepare_synthetic()
-        if self.source.format == "folders" and self._list_cache() is not None:
+        if self.config.format == "folders" and self._list_cache() is not None:
             try:
                 self._list_into_cache()
             except (FileNotFoundError, ValueError) as err:
@@ -146,21 +131,21 @@ class ImageFolderDataModule(pl.LightningDataModule):
 
     def _prepare_synthetic(self) -> None:
         assert self.synthetic is not None
-        if self.source.format == "folders":
+        if self.config.format == "folders":
             ensure_synthetic_dataset(self.root, self.synthetic)
             return
-        if self.source.synthetic_folder is None:
+        if self.config.synthetic_folder is None:
             raise DataSetupError("data.synthetic_folder is required for the embedded data set as shards")
         world, _ = self._world()
         try:
-            ensure_synthetic_shards(Path(self.source.synthetic_folder).expanduser(), Path(self.root), self.synthetic,
-                                    self.source.shard_size, (self.train_split, self.val_split),
+            ensure_synthetic_shards(Path(self.config.synthetic_folder).expanduser(), Path(self.root), self.synthetic,
+                                    self.config.shard_size, (self.train_split, self.val_split),
                                     readers=world * max(1, self.num_workers))
         except ConversionError as err:
             raise DataSetupError(f"data.root={self.root}: {err}") from err
 
     def _list_cache(self) -> Optional[Path]:
-        return Path(self.source.list_cache_dir).expanduser() if self.source.list_cache_dir else None
+        return Path(self.config.list_cache_dir).expanduser() if self.config.list_cache_dir else None
 
     def _stage(self) -> str:
         """The stage the trainer is preparing for (``fit`` without a trainer, as in a plain script)."""
@@ -176,7 +161,7 @@ class ImageFolderDataModule(pl.LightningDataModule):
         splits = [self.train_split, self.val_split] if stage == "fit" else [self.val_split] if stage in ("validate", "test") else []
         for split in splits:
             split_dir = Path(self.root) / split
-            if split == self.val_split and self.source.val_labels:
+            if split == self.val_split and self.config.val_labels:
                 list_flat_names(split_dir, cache)
             else:
                 list_class_folder_files(split_dir, list_classes(split_dir), cache)
@@ -213,16 +198,16 @@ class ImageFolderDataModule(pl.LightningDataModule):
     def _folder_split(self, split: str) -> list[tuple[str, int]]:
         split_dir = Path(self.root) / split
         cache = self._list_cache()
-        if split == self.val_split and self.source.val_labels:
-            return list_flat_split(split_dir, Path(self.source.val_labels).expanduser(), self.classes,
-                                   self.source.val_label_map, cache)
+        if split == self.val_split and self.config.val_labels:
+            return list_flat_split(split_dir, Path(self.config.val_labels).expanduser(), self.classes,
+                                   self.config.val_label_map, cache)
         compare_classes(self.classes, list_classes(split_dir), "the class index", str(split_dir))
         return list_class_folder_files(split_dir, self.classes, cache)
 
     def _folder_dataset(self, split: str, view: Callable) -> SkippingImageFolder:
         return SkippingImageFolder(
-            Path(self.root) / split, view, size=self.pipeline.crop_size, classes=self.classes,
-            samples=self._folder_split(split), max_pixels=self.pipeline.max_pixels,
+            Path(self.root) / split, view, size=self.config.crop_size, classes=self.classes,
+            samples=self._folder_split(split), max_pixels=self.config.max_pixels,
         )
 
     def _shard_stream(self, split: str, view: Callable, train: bool) -> ShardStream:
@@ -230,10 +215,10 @@ class ImageFolderDataModule(pl.LightningDataModule):
         world, rank = self._world()
         return ShardStream(
             self._manifest.split(split), view, self.per_device_batch_size(), train=train,
-            sizes=self.train_sizes, schedule=self.source.size_schedule, seed=self.source.seed,
-            eval_size=self.pipeline.crop_size, world_size=world, rank=rank, num_workers=self.num_workers,
-            shuffle_buffer=self.source.shuffle_buffer, max_pixels=self.pipeline.max_pixels,
-            allow_pipe=self.source.allow_pipe,
+            sizes=self.train_sizes, schedule=self.config.size_schedule, seed=self.seed,
+            eval_size=self.config.crop_size, world_size=world, rank=rank, num_workers=self.num_workers,
+            shuffle_buffer=self.config.shuffle_buffer, max_pixels=self.config.max_pixels,
+            allow_pipe=self.config.allow_pipe,
         )
 
     def setup(self, stage: Optional[str] = None) -> None:
@@ -246,20 +231,20 @@ class ImageFolderDataModule(pl.LightningDataModule):
 
     def _setup(self, stage: Optional[str]) -> None:
         fitting = stage in (None, "fit")
-        if self.source.format == "shards":
+        if self.config.format == "shards":
             self._manifest = load_manifest(self.root)
             self._resolve_classes(list(self._manifest.classes), f"{self.root}/manifest.json")
         else:
             train_dir = Path(self.root) / self.train_split
             if fitting or not self.classes:
                 self._resolve_classes(list_classes(train_dir), str(train_dir))
-        views = {"train": TrainView(self.pipeline), "val": CenterView(self.pipeline), "test": self.test_view}
+        views = {"train": TrainView(self.config), "val": CenterView(self.config), "test": self.test_view}
         wanted = {"train": fitting, "val": stage in (None, "fit", "validate"), "test": stage in (None, "test")}
         for name, needed in wanted.items():
             if not needed:
                 continue
             split = self.train_split if name == "train" else self.val_split
-            if self.source.format == "shards":
+            if self.config.format == "shards":
                 self.datasets[name] = self._shard_stream(split, views[name], train=name == "train")
             else:
                 self.datasets[name] = self._folder_dataset(split, views[name])
@@ -282,14 +267,14 @@ class ImageFolderDataModule(pl.LightningDataModule):
         dataset = self.datasets[name]
         world, rank = self._world()
         common: dict[str, Any] = dict(num_workers=self.num_workers, pin_memory=self._pin(), epoch_fn=self._epoch,
-                                      generator=loader_generator(mix_seed("loader", self.source.seed, name, rank)))
+                                      generator=loader_generator(mix_seed("loader", self.seed, name, rank)))
         if isinstance(dataset, ShardStream):
             expected = len(dataset) * dataset.batch_size if name == "train" else self.split_size(name) // world
             loader = EpochAwareDataLoader(dataset, batch_size=None, persistent_workers=False, **common)
         elif name == "train":
             sampler = ScheduledBatchSampler(
-                dataset, self.per_device_batch_size(), self.train_sizes, self.source.size_schedule,
-                self.source.seed, num_replicas=world, rank=rank,
+                dataset, self.per_device_batch_size(), self.train_sizes, self.config.size_schedule,
+                self.seed, num_replicas=world, rank=rank,
             )
             expected = len(sampler) * sampler.batch_size
             loader = ResumableDataLoader(dataset, batch_sampler=sampler, collate_fn=collate_skipping,
@@ -299,7 +284,7 @@ class ImageFolderDataModule(pl.LightningDataModule):
             expected = len(sampler)
             loader = EpochAwareDataLoader(dataset, batch_size=self.per_device_batch_size(), sampler=sampler,
                                           collate_fn=collate_skipping, persistent_workers=self.num_workers > 0, **common)
-        self.skips[name] = SkipTracker(name, max(1, expected), self.source.max_skip_fraction, deferred=world > 1)
+        self.skips[name] = SkipTracker(name, max(1, expected), self.config.max_skip_fraction, deferred=world > 1)
         return loader
 
     def train_dataloader(self) -> DataLoader:

@@ -21,6 +21,7 @@ from torchmetrics import MeanMetric, Metric, SumMetric
 
 from spp_cls.evaluation.metrics import TopKError
 from spp_cls.evaluation.protocols import TestProtocol
+from spp_cls.lightning.datamodule import adopt_legacy_state
 from spp_cls.lightning.optim import build_optimization
 from spp_cls.models import create_classifier
 
@@ -252,6 +253,11 @@ class SppClassifier(pl.LightningModule):
         if self.kept_scores is not None:
             self.kept_scores.append((scores.detach().cpu(), batch["target"].detach().cpu()))
         self._log_split("test", scores, batch)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Lightning restores the module before the data module, from the same dict: a data module state saved
+        under the data module's earlier name is moved to where Lightning looks for it."""
+        adopt_legacy_state(checkpoint)
 
     def configure_optimizers(self) -> dict[str, Any]:
         return build_optimization(self.model.parameters(), self.hparams.optim, self.hparams.lr, MONITOR)

@@ -1,4 +1,5 @@
-"""Config -> Trainer: settings that contradict each other are resolved by name, with a message."""
+"""Config -> objects: settings that contradict each other are resolved by name, with a message; the layers
+receive the composed nodes as their own config classes."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from spp_cls.cli.builders import build_trainer
+from spp_cls.cli.builders import as_config, build_trainer
+from spp_cls.data.config import DataConfig
+from spp_cls.data.synthetic import SyntheticSpec
+from spp_cls.evaluation.config import MultiviewConfig, ProtocolConfig
 from spp_cls.lightning.data_quality import DataQualityGuard
 from tests.config.test_validation import compose_train
 
@@ -30,3 +35,25 @@ def test_every_trainer_enforces_the_skip_limit_before_the_epoch_summary_resets_i
     trainer = build_trainer(compose_train("trainer.accelerator=cpu", f"paths.output_dir={tmp_path}", "logger=none"))
     names = [type(c).__name__ for c in trainer.callbacks]
     assert isinstance(trainer.callbacks[0], DataQualityGuard) and names.index("EpochSummary") > 0
+
+
+def test_the_layers_receive_the_composed_config_nodes_as_their_schema_objects(tmp_path: Path) -> None:
+    """One declaration per setting: ``data`` and ``protocol`` become the data and evaluation layers' own config
+    classes by one generic conversion, every value carried over, interpolations resolved."""
+    cfg = compose_train(f"paths.cache_dir={tmp_path}", "data.crop_size=96", "data.resize_size=110",
+                        "protocol.multiview.layout=ten")
+    data = as_config(cfg.data, DataConfig)
+    assert isinstance(data, DataConfig) and isinstance(data.synthetic, SyntheticSpec)
+    assert data.root == f"{tmp_path}/synthetic" and data.crop_size == 96 and data.train_sizes == [96]
+    assert OmegaConf.to_container(OmegaConf.structured(data)) == OmegaConf.to_container(cfg.data, resolve=True)
+    protocol = as_config(cfg.protocol, ProtocolConfig)
+    assert isinstance(protocol.multiview, MultiviewConfig) and protocol.multiview.layout == "ten"
+    assert as_config(data, DataConfig) is data
+
+
+def test_a_saved_data_section_without_newer_keys_still_builds() -> None:
+    """A checkpoint's saved (resolved) run config from before a data key existed: the schema's default fills it in."""
+    saved = OmegaConf.to_container(compose_train("data=imagenet", "data.root=/data").data, resolve=True)
+    del saved["max_skip_fraction"]
+    data = as_config(saved, DataConfig)
+    assert data.max_skip_fraction == DataConfig().max_skip_fraction and data.root == "/data"

@@ -7,7 +7,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from spp_cls.checkpointing import CheckpointError
-from spp_cls.cli.evaluate import load_weights, merge_saved_config
+from spp_cls.cli.evaluate import merge_saved_config
+from spp_cls.lightning.weights import load_weights
 from spp_cls.config import register_configs
 from spp_cls.lightning import SppClassifier
 from tests.helpers import REPO

@@ -23,10 +23,11 @@ from spp_cls.data.folder import (
     list_classes,
     list_flat_names,
 )
-from spp_cls.data.transforms import CenterView, PipelineSettings
+from spp_cls.data.config import DataConfig
+from spp_cls.data.transforms import CenterView
 from tests.data import bad_images
 
-SETTINGS = PipelineSettings(resize_size=73, crop_size=64)
+SETTINGS = DataConfig(resize_size=73, crop_size=64)
 
 
 def test_bad_files_are_converted_or_skipped_and_named(tiny_data: Path, tmp_path: Path) -> None:

@@ -10,16 +10,16 @@ import torch
 import torch.nn.functional as F
 
 from spp_cls.data.normalize import MEAN_IMAGE_CACHE, BatchNormalizer
-from spp_cls.data.transforms import PipelineSettings
+from spp_cls.data.config import DataConfig
 
 
-def mean_image_settings(tmp_path: Path) -> PipelineSettings:
+def mean_image_settings(tmp_path: Path) -> DataConfig:
     mean = np.random.default_rng(0).random((3, 12, 16), dtype=np.float32)
     np.savez(tmp_path / "stats.npz", mean_image=mean)
-    return PipelineSettings(normalization="mean_image", mean_image=str(tmp_path / "stats.npz"), std=(1.0, 1.0, 1.0))
+    return DataConfig(normalization="mean_image", mean_image=str(tmp_path / "stats.npz"), std=(1.0, 1.0, 1.0))
 
 
-def expected(settings: PipelineSettings, images: torch.Tensor) -> torch.Tensor:
+def expected(settings: DataConfig, images: torch.Tensor) -> torch.Tensor:
     mean = torch.from_numpy(np.load(settings.mean_image)["mean_image"])[None]
     mean = F.interpolate(mean, size=images.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
     return images.float() / 255 - mean

@@ -18,9 +18,10 @@ from spp_cls.data.folder import SkippingImageFolder, collate_skipping, list_clas
 from spp_cls.data.make_shards import Settings, convert
 from spp_cls.data.shard_manifest import load_manifest
 from spp_cls.data.shards import ShardStream
-from spp_cls.data.transforms import CenterView, PipelineSettings, TrainView
+from spp_cls.data.config import DataConfig
+from spp_cls.data.transforms import CenterView, TrainView
 
-SETTINGS = PipelineSettings(resize_size=73, crop_size=64)
+SETTINGS = DataConfig(resize_size=73, crop_size=64)
 
 
 @pytest.fixture(scope="module")

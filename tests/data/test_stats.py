@@ -14,9 +14,10 @@ from PIL import Image
 from spp_cls.data.folder import SkippingImageFolder, list_class_folder_files, list_classes
 from spp_cls.data.normalize import load_mean_image
 from spp_cls.data.stats import compute_stats, main, save_stats
-from spp_cls.data.transforms import CenterView, PipelineSettings, lighting_offset
+from spp_cls.data.config import DataConfig
+from spp_cls.data.transforms import CenterView, lighting_offset
 
-SETTINGS = PipelineSettings(resize_size=73, crop_size=64)
+SETTINGS = DataConfig(resize_size=73, crop_size=64)
 SMALL = ["--resize-size", "73", "--crop-size", "64"]
 
 
@@ -49,7 +50,7 @@ def test_two_colour_mixture_statistics_are_analytic(red_blue: Path) -> None:
     for key in ("mean", "std", "eigval", "eigvec"):
         assert stats[key].dtype == np.float32
     # The lighting, fed these figures, only moves colours along red - blue (the eigvec convention it reads).
-    settings = PipelineSettings(eigval=tuple(stats["eigval"].tolist()), eigvec=tuple(map(tuple, stats["eigvec"].tolist())))
+    settings = DataConfig(eigval=tuple(stats["eigval"].tolist()), eigvec=tuple(map(tuple, stats["eigvec"].tolist())))
     offset = lighting_offset(settings, random.Random(3)).numpy()
     assert abs(offset[0]) > 1e-3 and abs(offset[1]) < 1e-6 and offset[0] == pytest.approx(-offset[2], abs=1e-6)
 

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from spp_cls.data.normalize import BatchNormalizer
-from spp_cls.data.transforms import CenterView, PipelineSettings, TrainView, lighting_offset, square_box
+from spp_cls.data.config import DataConfig
+from spp_cls.data.transforms import CenterView, TrainView, lighting_offset, square_box
 
-SETTINGS = PipelineSettings(resize_size=256, crop_size=224)
+SETTINGS = DataConfig(resize_size=256, crop_size=224)
 
 
 def _image(height: int = 300, width: int = 400) -> torch.Tensor:
@@ -58,7 +59,7 @@ def test_square_box_positions_cover_the_whole_image() -> None:
 
 
 def test_five_position_mode_uses_only_center_and_corners() -> None:
-    settings = PipelineSettings(train_crop="five", flip=False, lighting_std=0.0)
+    settings = DataConfig(train_crop="five", flip=False, lighting_std=0.0)
     image, view = _image(), TrainView(settings)
     center = CenterView(settings)(image, 224)["image"]
     crops = [view(image, 224, random.Random(s))["image"] for s in range(40)]
@@ -68,17 +69,17 @@ def test_five_position_mode_uses_only_center_and_corners() -> None:
 
 
 def test_lighting_follows_the_eigen_decomposition() -> None:
-    settings = PipelineSettings(eigval=(1.0, 0.0, 0.0), eigvec=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)))
+    settings = DataConfig(eigval=(1.0, 0.0, 0.0), eigvec=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)))
     offsets = torch.stack([lighting_offset(settings, random.Random(s)) for s in range(500)])
     assert offsets[:, 1:].abs().max() == 0  # only along the first eigenvector
     assert offsets[:, 0].std().item() == pytest.approx(0.1, rel=0.15)
-    assert lighting_offset(PipelineSettings(lighting_std=0.0), random.Random(0)).abs().sum() == 0
+    assert lighting_offset(DataConfig(lighting_std=0.0), random.Random(0)).abs().sum() == 0
 
 
 def test_normalizer_applies_lighting_and_mean_std() -> None:
     images = torch.full((2, 3, 4, 5), 255, dtype=torch.uint8)
     lighting = torch.tensor([[0.1, 0.0, 0.0], [0.0, 0.0, 0.0]])
-    out = BatchNormalizer(PipelineSettings(mean=(0.5, 0.5, 0.5), std=(0.5, 0.25, 0.5)))(images, lighting)
+    out = BatchNormalizer(DataConfig(mean=(0.5, 0.5, 0.5), std=(0.5, 0.25, 0.5)))(images, lighting)
     assert out.dtype == torch.float32 and out.shape == (2, 3, 4, 5)
     assert out[0, 0].unique().item() == pytest.approx((1.1 - 0.5) / 0.5)
     assert out[1, 1].unique().item() == pytest.approx((1.0 - 0.5) / 0.25)
@@ -92,9 +93,9 @@ def test_normalizer_warps_the_mean_image(tmp_path) -> None:
     mean = np.zeros((3, 8, 8), dtype=np.float32)
     mean[:, :, 4:] = 1.0  # right half bright
     np.savez(tmp_path / "stats.npz", mean_image=mean)
-    settings = PipelineSettings(normalization="mean_image", mean_image=str(tmp_path / "stats.npz"), std=(1.0, 1.0, 1.0))
+    settings = DataConfig(normalization="mean_image", mean_image=str(tmp_path / "stats.npz"), std=(1.0, 1.0, 1.0))
     out = BatchNormalizer(settings)(torch.full((1, 3, 16, 32), 255, dtype=torch.uint8))
     assert out.shape == (1, 3, 16, 32)
     assert out[0, :, :, :8].mean() == pytest.approx(1.0, abs=0.01) and out[0, :, :, -8:].mean() == pytest.approx(0.0, abs=0.01)
     with pytest.raises(ValueError, match="needs mean_image"):
-        PipelineSettings(normalization="mean_image")
+        DataConfig(normalization="mean_image")

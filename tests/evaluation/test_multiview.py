@@ -8,13 +8,14 @@ import random
 import pytest
 import torch
 
-from spp_cls.data.transforms import PipelineSettings
+from spp_cls.data.config import DataConfig
 from spp_cls.evaluation.multiview import features, pool_boxes
-from spp_cls.evaluation.protocols import MultiviewSettings, ProtocolSettings, build_protocol
+from spp_cls.evaluation.config import MultiviewConfig, ProtocolConfig
+from spp_cls.evaluation.protocols import build_protocol
 from spp_cls.evaluation.windows import Window, map_window
 from spp_cls.models import create_classifier
 
-SETTINGS = PipelineSettings(resize_size=73, crop_size=64)
+SETTINGS = DataConfig(resize_size=73, crop_size=64)
 
 
 def _model(arch: str = "zf5", spp: bool = True, seed: int = 0) -> torch.nn.Module:
@@ -74,7 +75,7 @@ def test_grid_aligned_window_matches_its_crop_best(arch: str) -> None:
     assert ((pooled - expected).norm() / expected.norm()).item() < 0.5
 
 
-def _batch(sizes: list[tuple[int, int]], protocol_name: str, options: ProtocolSettings) -> list:
+def _batch(sizes: list[tuple[int, int]], protocol_name: str, options: ProtocolConfig) -> list:
     protocol = build_protocol(protocol_name, SETTINGS, options)
     view = protocol.view()
     gen = torch.Generator().manual_seed(1)
@@ -90,7 +91,7 @@ def _normalised(images: object) -> object:
 
 @pytest.mark.parametrize("name", ["center", "ten_view", "full", "full_flip", "multiview"])
 def test_protocols_are_batch_size_invariant(name: str) -> None:
-    options = ProtocolSettings(MultiviewSettings(chunk_views=7, chunk_pixels=30_000))
+    options = ProtocolConfig(MultiviewConfig(chunk_views=7, chunk_pixels=30_000))
     model = _model()
     sizes = [(80, 100), (90, 70), (80, 100), (64, 64)]
     samples = [_normalised(s) for s in _batch(sizes, name, options)]
@@ -120,7 +121,7 @@ def test_ten_views_on_feature_maps_track_ten_crops() -> None:
     """Paper: 10 views on feature maps are within 0.1 % top-5 of 10 crops. Here, per image, the averaged
     scores of the two are close (window-aligned crops; an untrained but fixed model)."""
     model = _model()
-    options = ProtocolSettings(MultiviewSettings(scales=(73,), layout="ten", mapping="crop", full_views=False))
+    options = ProtocolConfig(MultiviewConfig(scales=[73], layout="ten", mapping="crop", full_views=False))
     sizes = [(73, 97), (97, 73), (73, 73), (73, 110)]
     crops = torch.stack([_normalised(s) for s in _batch(sizes, "ten_view", options)])
     maps = [_normalised(s) for s in _batch(sizes, "multiview", options)]

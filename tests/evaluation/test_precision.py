@@ -10,14 +10,15 @@ from contextlib import nullcontext
 import pytest
 import torch
 
-from spp_cls.data.transforms import PipelineSettings
+from spp_cls.data.config import DataConfig
 from spp_cls.evaluation.multiview import FeatureMapViews, pool_boxes
-from spp_cls.evaluation.protocols import PROTOCOLS, MultiviewSettings, ProtocolSettings, build_protocol
+from spp_cls.evaluation.config import MultiviewConfig, ProtocolConfig
+from spp_cls.evaluation.protocols import PROTOCOLS, build_protocol
 from spp_cls.evaluation.windows import window_positions
 from spp_cls.models import create_classifier
 
-SETTINGS = PipelineSettings(resize_size=73, crop_size=64)
-OPTIONS = ProtocolSettings(MultiviewSettings(scales=(64, 80), chunk_views=7, chunk_pixels=30_000))  # 2 scales: fast
+SETTINGS = DataConfig(resize_size=73, crop_size=64)
+OPTIONS = ProtocolConfig(MultiviewConfig(scales=[64, 80], chunk_views=7, chunk_pixels=30_000))  # 2 scales: fast
 SIZES = [(80, 100), (90, 70), (80, 100), (73, 73)]
 
 

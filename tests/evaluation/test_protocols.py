@@ -9,11 +9,12 @@ import torch
 from torchmetrics.classification import MulticlassAccuracy
 
 from spp_cls.data.folder import SkippingImageFolder
-from spp_cls.data.transforms import CenterView, PipelineSettings
+from spp_cls.data.config import DataConfig
+from spp_cls.data.transforms import CenterView
 from spp_cls.evaluation import PROTOCOLS, build_protocol
 from spp_cls.evaluation.metrics import TopKError
 
-SETTINGS = PipelineSettings(resize_size=73, crop_size=64)
+SETTINGS = DataConfig(resize_size=73, crop_size=64)
 
 
 def test_center_protocol_is_the_validation_view(tiny_data: Path) -> None:

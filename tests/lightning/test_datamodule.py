@@ -18,14 +18,14 @@ import torch
 from spp_cls.data import folder, val_labels
 from spp_cls.data.skips import DataQualityError
 from spp_cls.data.synthetic import SyntheticSpec, is_complete
-from spp_cls.data.transforms import PipelineSettings
-from spp_cls.lightning import ImageFolderDataModule
-from spp_cls.lightning.datamodule import DataSetupError, SourceSettings
+from spp_cls.data.config import DataConfig
+from spp_cls.lightning import ClassificationDataModule
+from spp_cls.lightning.datamodule import DataSetupError, saved_datamodule_state
+from spp_cls.lightning.module import SppClassifier
 from tests.data import bad_images
 from tests.data.imagenet_tree import Tree, make_tree
 from tests.data.test_val_labels import NoScanList
 
-SETTINGS = PipelineSettings(resize_size=73, crop_size=64)
 
 
 def fake_trainer(world: int = 1, rank: int = 0, epoch: int = 0, **state: bool) -> SimpleNamespace:
@@ -37,12 +37,20 @@ def fake_trainer(world: int = 1, rank: int = 0, epoch: int = 0, **state: bool) -
                            fit_loop=SimpleNamespace(epoch_progress=progress), **flags)
 
 
-def make(root: Path, batch_size: int = 8, workers: int = 0, **source: Any) -> ImageFolderDataModule:
-    return ImageFolderDataModule(root, num_classes=4, batch_size=batch_size, num_workers=workers, pipeline=SETTINGS,
-                                 source=SourceSettings(**source))
+def data_config(root: Path, **settings: Any) -> DataConfig:
+    """``data.*`` of the tests: 4 classes at 64 px (short side 73), one training size."""
+    values: dict[str, Any] = dict(name="tiny", root=str(root), num_classes=4, batch_size=8, resize_size=73, crop_size=64,
+                                  train_sizes=[64])
+    return DataConfig(**(values | settings))
 
 
-def epoch_batches(dm: ImageFolderDataModule, world: int, rank: int, epoch: int) -> list[dict[str, Any]]:
+def make(root: Path, batch_size: int = 8, workers: int = 0, seed: int = 0, class_index: list[str] | None = None,
+         **settings: Any) -> ClassificationDataModule:
+    return ClassificationDataModule(data_config(root, batch_size=batch_size, **settings), num_workers=workers, seed=seed,
+                                    class_index=class_index)
+
+
+def epoch_batches(dm: ClassificationDataModule, world: int, rank: int, epoch: int) -> list[dict[str, Any]]:
     dm.trainer = fake_trainer(world, rank, epoch)
     return list(dm.train_dataloader())
 
@@ -64,7 +72,7 @@ def test_multi_size_batches_agree_across_ranks_and_workers(tiny_data: Path) -> N
     """2 ranks x 2 persistent workers: one size per batch, per the epoch; the same batches when re-run."""
     sizes = {}
     for rank in (0, 1):
-        dm = make(tiny_data, batch_size=8, workers=2, train_sizes=(64, 48), seed=3)
+        dm = make(tiny_data, batch_size=8, workers=2, train_sizes=[64, 48], seed=3)
         dm.trainer = fake_trainer(2, rank)
         dm.setup("fit")
         loader_sizes = []
@@ -80,11 +88,11 @@ def test_multi_size_batches_agree_across_ranks_and_workers(tiny_data: Path) -> N
 
 def test_first_epoch_after_a_restart_uses_that_epochs_order(tiny_data: Path) -> None:
     """Lightning creates the first iterator before it calls set_epoch; the loader asks the trainer instead."""
-    dm = make(tiny_data, batch_size=8, train_sizes=(64, 48))
+    dm = make(tiny_data, batch_size=8, train_sizes=[64, 48])
     dm.trainer = fake_trainer()
     dm.setup("fit")
     reference = [b["target"].tolist() for b in epoch_batches(dm, 1, 0, 5)]
-    fresh = make(tiny_data, batch_size=8, train_sizes=(64, 48))
+    fresh = make(tiny_data, batch_size=8, train_sizes=[64, 48])
     fresh.trainer = fake_trainer(epoch=5)  # restored at epoch 5; no set_epoch call before iterating
     fresh.setup("fit")
     batches = list(fresh.train_dataloader())
@@ -106,7 +114,7 @@ def test_skip_threshold_names_the_fraction_and_files(tiny_data: Path, tmp_path: 
     bad = bad_images.write(root / "train" / "00_disk", bad_images.unreadable())
     bad_images.write(root / "train" / "01_square", bad_images.convertible())
 
-    def run_epoch(max_fraction: float) -> ImageFolderDataModule:
+    def run_epoch(max_fraction: float) -> ClassificationDataModule:
         dm = make(root, batch_size=74, max_skip_fraction=max_fraction)
         dm.trainer = fake_trainer(training=True)
         dm.setup("fit")
@@ -127,17 +135,16 @@ def test_class_index_is_checked_against_the_checkpoint(tiny_data: Path, tmp_path
     dm = make(tiny_data)
     dm.setup("fit")
     assert dm.state_dict() == {"classes": ["00_disk", "01_square", "02_triangle", "03_ring"]}
-    other = ImageFolderDataModule(tiny_data, num_classes=4, batch_size=4, num_workers=0, pipeline=SETTINGS,
-                                  class_index=["00_disk", "01_square", "02_triangle", "99_blob"])
+    other = make(tiny_data, batch_size=4, class_index=["00_disk", "01_square", "02_triangle", "99_blob"])
     with pytest.raises(DataSetupError, match=r"99_blob.*03_ring|03_ring.*99_blob"):
         other.setup("test")
     with pytest.raises(DataSetupError, match="data.num_classes=7"):
-        ImageFolderDataModule(tiny_data, num_classes=7, batch_size=4, num_workers=0, pipeline=SETTINGS).setup("fit")
+        make(tiny_data, batch_size=4, num_classes=7).setup("fit")
 
 
 def test_prepare_data_generates_the_synthetic_set(tmp_path: Path) -> None:
     spec = SyntheticSpec(num_classes=4, train_per_class=2, val_per_class=1, min_short_side=64, max_short_side=70)
-    dm = ImageFolderDataModule(tmp_path / "gen", num_classes=4, batch_size=4, num_workers=0, pipeline=SETTINGS, synthetic=spec)
+    dm = make(tmp_path / "gen", batch_size=4, synthetic=spec)
     dm.prepare_data()
     assert is_complete(tmp_path / "gen", spec)
     dm.setup("validate")
@@ -147,8 +154,7 @@ def test_prepare_data_generates_the_synthetic_set(tmp_path: Path) -> None:
 @pytest.mark.parametrize("setting, pinned", [(None, False), (True, True), (False, False)])
 def test_pin_memory_follows_the_setting(tiny_data: Path, setting: bool | None, pinned: bool) -> None:
     """null pins only for a GPU (this fake trainer's device is the CPU); true/false decide."""
-    dm = ImageFolderDataModule(tiny_data, num_classes=4, batch_size=4, num_workers=0, pipeline=SETTINGS,
-                               pin_memory=setting)
+    dm = make(tiny_data, batch_size=4, pin_memory=setting)
     dm.trainer = fake_trainer(training=True)
     dm.setup("fit")
     assert dm.train_dataloader().pin_memory is pinned
@@ -229,9 +235,8 @@ def test_setup_at_imagenet_scale_is_linear_and_labels_right(imagenet_tree: Tree,
     monkeypatch.setattr(val_labels, "list_flat_names", lambda *args: NoScanList(real_list(*args)))
     cache = tmp_path / "file-lists"
 
-    def start() -> ImageFolderDataModule:
-        dm = ImageFolderDataModule(tree.root, num_classes=1000, batch_size=8, num_workers=0, pipeline=SETTINGS,
-                                   source=SourceSettings(val_labels=str(tree.labels_file), list_cache_dir=str(cache)))
+    def start() -> ClassificationDataModule:
+        dm = make(tree.root, num_classes=1000, val_labels=str(tree.labels_file), list_cache_dir=str(cache))
         began = time.monotonic()
         dm.prepare_data()
         dm.setup("fit")
@@ -247,3 +252,17 @@ def test_setup_at_imagenet_scale_is_linear_and_labels_right(imagenet_tree: Tree,
         for path, label in train.samples[::37]:
             assert tree.classes[label] == os.path.basename(os.path.dirname(path))
         assert sorted(val.targets) == sorted(list(range(1000)) * 50)
+
+
+def test_a_checkpoint_from_before_the_rename_still_restores_the_class_index(tiny_data: Path) -> None:
+    """Lightning keys the data module's state by its class name; checkpoints written while it was called
+    ImageFolderDataModule keep it under that name, which the module moves to the current one on load."""
+    classes = ["00_disk", "01_square", "02_triangle", "03_ring"]
+    checkpoint: dict[str, Any] = {"ImageFolderDataModule": {"classes": classes}}
+    assert saved_datamodule_state(checkpoint) == {"classes": classes}
+    SppClassifier(model=dict(arch="zf5", spp=True, width=0.125, fc_dim=32), optim={}, num_classes=4, input_size=64,
+                  lr=0.01).on_load_checkpoint(checkpoint)
+    dm = make(tiny_data)
+    dm.load_state_dict(checkpoint[type(dm).__qualname__])
+    assert dm.classes == classes
+    assert saved_datamodule_state({}) is None

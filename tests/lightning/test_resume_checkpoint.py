@@ -12,8 +12,8 @@ import pytest
 import pytorch_lightning as pl
 
 from spp_cls.checkpointing import load_safe
-from spp_cls.data.transforms import PipelineSettings
-from spp_cls.lightning import ImageFolderDataModule, SafeCheckpointIO, SppClassifier
+from spp_cls.data.config import DataConfig
+from spp_cls.lightning import ClassificationDataModule, SafeCheckpointIO, SppClassifier
 from spp_cls.lightning.position import training_position
 from spp_cls.lightning.resume import ResumeCheckpoint
 
@@ -45,8 +45,9 @@ def fit(data: Path, root: Path, callbacks: list[pl.Callback], every_minutes: flo
     """One epoch of 4 batches of 16 on the tiny data set; returns the path of last.ckpt."""
     module = SppClassifier(model=dict(arch="zf5", spp=True, width=0.125, fc_dim=32), optim=OPTIM, num_classes=4,
                            input_size=64, lr=0.01)
-    datamodule = ImageFolderDataModule(data, num_classes=4, batch_size=16, num_workers=0,
-                                       pipeline=PipelineSettings(resize_size=73, crop_size=64))
+    config = DataConfig(name="tiny", root=str(data), num_classes=4, batch_size=16, resize_size=73, crop_size=64,
+                        train_sizes=[64])
+    datamodule = ClassificationDataModule(config, num_workers=0)
     resume = ResumeCheckpoint(root / "checkpoints", every_minutes=every_minutes)
     pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_progress_bar=False,
                enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0, default_root_dir=root, use_distributed_sampler=False,
