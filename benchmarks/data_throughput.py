@@ -67,7 +67,7 @@ from webdataset.filters import shuffle as wds_shuffle
 
 from spp_cls.data.decode import DEFAULT_MAX_PIXELS, _open_header, decode_rgb
 from spp_cls.data.folder import SkippingImageFolder, collate_skipping, list_class_folder_files, list_classes
-from spp_cls.data.make_shards import Settings as ShardSettings
+from spp_cls.data.make_shards import ShardConfig
 from spp_cls.data.make_shards import convert
 from spp_cls.data.normalize import BatchNormalizer
 from spp_cls.data.sampling import SampleKey, ScheduledBatchSampler, sample_seed
@@ -191,7 +191,7 @@ def ensure_shards(root: Path, processes: int) -> Path:
     dst = root / f"shards-{SHARD_SIZE}"
     if not (dst / "manifest.json").is_file():
         log.info("converting %s to shards of %d in %s (once) ...", root / "train", SHARD_SIZE, dst)
-        convert(ShardSettings(source=str(root), shard_size=SHARD_SIZE, splits=("train",)), dst, workers=processes)
+        convert(ShardConfig(source=str(root), shard_size=SHARD_SIZE, splits=("train",)), dst, workers=processes)
     return dst
 
 

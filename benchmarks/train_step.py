@@ -466,7 +466,7 @@ class Measurement:
 
 
 @dataclass
-class Settings:
+class BenchmarkConfig:
     """What the run measures (from the command line)."""
 
     cases: list[Case]
@@ -481,7 +481,7 @@ class Settings:
     overrides: list[str] = field(default_factory=list)
 
 
-def measure(case: Case, loop: str, train: bool, args: argparse.Namespace, settings: Settings,
+def measure(case: Case, loop: str, train: bool, args: argparse.Namespace, settings: BenchmarkConfig,
             device: torch.device) -> tuple[Window, Switches]:
     """One timed run of a loop on a fresh model; the config and its run directory are made for it."""
     with tempfile.TemporaryDirectory(prefix="train_step_") as output_dir:
@@ -495,7 +495,7 @@ def measure(case: Case, loop: str, train: bool, args: argparse.Namespace, settin
     return window, switches
 
 
-def run(settings: Settings, args: argparse.Namespace, device: torch.device) -> tuple[list[Measurement], Switches]:
+def run(settings: BenchmarkConfig, args: argparse.Namespace, device: torch.device) -> tuple[list[Measurement], Switches]:
     results: list[Measurement] = []
     switches: Optional[Switches] = None
     for repeat in range(settings.repeats):
@@ -545,7 +545,7 @@ def device_description(device: torch.device) -> str:
     return f"CPU: {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
-def print_table(results: list[Measurement], settings: Settings, switches: Switches, flops: dict[str, tuple[float, float]],
+def print_table(results: list[Measurement], settings: BenchmarkConfig, switches: Switches, flops: dict[str, tuple[float, float]],
                 peak: Optional[float]) -> dict[str, Any]:
     """The Markdown table; on a CPU also the ratios of CPU time, steadier than wall time on a shared machine."""
     on_cpu = switches.device.type == "cpu"
@@ -625,7 +625,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     device = torch.device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    settings = Settings(cases=cases, loops=tuple(args.loops), modes=(True,) if args.no_eval else (True, False),
+    settings = BenchmarkConfig(cases=cases, loops=tuple(args.loops), modes=(True,) if args.no_eval else (True, False),
                         batch=args.batch, steps=args.steps, warmup=args.warmup, repeats=args.repeats,
                         num_classes=args.num_classes, seed=args.seed, overrides=list(args.overrides))
     wall_start = time.perf_counter()

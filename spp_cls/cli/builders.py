@@ -17,6 +17,7 @@ from spp_cls.lightning import ClassificationDataModule, SafeCheckpointIO
 from spp_cls.lightning.cluster import cluster_plugins, loader_workers
 from spp_cls.lightning.data_quality import DataQualityGuard
 from spp_cls.lightning.loggers import ContinuingCSVLogger
+from spp_cls.lightning.resume_checkpoint import FORMER_TARGETS
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,14 @@ def build_datamodule(
 
 
 def _instantiate_all(group: DictConfig) -> list[Any]:
-    """Instantiate every entry of a callbacks/logger group that has a ``_target_``."""
-    return [instantiate(node) for node in group.values() if node and "_target_" in node]
+    """Instantiate every entry of a callbacks/logger group that has a ``_target_`` (a target that has since been
+    renamed, in the config of an earlier run, by its current name)."""
+    objects = []
+    for node in group.values():
+        if node and "_target_" in node:
+            target = FORMER_TARGETS.get(node._target_, node._target_)
+            objects.append(instantiate(node, _target_=target) if target != node._target_ else instantiate(node))
+    return objects
 
 
 def _instantiate_loggers(group: DictConfig, purge_step: Optional[int]) -> list[Any]:

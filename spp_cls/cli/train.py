@@ -32,7 +32,7 @@ from spp_cls.lightning import MONITOR, SppClassifier
 from spp_cls.lightning.cluster import process_rank
 from spp_cls.lightning.data_quality import skip_totals_of_all
 from spp_cls.lightning.optim import effective_lr
-from spp_cls.lightning.resume import ResumeCheckpoint
+from spp_cls.lightning.resume_checkpoint import ResumeCheckpoint
 from spp_cls.models import model_name
 
 log = logging.getLogger(__name__)

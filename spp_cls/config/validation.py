@@ -24,6 +24,7 @@ from spp_cls.config.schema import MULTI_SIZE_MAP_RATIO, RunConfig, TrainConfig, 
 from spp_cls.data.config import data_errors, valid_workers
 from spp_cls.lightning.cluster import external_tasks, loader_workers
 from spp_cls.evaluation.protocols import PROTOCOLS
+from spp_cls.lightning.resume_checkpoint import FORMER_TARGETS, TARGET as RESUME_TARGET
 from spp_cls.lightning.optim import IMPLEMENTATIONS, LR_SCALINGS, SCHEDULERS
 from spp_cls.models import ARCHITECTURES, check_pyramid
 from spp_cls.models.architectures import BASELINE_BINS, BASELINE_POOLS
@@ -182,7 +183,7 @@ def _trainer_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None
 
 def _checkpoint_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
     node = cfg.callbacks.get("checkpoint")
-    if not node or node.get("_target_") != "spp_cls.lightning.resume.ResumeCheckpoint":
+    if not node or node.get("_target_") not in (RESUME_TARGET, *FORMER_TARGETS):
         return
     minutes = node.get("every_minutes")
     check(minutes is None or minutes >= 0, f"callbacks.checkpoint.every_minutes must be >= 0 or null; got {minutes}")

@@ -82,7 +82,7 @@ class ConversionError(Exception):
 
 
 @dataclass(frozen=True)
-class Settings:
+class ShardConfig:
     """Everything that decides the shards' content; stored in ``.make_shards.json`` and the manifest."""
 
     source: str
@@ -179,7 +179,7 @@ def _relative(path: str, split_dir: Path) -> str:
     return os.path.relpath(path, split_dir).replace(os.sep, "/")
 
 
-def list_sources(settings: Settings) -> tuple[list[str], dict[str, list[Sample]]]:
+def list_sources(settings: ShardConfig) -> tuple[list[str], dict[str, list[Sample]]]:
     """The class index and the sorted (path, label) list of every split, with ``folder.py``'s rules."""
     root = Path(settings.source)
     if not root.is_dir():
@@ -254,9 +254,10 @@ def _header_size(data: bytes) -> tuple[int, int]:
             return image.size
 
 
-def resize_short_side(image: torch.Tensor, width: int, height: int, short: int) -> torch.Tensor:
-    """Resize a (3, h, w) uint8 image (possibly decoded at reduced scale) to short side ``short``, keeping
-    the aspect ratio of the original ``width`` x ``height``; antialiased, so downscaling does not alias."""
+def resize_for_storage(image: torch.Tensor, width: int, height: int, short: int) -> torch.Tensor:
+    """The image as a shard stores it (``--resize-short``): a (3, h, w) uint8 image, possibly decoded at reduced
+    scale, resized to short side ``short`` with the aspect ratio of the original ``width`` x ``height`` (not of
+    the reduced decode, whose sides are rounded); antialiased, so downscaling does not alias."""
     if height <= width:
         size = (short, max(1, round(width * short / height)))
     else:
@@ -277,7 +278,7 @@ def prepare_image(data: bytes, resize_short: Optional[int], quality: int, max_pi
     width, height = _header_size(data)
     if min(width, height) <= resize_short:
         return data
-    resized = resize_short_side(image, width, height, resize_short)
+    resized = resize_for_storage(image, width, height, resize_short)
     buffer = io.BytesIO()
     Image.fromarray(resized.permute(1, 2, 0).numpy()).save(buffer, "JPEG", quality=quality)
     return buffer.getvalue()
@@ -485,7 +486,7 @@ def _log_skipped(result: ShardResult) -> None:
         log.warning("skipped %s/%s: %s", result.split, item["path"], item["reason"])
 
 
-def convert(settings: Settings, dst: Path, workers: int = 1) -> ConversionReport:
+def convert(settings: ShardConfig, dst: Path, workers: int = 1) -> ConversionReport:
     """Convert ``settings.source`` into shards under ``dst`` (resuming an earlier run of the same settings)."""
     if settings.shard_size < 1:
         raise ConversionError("--shard-size must be >= 1")
@@ -593,14 +594,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
+def settings_from_args(args: argparse.Namespace) -> ShardConfig:
     def absolute(path: Optional[str]) -> Optional[str]:
         return None if path is None else str(Path(path).expanduser().resolve())
 
     label_map = args.val_label_map
     if label_map is not None and label_map != "sorted":
         label_map = absolute(label_map)
-    return Settings(
+    return ShardConfig(
         source=str(absolute(args.src)),
         shard_size=args.shard_size,
         resize_short=args.resize_short,

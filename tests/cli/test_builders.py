@@ -14,7 +14,9 @@ from spp_cls.cli.builders import as_config, build_trainer
 from spp_cls.data.config import DataConfig
 from spp_cls.data.synthetic import SyntheticSpec
 from spp_cls.evaluation.config import MultiviewConfig, ProtocolConfig
+from spp_cls.config.validation import validate_train_config
 from spp_cls.lightning.data_quality import DataQualityGuard
+from spp_cls.lightning.resume_checkpoint import ResumeCheckpoint
 from tests.config.test_validation import compose_train
 
 
@@ -57,3 +59,12 @@ def test_a_saved_data_section_without_newer_keys_still_builds() -> None:
     del saved["max_skip_fraction"]
     data = as_config(saved, DataConfig)
     assert data.max_skip_fraction == DataConfig().max_skip_fraction and data.root == "/data"
+
+
+def test_a_config_with_the_former_resume_target_still_builds(tmp_path: Path) -> None:
+    """Run folders and requeued jobs of earlier versions name the callback by its former module."""
+    cfg = compose_train("trainer.accelerator=cpu", f"paths.output_dir={tmp_path}", "logger=none",
+                        "callbacks.checkpoint._target_=spp_cls.lightning.resume.ResumeCheckpoint")
+    validate_train_config(cfg)
+    trainer = build_trainer(cfg)
+    assert any(isinstance(c, ResumeCheckpoint) for c in trainer.callbacks)

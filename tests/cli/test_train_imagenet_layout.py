@@ -93,9 +93,9 @@ def test_multi_size_without_spp_is_refused_naming_both_keys(tmp_path: Path) -> N
 def test_too_few_shards_for_the_readers_is_refused_at_start(imagenet_tree: tuple[Path, Path], tmp_path: Path) -> None:
     root, solution = imagenet_tree
     shards = tmp_path / "shards"
-    from spp_cls.data.make_shards import Settings, convert
+    from spp_cls.data.make_shards import ShardConfig, convert
 
-    convert(Settings(source=str(root), shard_size=40, val_labels=str(solution)), shards)  # 2 train shards, 1 val shard
+    convert(ShardConfig(source=str(root), shard_size=40, val_labels=str(solution)), shards)  # 2 train shards, 1 val shard
     # training needs a shard per reader (validation, one per process: its single shard is enough)
     result = run_script("train.py", "data=imagenet_wds", f"data.root={shards}", "data.num_classes=4", "data.num_workers=3",
                         "data.batch_size=16", "trainer=cpu", f"hydra.run.dir={tmp_path}/run")

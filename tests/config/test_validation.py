@@ -96,9 +96,9 @@ def test_all_problems_are_reported_together() -> None:
 
 
 def test_fewer_validation_shards_than_readers_pass_the_start_up_check(tiny_data: Path, tmp_path: Path) -> None:
-    from spp_cls.data.make_shards import Settings, convert
+    from spp_cls.data.make_shards import ShardConfig, convert
 
-    convert(Settings(source=str(tiny_data), shard_size=8), tmp_path / "wds")  # 8 train shards, 4 val shards
+    convert(ShardConfig(source=str(tiny_data), shard_size=8), tmp_path / "wds")  # 8 train shards, 4 val shards
     ddp = ("data=imagenet_wds", f"data.root={tmp_path / 'wds'}", "data.num_classes=4", "trainer.devices=2",
            "trainer.strategy=ddp", "trainer.accelerator=cpu")
     validate_train_config(compose_train(*ddp, "data.num_workers=3"))  # 6 readers: val idles 2, training has 8

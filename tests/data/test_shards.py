@@ -15,7 +15,7 @@ import pytest
 from torch.utils.data import DataLoader
 
 from spp_cls.data.folder import SkippingImageFolder, collate_skipping, list_classes
-from spp_cls.data.make_shards import Settings, convert
+from spp_cls.data.make_shards import ShardConfig, convert
 from spp_cls.data.shard_manifest import load_manifest
 from spp_cls.data.shards import ShardStream
 from spp_cls.data.config import DataConfig
@@ -28,7 +28,7 @@ SETTINGS = DataConfig(resize_size=73, crop_size=64)
 def shards(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tiny_data as shards of 8 samples: 8 train shards, 4 val shards."""
     dst = tmp_path_factory.mktemp("shards") / "tiny"
-    convert(Settings(source=str(tiny_data), shard_size=8), dst)
+    convert(ShardConfig(source=str(tiny_data), shard_size=8), dst)
     return dst
 
 
@@ -79,7 +79,7 @@ def test_evaluation_with_fewer_shards_than_readers_reads_every_sample_once(
 ) -> None:
     """Idle workers are fine in evaluation, as long as every rank has a shard (it then has batches)."""
     dst = tmp_path / "wds"
-    convert(Settings(source=str(tiny_data), shard_size=shard_size, splits=("val",)), dst)
+    convert(ShardConfig(source=str(tiny_data), shard_size=shard_size, splits=("val",)), dst)
     assert len(load_manifest(str(dst)).split("val").shards) < world * workers
     per_rank = [_fingerprints(_read(_stream(dst, "val", False, world=world, rank=r, workers=workers))) for r in range(world)]
     assert all(per_rank)  # no rank without a batch: none skips the evaluation loop the others sync at its end

@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 RANK_STATES = "spp_cls_rank_states"  # checkpoint key: one entry per rank
 SIGNALS = ("SIGUSR1", "SIGUSR2", "SIGTERM")
+#: ``_target_`` of this callback in conf/callbacks, and the one that configs written before the module was named
+#: after it (``spp_cls.lightning.resume``) carry: run folders and requeued jobs still hold those
+TARGET = "spp_cls.lightning.resume_checkpoint.ResumeCheckpoint"
+FORMER_TARGETS = {"spp_cls.lightning.resume.ResumeCheckpoint": TARGET}
 
 
 @runtime_checkable
