@@ -145,9 +145,15 @@ def _compose(name: str) -> Any:
     from spp_cls.config import register_configs
 
     register_configs()
+    outer = GlobalHydra.instance().hydra  # a caller's Hydra (a test's), put back after
     GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        return compose(name)
+    try:
+        with initialize_config_dir(str(CONF), version_base="1.3"):
+            return compose(name)
+    finally:
+        GlobalHydra.instance().clear()
+        if outer is not None:
+            GlobalHydra.instance().hydra = outer
 
 
 def _composed_value(cfg: Any, key: str) -> str:

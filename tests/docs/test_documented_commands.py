@@ -16,6 +16,8 @@ from spp_cls.config.validation import ConfigError
 from tests.docs.commands import Command, StandIns, check_job, documented_commands, hydra_context, jobs
 
 COMMANDS = documented_commands()
+# Hydra's note on the submitit launcher configs, which spp_cls.config.register_configs silences outside pytest
+pytestmark = pytest.mark.filterwarnings(r"ignore:\s*'hydra/launcher/submitit_\w+' is validated against:UserWarning")
 
 
 @pytest.fixture(scope="module")
