@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence, cast
 
 import timm
 
@@ -27,11 +27,12 @@ def create_classifier(
 ) -> SppNet:
     """SPP models get ``pyramid``; no-SPP models are built for ``input_size`` (the training crop) with the last
     pool ``baseline_pool``."""
-    kwargs = dict(num_classes=num_classes, width=width, fc_dim=fc_dim, dropout=dropout, lrn=lrn,
+    kwargs: dict[str, Any] = dict(num_classes=num_classes, width=width, fc_dim=fc_dim, dropout=dropout, lrn=lrn,
                   lrn_input_scale=lrn_input_scale, init=init)
     if spp:
         kwargs["pyramid"] = list(pyramid)
     else:
         kwargs["img_size"] = input_size
         kwargs["baseline_pool"] = baseline_pool
-    return timm.create_model(model_name(arch, spp), **kwargs)
+    # timm.create_model is typed to return nn.Module; the registered spp-cls models are SppNets
+    return cast(SppNet, timm.create_model(model_name(arch, spp), **kwargs))

@@ -2,9 +2,9 @@
 
 The head is pool -> flatten -> fc6 -> ReLU -> dropout -> fc7 -> ReLU -> dropout -> fc8, as in the paper;
 only the pooling differs between the SPP model and its no-SPP baseline. fc8 computes in float32 under autocast
-(``ClassifierLinear``), so the logits, the loss and every top-k error come from float32 logits. The class follows timm's model API
-(``forward_features``, ``forward_head``, ``reset_classifier``, ``get_classifier``, ``num_features``,
-``feature_info``) so that timm tooling treats it like any timm model.
+(``ClassifierLinear``), so the logits, the loss and every top-k error come from float32 logits. The class
+follows timm's model API (``forward_features``, ``forward_head``, ``reset_classifier``, ``get_classifier``,
+``num_features``, ``feature_info``) so that timm tooling treats it like any timm model.
 """
 
 # No "from __future__ import annotations": FX copies string annotations into traced code as names that
@@ -85,7 +85,9 @@ class ClassifierLinear(nn.Linear):
         return F.linear(x, self.weight, self.bias)
 
 
-def _build_stage(stage: ConvStage, in_channels: int, out_channels: int, lrn: str, lrn_input_scale: float) -> nn.Sequential:
+def _build_stage(
+    stage: ConvStage, in_channels: int, out_channels: int, lrn: str, lrn_input_scale: float
+) -> nn.Sequential:
     layers: "OrderedDict[str, nn.Module]" = OrderedDict()
     layers["conv"] = nn.Conv2d(in_channels, out_channels, stage.kernel, stage.stride, stage.padding)
     layers["relu"] = nn.ReLU(inplace=True)
@@ -218,7 +220,9 @@ class SppNet(nn.Module):
     def _build_head(self, global_pool: Optional[str]) -> None:
         self.has_head = global_pool != ""
         if not self.has_head:
-            self.pool, self.pre_logits, self.fc8 = nn.Identity(), nn.Identity(), nn.Identity()
+            self.pool: nn.Module = nn.Identity()
+            self.pre_logits: nn.Module = nn.Identity()
+            self.fc8: nn.Module = nn.Identity()
             self.num_classes = 0
             return
         self.pool, in_dim = self._pool_and_dim()
@@ -241,10 +245,11 @@ class SppNet(nn.Module):
             if not isinstance(m, (nn.Conv2d, nn.Linear)):
                 continue
             if init == "kaiming" and m is not self.fc8:
-                mode = "fan_out" if isinstance(m, nn.Conv2d) else "fan_in"
-                nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")
+                nn.init.kaiming_normal_(m.weight, mode="fan_out" if isinstance(m, nn.Conv2d) else "fan_in",
+                                        nonlinearity="relu")
             else:
                 nn.init.normal_(m.weight, 0.0, 0.01)
+            assert m.bias is not None  # every conv and linear layer here has a bias
             nn.init.zeros_(m.bias)
 
     def get_classifier(self) -> nn.Module:

@@ -18,7 +18,7 @@ values; the masked form holds a (sum of levels) times larger temporary of the ma
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Sequence, Union, cast
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +43,8 @@ def check_pyramid(levels: Sequence[int]) -> tuple[int, ...]:
 def bin_bounds(size: Size, bins: int, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Start and (exclusive) end of each bin along one axis, as tensors so that a symbolic size stays symbolic."""
     i = torch.arange(bins, device=device)
-    return (i * size) // bins, ((i + 1) * size + bins - 1) // bins
+    # a tensor times a SymInt is a tensor (torch's stubs say SymInt)
+    return cast(torch.Tensor, (i * size) // bins), cast(torch.Tensor, ((i + 1) * size + bins - 1) // bins)
 
 
 def _bin_masks(size: Size, levels: Sequence[int], device: torch.device) -> torch.Tensor:
