@@ -31,9 +31,10 @@ from torch.utils.data import default_collate
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from spp_cls.io import exclusive_lock, write_atomic
 from spp_cls.data.decode import DEFAULT_MAX_PIXELS, DecodeError, decode_rgb
 from spp_cls.data.sampling import SampleKey
+from spp_cls.data.transforms import View
+from spp_cls.io import exclusive_lock, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,8 @@ def list_class_folder_files(split_dir: Path, classes: list[str], cache_dir: Opti
     def scan() -> dict[str, list[str]]:
         files, ignored = _scan(split_dir, classes)
         if ignored:
-            log.warning("%s: ignored %d files without an image extension, e.g. %s", split_dir, len(ignored), ignored[:5])
+            log.warning("%s: ignored %d files without an image extension, e.g. %s", split_dir, len(ignored),
+                        ignored[:5])
         return files
 
     files = _cached_listing(split_dir, _tree_key(split_dir, classes), cache_dir, scan)
@@ -203,7 +205,7 @@ class SkippingImageFolder(ImageFolder):
     def __init__(
         self,
         root: Union[str, Path],
-        view: Optional[Callable] = None,
+        view: Optional[View] = None,
         size: int = 224,
         classes: Optional[list[str]] = None,
         samples: Optional[list[Sample]] = None,
@@ -218,7 +220,9 @@ class SkippingImageFolder(ImageFolder):
         classes = self._given_classes if self._given_classes is not None else list_classes(Path(directory))
         return list(classes), {name: i for i, name in enumerate(classes)}
 
-    def make_dataset(self, directory: Union[str, Path], class_to_idx: dict[str, int], *args: Any, **kwargs: Any) -> list[Sample]:
+    def make_dataset(
+        self, directory: Union[str, Path], class_to_idx: dict[str, int], *args: Any, **kwargs: Any
+    ) -> list[Sample]:
         if self._given_samples is not None:
             return list(self._given_samples)
         return list_class_folder_files(Path(directory), list(class_to_idx), self._list_cache_dir)
@@ -275,7 +279,9 @@ def collate_images(images: list[Any]) -> Any:
     and per-sample lists (one image per scale) are never padded: they stay lists.
     """
     first = images[0]
-    if not isinstance(first, torch.Tensor) or any(not isinstance(i, torch.Tensor) or i.shape != first.shape for i in images):
+    if not isinstance(first, torch.Tensor) or any(
+        not isinstance(i, torch.Tensor) or i.shape != first.shape for i in images
+    ):
         return list(images)
     if first.ndim == 3:
         return default_collate([image.permute(1, 2, 0) for image in images]).permute(0, 3, 1, 2)

@@ -21,10 +21,13 @@ sample's is seeded by (seed, epoch, index) in the batch sampler.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional, cast
 
 import torch
 from torch.utils.data import DataLoader
+from torch.utils.data.dataloader import _BaseDataLoaderIter
+
+from spp_cls.data.sampling import ScheduledBatchSampler
 
 
 def loader_generator(seed: int) -> torch.Generator:
@@ -43,7 +46,7 @@ class EpochAwareDataLoader(DataLoader):
         super().__init__(*args, **kwargs)
         self.epoch_fn = epoch_fn
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> _BaseDataLoaderIter:
         if self.epoch_fn is not None:
             epoch = self.epoch_fn()
             for target in (self.dataset, self.batch_sampler):
@@ -71,9 +74,9 @@ class ResumableDataLoader(EpochAwareDataLoader):
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._resume = (int(state["epoch"]), int(state["batches"]))
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> _BaseDataLoaderIter:
         if self._resume is not None:
             (epoch, batches), self._resume = self._resume, None
             if self.epoch_fn is None or self.epoch_fn() == epoch:
-                self.batch_sampler.resume_at(batches)
+                cast(ScheduledBatchSampler, self.batch_sampler).resume_at(batches)  # the sampler it is built with
         return super().__iter__()

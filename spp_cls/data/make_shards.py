@@ -62,11 +62,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from spp_cls.io import write_atomic
 from spp_cls.data.decode import DEFAULT_MAX_PIXELS, JPEG_MAGIC, DecodeError, decode_rgb
 from spp_cls.data.folder import Sample, compare_classes, list_class_folder_files, list_classes
 from spp_cls.data.shard_manifest import FORMAT, MANIFEST_NAME, VERSION
 from spp_cls.data.val_labels import list_flat_split
+from spp_cls.io import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -415,7 +415,8 @@ def _check_same_run(previous: dict[str, Any], state: dict[str, Any], dst: Path) 
     if previous.get("format") != STATE_FORMAT or previous.get("version") != STATE_VERSION:
         raise ConversionError(f"{dst / STATE_NAME} is not a make_shards state file of version {STATE_VERSION}")
     old, new = previous.get("settings", {}), state["settings"]
-    differ = [f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    differ = [f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in sorted(set(old) | set(new))
+              if old.get(k) != new.get(k)]
     if differ:
         raise ConversionError(
             f"DST {dst} holds a conversion with other settings ({'; '.join(differ)}); rerun with the same "
@@ -451,7 +452,9 @@ class Progress:
             self.last_time, self.last_done = now, self.done
 
 
-def _run_pending(dst: Path, pending: list[ShardPlan], options: WriteOptions, workers: int, progress: Progress) -> Iterator[ShardResult]:
+def _run_pending(
+    dst: Path, pending: list[ShardPlan], options: WriteOptions, workers: int, progress: Progress
+) -> Iterator[ShardResult]:
     if workers <= 1 or len(pending) <= 1:
         for plan in pending:
             result = write_shard(dst, plan, options)
@@ -461,13 +464,15 @@ def _run_pending(dst: Path, pending: list[ShardPlan], options: WriteOptions, wor
     # fork where there is one (as DataLoader workers): starting a process then costs milliseconds, not a fresh
     # import of torch; the parent has run no torch op in this mode, and workers only read, decode and write.
     method = "fork" if "fork" in get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(min(workers, len(pending)), mp_context=get_context(method), initializer=_worker_init) as pool:
+    with ProcessPoolExecutor(
+        min(workers, len(pending)), mp_context=get_context(method), initializer=_worker_init
+    ) as pool:
         queue = iter(pending)
         running: set[Future] = set()
         try:
             while True:  # at most 2 shards per worker in flight: results stream back, memory stays flat
-                while len(running) < 2 * workers and (plan := next(queue, None)) is not None:
-                    running.add(pool.submit(write_shard, dst, plan, options))
+                while len(running) < 2 * workers and (queued := next(queue, None)) is not None:
+                    running.add(pool.submit(write_shard, dst, queued, options))
                 if not running:
                     break
                 done, running = wait(running, return_when=FIRST_COMPLETED)
@@ -510,7 +515,8 @@ def convert(settings: ShardConfig, dst: Path, workers: int = 1) -> ConversionRep
     }
     _prepare_dst(dst, state)
 
-    plans = {s: plan_split(s, root / s, v, settings.seed, settings.shard_size, settings.readers) for s, v in listings.items()}
+    plans = {s: plan_split(s, root / s, v, settings.seed, settings.shard_size, settings.readers)
+             for s, v in listings.items()}
     results: dict[tuple[str, int], ShardResult] = {}
     pending: list[ShardPlan] = []
     for split, split_plans in plans.items():
@@ -548,7 +554,8 @@ def convert(settings: ShardConfig, dst: Path, workers: int = 1) -> ConversionRep
         report.skipped[split] = skipped
         if not shards:
             log.warning("%s: every file was skipped; the split has no shards", split)
-    manifest = {"format": FORMAT, "version": VERSION, "classes": classes, "splits": splits, "settings": settings.to_dict()}
+    manifest = {"format": FORMAT, "version": VERSION, "classes": classes, "splits": splits,
+                "settings": settings.to_dict()}
     write_json_atomic(dst / MANIFEST_NAME, manifest)
     _fsync_dir(dst)
     for split in plans:

@@ -17,7 +17,7 @@ import itertools
 import random
 from typing import Iterator, NamedTuple, Sequence
 
-from torch.utils.data import DistributedSampler, Sampler, Dataset
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 SIZE_SCHEDULES = ("alternate", "random")
 
@@ -47,7 +47,7 @@ def sample_seed(seed: int, epoch: int, key: object) -> int:
 class SampleKey(NamedTuple):
     """What a batch sampler hands the dataset: which image, at which size, with which augmentation seed."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # a field named like tuple.index shadows that method (intended)
     size: int
     seed: int
 
@@ -73,7 +73,9 @@ class ScheduledBatchSampler(Sampler[list[SampleKey]]):
     ) -> None:
         if schedule not in SIZE_SCHEDULES:
             raise ValueError(f"size_schedule must be one of {list(SIZE_SCHEDULES)}; got {schedule!r}")
-        self.sampler = DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.sampler: DistributedSampler[int] = DistributedSampler(
+            dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed
+        )
         self.batch_size, self.drop_last = batch_size, drop_last
         self.sizes, self.schedule, self.seed = tuple(int(s) for s in sizes), schedule, seed
         self._start = 0

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from torch.utils.data import IterableDataset, get_worker_info
 from webdataset.filters import shuffle as wds_shuffle
@@ -37,8 +37,9 @@ from webdataset.tariterators import group_by_keys, tar_file_expander, url_opener
 
 from spp_cls.data.decode import DecodeError, decode_rgb
 from spp_cls.data.folder import Skipped, collate_skipping
-from spp_cls.data.sampling import mix_seed, input_size_for_epoch, sample_seed
+from spp_cls.data.sampling import input_size_for_epoch, mix_seed, sample_seed
 from spp_cls.data.shard_manifest import IMAGE_EXTENSIONS, ShardSplit
+from spp_cls.data.transforms import View
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class ShardStream(IterableDataset):
     def __init__(
         self,
         split: ShardSplit,
-        view: Callable,
+        view: View,
         batch_size: int,
         train: bool,
         sizes: Sequence[int],
@@ -171,7 +172,8 @@ class ShardStream(IterableDataset):
             image = decode_rgb(raw[field], self.view.decode_short_side(size), self.max_pixels)
         except DecodeError as err:
             source = raw.get("src")
-            name = f"{raw.get('__url__', '?')}:{source.decode(errors='replace') if isinstance(source, bytes) else raw.get('__key__')}"
+            sample_name = source.decode(errors="replace") if isinstance(source, bytes) else raw.get("__key__")
+            name = f"{raw.get('__url__', '?')}:{sample_name}"
             log.warning("skipping %s: %s", name, err)
             return Skipped(name, str(err))
         rng = random.Random(sample_seed(self.seed, epoch, raw["__key__"])) if self.train else None
@@ -179,7 +181,9 @@ class ShardStream(IterableDataset):
         sample["target"] = int(raw["cls"])
         return sample
 
-    def _batches(self, samples: Iterator[dict[str, Any]], size: int, epoch: int, errors: list[str]) -> Iterator[dict[str, Any]]:
+    def _batches(
+        self, samples: Iterator[dict[str, Any]], size: int, epoch: int, errors: list[str]
+    ) -> Iterator[dict[str, Any]]:
         pending: list[Any] = []
         for raw in samples:
             pending.append(self._decode(raw, size, epoch))
@@ -214,7 +218,8 @@ class ShardStream(IterableDataset):
         while produced < quota:
             shards = self._slot_shards(slot, self._epoch_order(epoch, passes))
             rng = random.Random(mix_seed("buffer", self.seed, epoch, passes, slot))
-            stream = wds_shuffle(self.shuffle_buffer, min(self.shuffle_buffer, 100), rng=rng)(self._read(shards, errors))
+            shuffle = wds_shuffle(self.shuffle_buffer, min(self.shuffle_buffer, 100), rng=rng)
+            stream = shuffle(self._read(shards, errors))
             produced_before = produced
             for batch in self._batches(stream, size, epoch, errors):
                 yield batch
@@ -222,5 +227,6 @@ class ShardStream(IterableDataset):
                 if produced == quota:
                     return
             if produced == produced_before:
-                raise RuntimeError(f"reader slot {slot} got no sample from its shards {[self.split.shards[i].url for i in shards]}: {errors[:3]}")
+                urls = [self.split.shards[i].url for i in shards]
+                raise RuntimeError(f"reader slot {slot} got no sample from its shards {urls}: {errors[:3]}")
             passes += 1

@@ -26,14 +26,14 @@ import random
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from spp_cls.data.folder import SkippingImageFolder, collate_skipping, list_class_folder_files, list_classes
 from spp_cls.data.config import DataConfig
+from spp_cls.data.folder import SkippingImageFolder, collate_skipping, list_class_folder_files, list_classes
 from spp_cls.data.transforms import CenterView
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,9 @@ def compute_stats(
     dataset = SkippingImageFolder(
         split_dir, CenterView(settings), size=size, classes=classes, samples=samples, max_pixels=settings.max_pixels
     )
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_skipping)
+    loader: DataLoader[Any] = DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_skipping
+    )
     total = len(samples)
     log.info("statistics of %d images of %s (center %d view of short side %d, %d workers)",
              total, split_dir, size, settings.resize_size, workers)
@@ -152,7 +154,7 @@ def save_stats(path: Union[str, Path], stats: dict[str, np.ndarray]) -> Path:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:  # a file object: np.savez adds no ".npz" suffix
-            np.savez(f, **arrays)
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub matches **kwargs to allow_pickle
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_name, path)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Optional
+from typing import Any, Optional, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +30,9 @@ from spp_cls.data.config import DataConfig
 FIVE_POSITIONS = ("center", "top_left", "top_right", "bottom_left", "bottom_right")
 
 
-def square_box(height: int, width: int, settings: DataConfig, position: str, rng: Optional[random.Random] = None) -> tuple[int, int, int]:
+def square_box(
+    height: int, width: int, settings: DataConfig, position: str, rng: Optional[random.Random] = None
+) -> tuple[int, int, int]:
     """(top, left, side) in decoded-image pixels of the ``crop_size`` square of the image resized to
     ``resize_size``, at ``position`` (``random`` draws it, ``center`` or one of the four corners)."""
     scale = settings.resize_size / min(height, width)
@@ -78,6 +80,15 @@ def lighting_offset(settings: DataConfig, rng: random.Random) -> torch.Tensor:
     return torch.tensor([sum(row[j] * alpha[j] for j in range(3)) for row in settings.eigvec], dtype=torch.float32)
 
 
+class View(Protocol):
+    """What a dataset applies to a decoded uint8 image (3, H, W): ``view(image, size, rng)`` makes the sample
+    dict, ``decode_short_side(size)`` is the short side the image may be decoded at (None: full size)."""
+
+    def decode_short_side(self, size: int) -> Optional[int]: ...
+
+    def __call__(self, image: torch.Tensor, size: int, rng: Optional[random.Random]) -> dict[str, Any]: ...
+
+
 class TrainView:
     """The paper's training view of a decoded image: a square at a random (or one of five) position(s),
     resized to the epoch's input size, flipped with probability 1/2, plus its lighting offset."""
@@ -93,7 +104,8 @@ class TrainView:
             raise ValueError("the training view needs a per-sample random generator")
         s = self.settings
         position = "random" if s.train_crop == "random" else rng.choice(FIVE_POSITIONS)
-        view = resample_square(image, square_box(image.shape[1], image.shape[2], s, position, rng), size, s.interpolation)
+        box = square_box(image.shape[1], image.shape[2], s, position, rng)
+        view = resample_square(image, box, size, s.interpolation)
         if s.flip and rng.random() < 0.5:
             view = view.flip(-1)
         return {"image": view, "lighting": lighting_offset(s, rng)}

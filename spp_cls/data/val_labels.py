@@ -51,7 +51,9 @@ def _resolve(label: str, mapping: Optional[dict[int, str]], classes: list[str], 
     return mapping[int(label)]
 
 
-def read_val_labels(path: Path, image_names: Sequence[str], classes: list[str], label_map: Optional[str] = None) -> dict[str, str]:
+def read_val_labels(
+    path: Path, image_names: Sequence[str], classes: list[str], label_map: Optional[str] = None
+) -> dict[str, str]:
     """Map each image name (as listed in the flat folder) to its class name.
 
     Linear in the number of images: every lookup goes through a set or a dict. A membership test against
@@ -74,14 +76,16 @@ def read_val_labels(path: Path, image_names: Sequence[str], classes: list[str], 
         if rows and all(len(r) == 1 for r in rows):
             ordered = sorted(image_names)
             if len(rows) != len(ordered):
-                raise ValueError(f"{path} has {len(rows)} labels for {len(ordered)} images in the flat validation folder")
+                raise ValueError(
+                    f"{path} has {len(rows)} labels for {len(ordered)} images in the flat validation folder"
+                )
             raw = {name: r[0] for name, r in zip(ordered, rows)}
         else:
             raw = {r[0]: r[1] for r in rows if len(r) >= 2}
     mapping = _read_label_map(label_map, classes) if any(v.lstrip("-").isdigit() for v in raw.values()) else None
     labels: dict[str, str] = {}
-    for key, label in raw.items():
-        name = key if key in names else stem_to_name.get(os.path.splitext(key)[0])
+    for image, label in raw.items():
+        name = image if image in names else stem_to_name.get(os.path.splitext(image)[0])
         if name is not None:
             labels[name] = _resolve(label, mapping, classes, label_map)
     return labels
@@ -103,7 +107,9 @@ def list_flat_split(split_dir: Path, labels_file: Path, classes: list[str], labe
     labels = read_val_labels(labels_file, names, classes, label_map)
     unlabelled = [n for n in names if n not in labels]
     if unlabelled:
-        raise ValueError(f"{len(unlabelled)} images of {split_dir} have no label in {labels_file}, e.g. {unlabelled[:3]}")
+        raise ValueError(
+            f"{len(unlabelled)} images of {split_dir} have no label in {labels_file}, e.g. {unlabelled[:3]}"
+        )
     compare_classes(classes, sorted(set(labels.values())), "the training classes", f"the labels of {labels_file}")
     index = {name: i for i, name in enumerate(classes)}
     root = str(split_dir)
