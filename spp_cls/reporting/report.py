@@ -19,16 +19,28 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from spp_cls.config.schema import paper_epochs
-from spp_cls.reporting import paper
 from spp_cls.io import write_atomic
+from spp_cls.reporting import paper
 from spp_cls.reporting.curves import Curve, val_curve
 from spp_cls.reporting.figures import Series, error_curves_png
-from spp_cls.reporting.groups import (ALWAYS_CONTEXT, ContextKey, Group, SeedDifference, Stat, choose_source,
-                                      context_text, difference_stats, differences, group_runs, paired_gains,
-                                      pyramid_text, result_sets)
+from spp_cls.reporting.groups import (
+    ALWAYS_CONTEXT,
+    ContextKey,
+    Group,
+    SeedDifference,
+    Stat,
+    choose_source,
+    context_text,
+    difference_stats,
+    differences,
+    group_runs,
+    paired_gains,
+    pyramid_text,
+    result_sets,
+)
 from spp_cls.reporting.runs import ARMS, BEST, DONE, LAST, Discovery, Run, discover
 from spp_cls.reporting.text import NONE, difference, md_table, number, stat_text
 
@@ -158,8 +170,8 @@ def _checkpoint_line(ctx: ResultSet) -> str:
     if kinds.get(BEST):
         old = sum(k == BEST and not run.eval_checkpoint_recorded for run, k in suppliers)
         parts.append(f"{kinds[BEST]} of {len(suppliers)} (group, seed) samples come from the best checkpoint (the "
-                     "epoch of lowest validation error), chosen on the split these numbers report: they are optimistic, "
-                     "most for an arm whose error zig-zags by epoch (multi-size)"
+                     "epoch of lowest validation error), chosen on the split these numbers report: they are "
+                     "optimistic, most for an arm whose error zig-zags by epoch (multi-size)"
                      + (f"; {old} of them from runs older than `eval_checkpoint`, which always tested the best "
                         "checkpoint" if old else ""))
     others = {k: n for k, n in kinds.items() if k not in (LAST, BEST)}
@@ -183,7 +195,7 @@ class SettingRow:
     differs: Optional[bool]
 
 
-def _joined(values: Sequence[Any]) -> str:
+def _joined(values: Iterable[Any]) -> str:
     return "/".join(dict.fromkeys(str(v) for v in values))
 
 
@@ -221,8 +233,8 @@ def _size_rows(ctx: ResultSet) -> list[SettingRow]:
     """The multi-size and random-size arms' training sizes (the others train at the crop)."""
     rows = []
     for arm, expected in (("multi", list(paper.PAPER_MULTI_SIZES)), ("random", list(paper.PAPER_RANDOM_RANGE))):
-        sizes = [g.config.get("data.train_sizes") for g in ctx.groups if g.arm == arm]
-        sizes = [list(v) for v in sizes if isinstance(v, list)]
+        configured = [g.config.get("data.train_sizes") for g in ctx.groups if g.arm == arm]
+        sizes = [list(v) for v in configured if isinstance(v, list)]
         if sizes:
             rows.append(SettingRow(f"{ARMS[arm]} sizes", _joined(sizes), str(expected),
                                    any(sorted(map(str, v)) != sorted(map(str, expected)) for v in sizes)))
@@ -402,8 +414,9 @@ def _extras(ctx: ResultSet) -> list[str]:
             continue
         top1, top5 = group.stats(ctx.source)
         theirs = paper.paper_error(group.arch, group.arm, group.pyramid)
+        paper1, paper5 = (theirs.top1, theirs.top5) if theirs else (None, None)
         rows.append([network_name(group.arch), ARMS.get(group.arm, group.arm), pyramid_text(group.pyramid),
-                     *_beside(group, top1, theirs and theirs.top1), *_beside(group, top5, theirs and theirs.top5)])
+                     *_beside(group, top1, paper1), *_beside(group, top5, paper5)])
     if not rows:
         return []
     header = ["network", "arm", "pyramid", "top-1 ours", "paper", "Δ", "top-5 ours", "paper", "Δ"]
@@ -488,6 +501,8 @@ def _table4(ctx: ResultSet) -> list[str]:
 
     best = min(candidates, key=rank)
     rows = []
+    views: Optional[float]
+    found: Optional[tuple[int, paper.PaperError]]
     for protocol in ("ten_view", *MULTIVIEW):
         if not best.errors(protocol):
             continue
@@ -497,17 +512,18 @@ def _table4(ctx: ResultSet) -> list[str]:
             key, views = _multiview_key(best, protocol), _views(best, protocol)
             found = paper.table4_multiview(*key) if key is not None and protocol != "multiview_18" else None
         paper_views, theirs = found if found else (None, None)
+        paper1, paper5 = (theirs.top1, theirs.top5) if theirs else (None, None)
         top1, top5 = best.stats(protocol)
         row = [_multiview_label(protocol, key), NONE if views is None else f"{views:.1f}",
-               NONE if paper_views is None else str(paper_views), *_beside(best, top1, theirs and theirs.top1),
-               *_beside(best, top5, theirs and theirs.top5)]
+               NONE if paper_views is None else str(paper_views), *_beside(best, top1, paper1),
+               *_beside(best, top5, paper5)]
         if protocol == "ten_view":
             row += [NONE] * 4
         else:
             gain1, gain5 = difference_stats(differences(best.errors("ten_view"), best.errors(protocol)))
             ten = paper.TABLE4_TEN_VIEW
-            row += [stat_text(gain1, True), number(difference(ten.top1, theirs and theirs.top1), True),
-                    stat_text(gain5, True), number(difference(ten.top5, theirs and theirs.top5), True)]
+            row += [stat_text(gain1, True), number(difference(ten.top1, paper1), True),
+                    stat_text(gain5, True), number(difference(ten.top5, paper5), True)]
         rows.append(row)
     note = (f"Best network here: {network_name(best.arch)} {best.label} (lowest 10-view top-1 among SPP groups with "
             "multi-view evaluations)")
@@ -640,6 +656,7 @@ def _csv(sets: Sequence[ResultSet]) -> str:
         for group in ctx.groups:
             top1, top5 = group.stats(ctx.source)
             theirs = paper.paper_error(group.arch, group.arm, group.pyramid)
+            paper1, paper5 = (theirs.top1, theirs.top5) if theirs else (None, None)
             baseline = ctx.find(group.arch, "no_spp")
             gains = paired_gains(baseline, group, ctx.source) if baseline and group.arm != "no_spp" else []
             gain1, gain5 = difference_stats(gains)
@@ -652,10 +669,10 @@ def _csv(sets: Sequence[ResultSet]) -> str:
                 "not_done": sum(r.status != DONE for r in group.runs),
                 "seeds": " ".join(str(s) for s in group.errors(ctx.source)),
                 "top1_mean": cell(top1.mean), "top1_std": cell(top1.std), "top5_mean": cell(top5.mean),
-                "top5_std": cell(top5.std), "paper_top1": cell(theirs and theirs.top1),
-                "paper_top5": cell(theirs and theirs.top5),
-                "diff_top1": cell(difference(top1.mean, theirs and theirs.top1)),
-                "diff_top5": cell(difference(top5.mean, theirs and theirs.top5)),
+                "top5_std": cell(top5.std), "paper_top1": cell(paper1),
+                "paper_top5": cell(paper5),
+                "diff_top1": cell(difference(top1.mean, paper1)),
+                "diff_top5": cell(difference(top5.mean, paper5)),
                 "gain_top1_mean": cell(gain1.mean), "gain_top1_std": cell(gain1.std),
                 "gain_top5_mean": cell(gain5.mean), "gain_top5_std": cell(gain5.std),
                 "gain_n": gain1.n if gains else "",

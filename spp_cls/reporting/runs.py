@@ -18,7 +18,6 @@ from typing import Any, Iterable, Optional
 
 import yaml
 
-
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
@@ -393,7 +392,7 @@ def _multiview_settings(folder: Path, owner: Run) -> dict[str, Any]:
             config = _resolve(yaml.safe_load((folder / CONFIG_FILE).read_text()) or {})
         except (OSError, yaml.YAMLError):
             config = None
-    node = config if isinstance(config, dict) else owner.config
+    node: Any = config if isinstance(config, dict) else owner.config
     for key in ("protocol", "multiview"):
         node = node.get(key) if isinstance(node, dict) else None
     return dict(node) if isinstance(node, dict) else {}

@@ -39,6 +39,7 @@ def _chance(rows: list[dict[str, Any]]) -> list[str]:
     classes = {row.get("num_classes") for row in rows}
     if len(classes) == 1 and None not in classes:
         (k,) = classes
+        assert k is not None
         return [f"(chance level with {k} classes: top-1 error {100 * (1 - 1 / k):.2f}%)"]
     return []
 
@@ -52,7 +53,8 @@ def format_columns(rows: list[dict[str, Any]]) -> str:
     lines = [("model", "SPP levels", "images", *(f"{p} top-1/top-5 %" for p in protocols))]
     for entry in evaluations.values():
         first = entry["row"]
-        cells = [f"{100 * entry[p]['top1_err']:.2f} / {100 * entry[p]['top5_err']:.2f}" if p in entry else "-" for p in protocols]
+        cells = [f"{100 * entry[p]['top1_err']:.2f} / {100 * entry[p]['top5_err']:.2f}" if p in entry else "-"
+                 for p in protocols]
         lines.append((first["model"], _pyramid(first), str(first["images"]), *cells))
     return "\n".join(_aligned(lines) + _chance(rows))
 
@@ -60,7 +62,7 @@ def format_columns(rows: list[dict[str, Any]]) -> str:
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table of top-1/top-5 error in percent, one row per evaluated checkpoint."""
     header = ("model", "SPP levels", "protocol", "images", "top-1 err %", "top-5 err %")
-    lines = [header]
+    lines: list[tuple[str, ...]] = [header]
     for row in rows:
         lines.append(
             (
