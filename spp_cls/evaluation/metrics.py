@@ -17,6 +17,8 @@ class TopKError(Metric):
     full_state_update = False
     is_differentiable = False
     higher_is_better = False
+    misses: torch.Tensor  # states (add_state)
+    total: torch.Tensor
 
     def __init__(self, num_classes: int, k: int) -> None:
         super().__init__()

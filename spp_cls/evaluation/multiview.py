@@ -22,18 +22,18 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
-from torch import nn
 from torchvision.ops import roi_pool
 
 from spp_cls.evaluation.windows import map_window, window_positions
+from spp_cls.models.network import SppNet
 
 
-def features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+def features(model: SppNet, images: torch.Tensor) -> torch.Tensor:
     """The last conv map (the model's own size check is for whole inputs, not needed here)."""
     return model.features(images)
 
 
-def head_scores(model: nn.Module, pooled: torch.Tensor) -> torch.Tensor:
+def head_scores(model: SppNet, pooled: torch.Tensor) -> torch.Tensor:
     """Softmax (float32) of fc6-fc8 applied to SPP vectors."""
     return model.fc8(model.pre_logits(pooled)).softmax(dim=-1, dtype=torch.float32)
 
@@ -56,7 +56,7 @@ class FeatureMapViews:
     chunk_views: int = 512
     chunk_pixels: int = 4_000_000
 
-    def score_sums(self, model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, int]:
+    def score_sums(self, model: SppNet, images: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Sum over this scale's views of the softmax scores of each image (N, 3, H, W) and the views per image."""
         height, width = images.shape[-2:]
         windows = window_positions(height, width, self.window, self.layout)
@@ -68,9 +68,10 @@ class FeatureMapViews:
             totals.append(self._pooled_scores(model, maps, windows, chunk.shape[0]))
         return torch.cat(totals), 2 * len(windows)
 
-    def _pooled_scores(self, model: nn.Module, maps: torch.Tensor, windows: list, count: int) -> torch.Tensor:
+    def _pooled_scores(self, model: SppNet, maps: torch.Tensor, windows: list, count: int) -> torch.Tensor:
         cells = [map_window(w, model.arch, maps.shape[-2], maps.shape[-1], self.mapping) for w in windows]
-        rows = torch.tensor([(m, *c) for m in range(maps.shape[0]) for c in cells], dtype=torch.float32, device=maps.device)
+        rows = torch.tensor([(m, *c) for m in range(maps.shape[0]) for c in cells], dtype=torch.float32,
+                            device=maps.device)
         owner = torch.arange(maps.shape[0], device=maps.device).repeat_interleave(len(cells)) % count
         sums = torch.zeros(count, model.num_classes, dtype=torch.float32, device=maps.device)
         for start in range(0, rows.shape[0], self.chunk_views):

@@ -32,16 +32,17 @@ import random
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Callable, Iterator, Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence, Union, cast
 
 import torch
 from torch import nn
 
 from spp_cls.data.config import DataConfig
-from spp_cls.data.transforms import FIVE_POSITIONS, CenterView, resample_square, resize_short_side, square_box
+from spp_cls.data.transforms import FIVE_POSITIONS, CenterView, View, resample_square, resize_short_side, square_box
 from spp_cls.evaluation.config import ProtocolConfig
 from spp_cls.evaluation.multiview import FeatureMapViews
 from spp_cls.evaluation.windows import LAYOUTS, MAPPINGS
+from spp_cls.models.network import SppNet
 
 Images = Union[torch.Tensor, list]
 
@@ -82,7 +83,7 @@ class TestProtocol(ABC):
             )
 
     @abstractmethod
-    def view(self) -> Callable:
+    def view(self) -> View:
         """``(image uint8 (3, H, W), size, rng) -> {"image": ...}``, with ``decode_short_side(size)``."""
 
     @abstractmethod
@@ -95,10 +96,11 @@ class CenterCrop(TestProtocol):
 
     name = "center"
 
-    def view(self) -> Callable:
+    def view(self) -> View:
         return CenterView(self.settings)
 
     def scores(self, model: nn.Module, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
+        assert isinstance(images, torch.Tensor)  # same-size crops: the loader stacks them
         return softmax(model(images)), torch.ones(images.shape[0], device=images.device)
 
 
@@ -123,10 +125,11 @@ class TenView(TestProtocol):
 
     name = "ten_view"
 
-    def view(self) -> Callable:
+    def view(self) -> View:
         return TenCropView(self.settings)
 
     def scores(self, model: nn.Module, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
+        assert isinstance(images, torch.Tensor)  # same-size crops: the loader stacks them
         b, v = images.shape[:2]
         scores = softmax(model(images.flatten(0, 1))).view(b, v, -1).mean(1)
         return scores, torch.full((b,), float(v), device=images.device)
@@ -156,7 +159,7 @@ def size_groups(images: Images) -> list[tuple[list[int], torch.Tensor]]:
     return [(idx, torch.stack([images[i] for i in idx])) for idx in groups.values()]
 
 
-def full_image_sums(model: nn.Module, images: Images, flip: bool) -> tuple[torch.Tensor, int, int]:
+def full_image_sums(model: SppNet, images: Images, flip: bool) -> tuple[torch.Tensor, int, int]:
     """Summed softmax scores of whole-image views (and mirrors), by size group; (sums (B, C), views, B)."""
     count = len(images) if isinstance(images, list) else images.shape[0]
     sums: Optional[torch.Tensor] = None
@@ -179,12 +182,12 @@ class FullImage(TestProtocol):
     needs_spp = True
     flip = False
 
-    def view(self) -> Callable:
+    def view(self) -> View:
         return ScalesView(self.settings, (self.settings.resize_size,), as_list=False)
 
     def scores(self, model: nn.Module, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
-        with cudnn_autotuning_off():
-            sums, views, count = full_image_sums(model, images, self.flip)
+        with cudnn_autotuning_off():  # runs an SppNet's parts (features, pool, fc6-fc8)
+            sums, views, count = full_image_sums(cast(SppNet, model), images, self.flip)
         return sums / views, sums.new_full((count,), float(views))
 
 
@@ -212,15 +215,15 @@ class MultiView(TestProtocol):
         self.views = FeatureMapViews(mv.layout, self.window, mv.mapping, mv.chunk_views, mv.chunk_pixels)
         self.full_views = mv.full_views
 
-    def view(self) -> Callable:
+    def view(self) -> View:
         extra = (self.settings.resize_size,) if self.full_views else ()
         return ScalesView(self.settings, self.scales + extra)
 
     def scores(self, model: nn.Module, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
-        with cudnn_autotuning_off():
-            return self._scores(model, images)
+        with cudnn_autotuning_off():  # runs an SppNet's parts (features, pool, fc6-fc8)
+            return self._scores(cast(SppNet, model), images)
 
-    def _scores(self, model: nn.Module, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
+    def _scores(self, model: SppNet, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
         per_scale = list(zip(*images))  # a batch is a list (images) of lists (scales)
         count = len(images)
         sums, views = None, None
@@ -236,7 +239,7 @@ class MultiView(TestProtocol):
         views = views.to(sums.device)
         return sums / views[:, None], views
 
-    def _scale_sums(self, model: nn.Module, images: list, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _scale_sums(self, model: SppNet, images: list, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         sums: Optional[torch.Tensor] = None
         views = torch.zeros(count)
         for positions, group in size_groups(images):

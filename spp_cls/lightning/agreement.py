@@ -65,7 +65,7 @@ def is_decision_step(trainer: pl.Trainer) -> bool:
 
     One process: every step. DDP: the steps whose metrics Lightning logs (``SppClassifier`` all-reduces the step
     loss there), i.e. every ``log_every_n_steps`` optimizer steps; every step in a fast dev run."""
-    if trainer.world_size == 1 or trainer.fast_dev_run:
+    if trainer.world_size == 1 or trainer.fast_dev_run:  # type: ignore[attr-defined]  # set by Lightning's setup
         return True
-    every: Optional[int] = trainer.log_every_n_steps
-    return bool(every) and trainer.global_step % every == 0
+    every: Optional[int] = trainer.log_every_n_steps  # type: ignore[attr-defined]  # set by its logger connector
+    return every is not None and every != 0 and trainer.global_step % every == 0

@@ -39,8 +39,9 @@ class EpochSummary(pl.Callback):
             return
         self._last_line = now
         loss = trainer.callback_metrics.get("train/loss_step")
-        log.info("epoch %d: batch %d/%s%s (%.0fs)", trainer.current_epoch + 1, batch_idx + 1, trainer.num_training_batches,
-                 f" train/loss={loss.item():.4f}" if loss is not None else "", now - self._start)
+        log.info("epoch %d: batch %d/%s%s (%.0fs)", trainer.current_epoch + 1, batch_idx + 1,
+                 trainer.num_training_batches, f" train/loss={loss.item():.4f}" if loss is not None else "",
+                 now - self._start)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -66,7 +67,7 @@ class EpochSummary(pl.Callback):
 
 def _report_skips(trainer: pl.Trainer, splits: tuple[str, ...]) -> None:
     """Log the data module's per-epoch report of unreadable inputs (every process logs its own)."""
-    datamodule = trainer.datamodule
+    datamodule = trainer.datamodule  # type: ignore[attr-defined]  # set by Lightning's fit/validate/test
     if not isinstance(datamodule, ClassificationDataModule):
         return
     for split in splits:

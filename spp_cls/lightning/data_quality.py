@@ -19,7 +19,8 @@ from spp_cls.lightning.agreement import gather_objects, is_decision_step, vote_m
 
 
 def _trackers(trainer: pl.Trainer, splits: Iterable[str]) -> list[SkipTracker]:
-    skips: dict[str, SkipTracker] = getattr(trainer.datamodule, "skips", None) or {}
+    datamodule = trainer.datamodule  # type: ignore[attr-defined]  # set by Lightning's fit/validate/test
+    skips: dict[str, SkipTracker] = getattr(datamodule, "skips", None) or {}
     return [skips[split] for split in splits if split in skips]
 
 
@@ -59,7 +60,7 @@ class DataQualityGuard(pl.Callback):
 def skip_totals_of_all(trainer: pl.Trainer) -> dict[str, int]:
     """The data module's totals of skipped images and shards, summed over all processes (a collective)."""
     totals: dict[str, int] = {}
-    datamodule = trainer.datamodule
+    datamodule = trainer.datamodule  # type: ignore[attr-defined]  # set by Lightning's fit/validate/test
     for part in gather_objects(datamodule.skip_totals() if hasattr(datamodule, "skip_totals") else {}):
         for key, value in part.items():
             totals[key] = totals.get(key, 0) + int(value)

@@ -25,14 +25,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from spp_cls.data.config import DataConfig
 from spp_cls.data.folder import (
-    SkippingImageFolder, collate_skipping, compare_classes, list_class_folder_files, list_classes, list_flat_names,
+    SkippingImageFolder,
+    collate_skipping,
+    compare_classes,
+    list_class_folder_files,
+    list_classes,
+    list_flat_names,
     write_class_index,
 )
 from spp_cls.data.loader import EpochAwareDataLoader, ResumableDataLoader, loader_generator
@@ -44,7 +49,7 @@ from spp_cls.data.shards import ShardStream
 from spp_cls.data.skips import SkipTracker
 from spp_cls.data.synthetic import ensure_synthetic_dataset
 from spp_cls.data.synthetic_shards import ensure_synthetic_shards
-from spp_cls.data.transforms import CenterView, TrainView
+from spp_cls.data.transforms import CenterView, TrainView, View
 from spp_cls.data.val_labels import list_flat_split
 from spp_cls.lightning.position import training_position
 
@@ -95,7 +100,7 @@ class ClassificationDataModule(pl.LightningDataModule):
         config: DataConfig,
         num_workers: Optional[int] = None,
         seed: int = 0,
-        test_view: Optional[Callable] = None,
+        test_view: Optional[View] = None,
         class_index: Optional[Sequence[str]] = None,
     ) -> None:
         super().__init__()
@@ -158,7 +163,8 @@ class ClassificationDataModule(pl.LightningDataModule):
         index) into the cache; a current cache is left as it is."""
         cache = self._list_cache()
         stage = self._stage()
-        splits = [self.train_split, self.val_split] if stage == "fit" else [self.val_split] if stage in ("validate", "test") else []
+        splits = ([self.train_split, self.val_split] if stage == "fit"
+                  else [self.val_split] if stage in ("validate", "test") else [])
         for split in splits:
             split_dir = Path(self.root) / split
             if split == self.val_split and self.config.val_labels:
@@ -181,7 +187,9 @@ class ClassificationDataModule(pl.LightningDataModule):
         return self.batch_size // world
 
     def _epoch(self) -> int:
-        return self.trainer.fit_loop.epoch_progress.current.processed if self.trainer is not None else 0
+        if self.trainer is None:
+            return 0
+        return self.trainer.fit_loop.epoch_progress.current.processed  # type: ignore[attr-defined]  # see position.py
 
     def _position(self) -> tuple[int, int]:
         return training_position(self.trainer) if self.trainer is not None else (0, 0)
@@ -204,13 +212,13 @@ class ClassificationDataModule(pl.LightningDataModule):
         compare_classes(self.classes, list_classes(split_dir), "the class index", str(split_dir))
         return list_class_folder_files(split_dir, self.classes, cache)
 
-    def _folder_dataset(self, split: str, view: Callable) -> SkippingImageFolder:
+    def _folder_dataset(self, split: str, view: View) -> SkippingImageFolder:
         return SkippingImageFolder(
             Path(self.root) / split, view, size=self.config.crop_size, classes=self.classes,
             samples=self._folder_split(split), max_pixels=self.config.max_pixels,
         )
 
-    def _shard_stream(self, split: str, view: Callable, train: bool) -> ShardStream:
+    def _shard_stream(self, split: str, view: View, train: bool) -> ShardStream:
         assert self._manifest is not None
         world, rank = self._world()
         return ShardStream(
@@ -238,7 +246,8 @@ class ClassificationDataModule(pl.LightningDataModule):
             train_dir = Path(self.root) / self.train_split
             if fitting or not self.classes:
                 self._resolve_classes(list_classes(train_dir), str(train_dir))
-        views = {"train": TrainView(self.config), "val": CenterView(self.config), "test": self.test_view}
+        views: dict[str, View] = {"train": TrainView(self.config), "val": CenterView(self.config),
+                                  "test": self.test_view}
         wanted = {"train": fitting, "val": stage in (None, "fit", "validate"), "test": stage in (None, "test")}
         for name, needed in wanted.items():
             if not needed:
@@ -280,10 +289,11 @@ class ClassificationDataModule(pl.LightningDataModule):
             loader = ResumableDataLoader(dataset, batch_sampler=sampler, collate_fn=collate_skipping,
                                          persistent_workers=self.num_workers > 0, position_fn=self._position, **common)
         else:
-            sampler = RankSplitSampler(len(dataset), world, rank)
-            expected = len(sampler)
-            loader = EpochAwareDataLoader(dataset, batch_size=self.per_device_batch_size(), sampler=sampler,
-                                          collate_fn=collate_skipping, persistent_workers=self.num_workers > 0, **common)
+            split_sampler = RankSplitSampler(len(dataset), world, rank)
+            expected = len(split_sampler)
+            loader = EpochAwareDataLoader(dataset, batch_size=self.per_device_batch_size(), sampler=split_sampler,
+                                          collate_fn=collate_skipping, persistent_workers=self.num_workers > 0,
+                                          **common)
         self.skips[name] = SkipTracker(name, max(1, expected), self.config.max_skip_fraction, deferred=world > 1)
         return loader
 
@@ -324,7 +334,8 @@ class ClassificationDataModule(pl.LightningDataModule):
 
     def skip_totals(self) -> dict[str, int]:
         totals = {f"{name}_skipped": t.total_skipped for name, t in self.skips.items()}
-        totals.update({f"{name}_skipped_shards": t.total_shards_skipped for name, t in self.skips.items() if t.total_shards_skipped})
+        totals.update({f"{name}_skipped_shards": t.total_shards_skipped for name, t in self.skips.items()
+                       if t.total_shards_skipped})
         return totals
 
     def epoch_state(self) -> dict[str, Any]:

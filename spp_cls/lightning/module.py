@@ -11,11 +11,12 @@ logged only on the steps whose metrics Lightning writes to the loggers.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, cast
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.utilities.types import OptimizerLRSchedulerConfig
 from torch import nn
 from torchmetrics import MeanMetric, Metric, SumMetric
 
@@ -23,7 +24,7 @@ from spp_cls.evaluation.metrics import TopKError
 from spp_cls.evaluation.protocols import TestProtocol
 from spp_cls.lightning.datamodule import adopt_legacy_state
 from spp_cls.lightning.optim import build_optimization
-from spp_cls.models import create_classifier
+from spp_cls.models import SppNet, create_classifier
 
 MONITOR = "val/top1_err"
 # model settings that say how the network runs, not what it is (create_classifier does not take them)
@@ -79,7 +80,7 @@ class SppClassifier(pl.LightningModule):
             setattr(self, f"{split}_skipped", SumMetric(nan_strategy="disable"))
         self._logged: set[str] = set()  # epoch metrics handed to Lightning in the current epoch
 
-    def set_protocol(self, protocol: TestProtocol, ensemble: Sequence[nn.Module] = (), keep_scores: bool = False) -> None:
+    def set_protocol(self, protocol: TestProtocol, ensemble: Sequence[SppNet] = (), keep_scores: bool = False) -> None:
         """Use ``protocol`` for ``trainer.test`` (its view must be the one the test loader applies).
 
         ``ensemble``: further models whose scores are averaged with this one's (the paper's multi-model
@@ -137,8 +138,9 @@ class SppClassifier(pl.LightningModule):
         """Whether Lightning writes step metrics to the loggers after this training step (its rule: every
         ``log_every_n_steps`` optimizer steps; every step in a fast dev run)."""
         trainer = self.trainer
-        every = trainer.log_every_n_steps
-        return bool(trainer.fast_dev_run) or (every > 0 and (trainer.global_step + 1) % every == 0)
+        every = trainer.log_every_n_steps  # type: ignore[attr-defined]  # set by Lightning's logger connector
+        fast_dev_run = trainer.fast_dev_run  # type: ignore[attr-defined]  # set by Lightning's setup
+        return bool(fast_dev_run) or (every > 0 and (trainer.global_step + 1) % every == 0)
 
     def on_train_start(self) -> None:
         self._logged.clear()  # a run resumed inside an epoch starts there, without on_train_epoch_start
@@ -221,7 +223,8 @@ class SppClassifier(pl.LightningModule):
 
     def epoch_state(self) -> dict[str, Any]:
         """The training epoch's sums so far (on CPU), for a checkpoint taken inside the epoch."""
-        return {name: {k: v.detach().cpu() for k, v in metric.metric_state.items()}
+        # these metrics' states are tensors (no list states)
+        return {name: {k: cast(torch.Tensor, v).detach().cpu() for k, v in metric.metric_state.items()}
                 for name, metric in self._running_train_metrics().items()}
 
     def load_epoch_state(self, state: dict[str, Any]) -> None:
@@ -259,5 +262,5 @@ class SppClassifier(pl.LightningModule):
         under the data module's earlier name is moved to where Lightning looks for it."""
         adopt_legacy_state(checkpoint)
 
-    def configure_optimizers(self) -> dict[str, Any]:
-        return build_optimization(self.model.parameters(), self.hparams.optim, self.hparams.lr, MONITOR)
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
+        return build_optimization(self.model.parameters(), self.hparams["optim"], self.hparams["lr"], MONITOR)

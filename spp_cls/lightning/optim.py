@@ -14,9 +14,12 @@ torch's default. The updates are the same.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from pytorch_lightning.utilities.types import OptimizerLRSchedulerConfig
 
 LR_SCALINGS = ("linear", "sqrt", "none")
 SCHEDULERS = ("plateau", "step")
@@ -60,7 +63,7 @@ def effective_lr(lr: float, step_batch: int, base_batch_size: int, scaling: str)
     raise ValueError(f"optim.lr_scaling must be one of {list(LR_SCALINGS)}; got {scaling!r}")
 
 
-def build_optimization(params: Any, optim: dict[str, Any], lr: float, monitor: str) -> dict[str, Any]:
+def build_optimization(params: Any, optim: dict[str, Any], lr: float, monitor: str) -> OptimizerLRSchedulerConfig:
     """Lightning's ``configure_optimizers`` dict: SGD plus the plateau or step schedule.
 
     ``plateau`` divides the rate by 1/lr_factor when ``monitor`` has not improved for ``plateau_patience``
@@ -72,7 +75,7 @@ def build_optimization(params: Any, optim: dict[str, Any], lr: float, monitor: s
                                 **sgd_implementation(params, optim.get("implementation", "auto")))
     factor = optim["lr_factor"]
     if optim["scheduler"] == "plateau":
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        scheduler: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer,
             mode="min",
             factor=factor,
@@ -81,7 +84,8 @@ def build_optimization(params: Any, optim: dict[str, Any], lr: float, monitor: s
             threshold_mode="abs",
             min_lr=lr * factor ** optim["lr_drops"],
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": monitor, "interval": "epoch"}}
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "monitor": monitor, "interval": "epoch"}}
     if optim["scheduler"] == "step":
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(optim["step_milestones"]), gamma=factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

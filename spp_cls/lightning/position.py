@@ -13,7 +13,8 @@ def training_position(trainer: pl.Trainer) -> tuple[int, int]:
     loop counters, which a resumed run restores, so the number is the same in the run that saved and in the
     run that resumes.
     """
+    # Lightning types the counters as _ReadyCompletedTracker; these loops' are _ProcessedTrackers (started, processed)
     loop = trainer.fit_loop
-    epoch = loop.epoch_progress.current.processed
-    inside_epoch = loop.epoch_progress.current.started > epoch
-    return epoch, loop.epoch_loop.batch_progress.current.processed if inside_epoch else 0
+    epoch = loop.epoch_progress.current.processed  # type: ignore[attr-defined]
+    inside_epoch = loop.epoch_progress.current.started > epoch  # type: ignore[attr-defined]
+    return epoch, loop.epoch_loop.batch_progress.current.processed if inside_epoch else 0  # type: ignore[attr-defined]

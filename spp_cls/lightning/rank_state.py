@@ -8,7 +8,7 @@ that checkpoints still load with ``weights_only=True``.
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytorch_lightning as pl
@@ -18,7 +18,9 @@ import torch.distributed as dist
 
 def rng_state() -> dict[str, Any]:
     """This process's global random generators."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    # the legacy global generator is an MT19937: its state is the tuple, never the dict
+    state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
+    name, keys, pos, has_gauss, gauss = state
     version, mt, py_gauss = random.getstate()
     # only this process's own device (the one the strategy made current): by device index, a run resumed with
     # another CUDA_VISIBLE_DEVICES or another device per process would put the states on the wrong devices

@@ -145,7 +145,7 @@ class ResumeCheckpoint(pl.Callback):
 
     def _save(self, trainer: pl.Trainer, boundary: bool) -> None:
         """Write the checkpoint on every rank's call (a collective), unless this point is already saved."""
-        if trainer.fast_dev_run or trainer.sanity_checking:
+        if trainer.fast_dev_run or trainer.sanity_checking:  # type: ignore[attr-defined]  # set by Lightning's setup
             return
         position = training_position(trainer)
         if position == self._saved_at:
@@ -154,15 +154,19 @@ class ResumeCheckpoint(pl.Callback):
             logger.save()
         self._boundary = boundary
         try:
-            trainer.save_checkpoint(self.path, weights_only=False)  # the full state; also silences Lightning's default notice
+            # the full state; also silences Lightning's default notice
+            trainer.save_checkpoint(self.path, weights_only=False)
         finally:
             self._boundary = False
         self._saved_at, self._last_save = position, time.monotonic()
 
     # ------------------------------------------------------------------------------------ what is saved
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         checkpoint[RANK_STATES] = gather_from_ranks(trainer, _rank_state(trainer, pl_module))
-        if self._boundary and trainer.fit_loop.epoch_progress.current.ready > trainer.fit_loop.epoch_progress.current.started:
+        current = trainer.fit_loop.epoch_progress.current
+        if self._boundary and current.ready > current.started:  # type: ignore[attr-defined]  # see position.py
             # Saved in on_train_epoch_start, where Lightning has already counted the coming epoch as "ready":
             # take that back, so the file describes the boundary it is, and a run resumed from it starts the
             # epoch as a new one (not through Lightning's restart path for an epoch under way).
@@ -170,7 +174,9 @@ class ResumeCheckpoint(pl.Callback):
             for counter in ("current", "total"):
                 progress[counter]["ready"] -= 1
 
-    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         self._resumed, self._loaded = True, checkpoint.get(RANK_STATES)
 
     def _restore_rank_state(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -212,7 +218,7 @@ def _replace_sigterm_broadcast(trainer: pl.Trainer) -> None:
 
 
 def _epoch_state_owners(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, EpochState]:
-    owners = {"module": pl_module, "datamodule": trainer.datamodule}
+    owners = {"module": pl_module, "datamodule": trainer.datamodule}  # type: ignore[attr-defined]  # set by fit/test
     return {name: owner for name, owner in owners.items() if isinstance(owner, EpochState)}
 
 

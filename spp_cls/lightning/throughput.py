@@ -69,7 +69,9 @@ class Throughput(pl.Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._restart()
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self._start = time.perf_counter()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
@@ -83,7 +85,7 @@ class Throughput(pl.Callback):
         if not trainer.is_global_zero:
             return
         step = trainer.global_step - 1  # the step Lightning files this batch's metrics under
-        every = trainer.log_every_n_steps
+        every = trainer.log_every_n_steps  # type: ignore[attr-defined]  # set by Lightning's logger connector
         if trainer.loggers and every > 0 and (step + 1) % every == 0 and step != self._logged_step:
             metrics = {"perf/images_per_s": self.interval.rate(trainer.world_size),
                        "perf/data_wait": self.interval.wait_share()}

@@ -22,6 +22,6 @@ def load_weights(module: SppClassifier, state_dict: dict[str, torch.Tensor], ckp
         details += [f"missing {k}" for k in missing[:3]] + [f"unexpected {k}" for k in unexpected[:3]]
         raise CheckpointError(
             f"checkpoint {ckpt_path} does not fit the configured model {name} with "
-            f"{module.hparams.num_classes} classes: " + "; ".join(details)
+            f"{module.hparams['num_classes']} classes: " + "; ".join(details)
         )
     module.load_state_dict(state_dict)
