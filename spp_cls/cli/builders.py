@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Callable, Optional, Sequence, TypeVar
+from typing import Any, Optional, Sequence, TypeVar, cast
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import LearningRateMonitor
-from pytorch_lightning.loggers import TensorBoardLogger
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import LearningRateMonitor
+from pytorch_lightning.loggers import TensorBoardLogger
 
 from spp_cls.data.config import DataConfig
+from spp_cls.data.transforms import View
 from spp_cls.lightning import ClassificationDataModule, SafeCheckpointIO
 from spp_cls.lightning.cluster import cluster_plugins, loader_workers
 from spp_cls.lightning.data_quality import DataQualityGuard
@@ -35,7 +36,7 @@ def as_config(node: Any, schema: type[T]) -> T:
 
 
 def build_datamodule(
-    cfg: DictConfig, test_view: Optional[Callable] = None, class_index: Optional[Sequence[str]] = None
+    cfg: DictConfig, test_view: Optional[View] = None, class_index: Optional[Sequence[str]] = None
 ) -> ClassificationDataModule:
     """The run's data module: ``cfg.data`` as the data layer's ``DataConfig``, the loader workers resolved for
     this machine's devices and the run's seed."""
@@ -65,14 +66,15 @@ def _instantiate_loggers(group: DictConfig, purge_step: Optional[int]) -> list[A
     for node in group.values():
         if not node or "_target_" not in node:
             continue
-        continuing = purge_step is not None and issubclass(get_class(node._target_), (TensorBoardLogger, ContinuingCSVLogger))
+        continuing = purge_step is not None and issubclass(get_class(node._target_),
+                                                           (TensorBoardLogger, ContinuingCSVLogger))
         loggers.append(instantiate(node, purge_step=purge_step) if continuing else instantiate(node))
     return loggers
 
 
 def build_trainer(cfg: DictConfig, purge_step: Optional[int] = None) -> pl.Trainer:
     """The Trainer of a run; ``purge_step``: the first logger step of a resumed run (its logs continue there)."""
-    args = OmegaConf.to_container(cfg.trainer, resolve=True)
+    args = cast(dict[str, Any], OmegaConf.to_container(cfg.trainer, resolve=True))  # a DictConfig's container
     extra = args.pop("extra")
     if args["deterministic"] and args["benchmark"]:
         # cuDNN ignores its deterministic switch while autotuning: determinism asked for by name wins

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, cast
 
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
@@ -42,7 +42,7 @@ def merge_saved_config(saved: dict[str, Any], composed: DictConfig, overrides: S
     for group in SAVED_GROUPS:
         if group not in saved:
             raise CheckpointError(f"the checkpoint's run config has no '{group}' section")
-    merged = OmegaConf.merge(composed, {group: saved[group] for group in SAVED_GROUPS})
+    merged = cast(DictConfig, OmegaConf.merge(composed, {group: saved[group] for group in SAVED_GROUPS}))
     for override in OverridesParser.create().parse_overrides(list(overrides)):
         key = override.key_or_group
         if key.split(".")[0] in SAVED_GROUPS and not override.is_delete():
@@ -58,12 +58,15 @@ def saved_class_index(checkpoint: dict[str, Any]) -> Optional[list[str]]:
 
 def _ckpt_paths(cfg: DictConfig) -> list[str]:
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
-        raise ConfigError("invalid config:\n  - ckpt_path is required: python evaluate.py ckpt_path=PATH (or [PATH,PATH,...])")
+        raise ConfigError("invalid config:\n  - ckpt_path is required: python evaluate.py ckpt_path=PATH "
+                          "(or [PATH,PATH,...])")
     paths = cfg.ckpt_path if OmegaConf.is_list(cfg.ckpt_path) else [cfg.ckpt_path]
     return [str(p) for p in paths]
 
 
-def _load_member(path: str, cfg: DictConfig, overrides: Sequence[str], schema: type) -> tuple[SppClassifier, DictConfig, dict[str, Any]]:
+def _load_member(
+    path: str, cfg: DictConfig, overrides: Sequence[str], schema: type
+) -> tuple[SppClassifier, DictConfig, dict[str, Any]]:
     """One checkpoint as a module, with its run config (saved model/data + command-line overrides)."""
     checkpoint = load_safe(path)
     saved = checkpoint.get("hyper_parameters", {}).get("run_config")
@@ -72,8 +75,8 @@ def _load_member(path: str, cfg: DictConfig, overrides: Sequence[str], schema: t
     run_cfg = merge_saved_config(saved, cfg, overrides)
     validate_run_config(run_cfg, schema)
     module = SppClassifier(
-        model=OmegaConf.to_container(run_cfg.model, resolve=True),
-        optim=OmegaConf.to_container(run_cfg.optim, resolve=True),
+        model=cast(dict[str, Any], OmegaConf.to_container(run_cfg.model, resolve=True)),
+        optim=cast(dict[str, Any], OmegaConf.to_container(run_cfg.optim, resolve=True)),
         num_classes=run_cfg.data.num_classes,
         input_size=run_cfg.data.crop_size,
         lr=0.0,
@@ -102,10 +105,10 @@ def _test_protocol(name: str, members: list[SppClassifier], run_cfg: DictConfig,
         log.info("protocol %s: trainer.limit_test_batches=%s tested %d of the %d images", name,
                  trainer.limit_test_batches, images + skipped, expected)
     if images + skipped > expected or (images + skipped < expected and not lost_shards and not limited):
-        raise RuntimeError(f"protocol {name} processed {images} + {skipped} skipped images of a {expected}-image split: "
-                           f"images were counted twice or lost")
+        raise RuntimeError(f"protocol {name} processed {images} + {skipped} skipped images of a {expected}-image "
+                           f"split: images were counted twice or lost")
     views = float(metrics["test/views"])
-    result = {
+    result: dict[str, Any] = {
         "top1_err": metrics["test/top1_err"], "top5_err": metrics["test/top5_err"], "images": images,
         "skipped": skipped, "skipped_shards": datamodule.skip_totals().get("test_skipped_shards", 0),
         "views_per_image": views / max(1, images), "images_per_s": images / seconds, "views_per_s": views / seconds,
@@ -143,7 +146,8 @@ def evaluate(paths: Sequence[str], cfg: DictConfig, overrides: Sequence[str], ou
     log.info("evaluating %s (%s) on %s/%s with %s", ", ".join(paths), name, run_cfg.data.root, run_cfg.data.val_split,
              ", ".join(protocols))
     trainer = trainer or build_trainer(run_cfg)
-    per_protocol = {p: _test_protocol(p, members, run_cfg, cfg, trainer, saved_class_index(first), output_dir, save_scores)
+    per_protocol = {p: _test_protocol(p, members, run_cfg, cfg, trainer, saved_class_index(first), output_dir,
+                                      save_scores)
                     for p in protocols}
     head = per_protocol[protocols[0]]
     results = {
@@ -154,7 +158,8 @@ def evaluate(paths: Sequence[str], cfg: DictConfig, overrides: Sequence[str], ou
         "data": run_cfg.data.name,
         "split": run_cfg.data.val_split,
         "num_classes": run_cfg.data.num_classes,
-        "top1_err": head["top1_err"], "top5_err": head["top5_err"], "images": head["images"], "skipped": head["skipped"],
+        "top1_err": head["top1_err"], "top5_err": head["top5_err"], "images": head["images"],
+        "skipped": head["skipped"],
         "skipped_shards": head["skipped_shards"],
         "epoch": first.get("epoch"),
         "protocols": per_protocol,

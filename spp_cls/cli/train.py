@@ -13,7 +13,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import pytorch_lightning as pl
 import torch
@@ -47,12 +47,12 @@ def build_module(cfg: DictConfig) -> SppClassifier:
         lr, cfg.optim.lr, cfg.optim.base_batch_size, step_batch, cfg.optim.lr_scaling,
     )
     return SppClassifier(
-        model=OmegaConf.to_container(cfg.model, resolve=True),
-        optim=OmegaConf.to_container(cfg.optim, resolve=True),
+        model=cast(dict[str, Any], OmegaConf.to_container(cfg.model, resolve=True)),
+        optim=cast(dict[str, Any], OmegaConf.to_container(cfg.optim, resolve=True)),
         num_classes=cfg.data.num_classes,
         input_size=cfg.data.crop_size,
         lr=lr,
-        run_config=OmegaConf.to_container(cfg, resolve=True),
+        run_config=cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)),
     )
 
 
@@ -92,7 +92,7 @@ def _final_metrics(trainer: pl.Trainer, module: SppClassifier, datamodule: Any, 
     if cfg.eval_checkpoint == "best" and not best:
         log.warning("eval_checkpoint=best, but the run keeps no best checkpoint: testing the final weights")
     results: dict[str, Any] = {}
-    if cfg.validate_best and not trainer.fast_dev_run:
+    if cfg.validate_best and not trainer.fast_dev_run:  # type: ignore[attr-defined]  # set by Lightning's setup
         log.info("validating %s (eval_checkpoint=%s)", evaluated or "the final weights in memory", cfg.eval_checkpoint)
         results = dict(trainer.validate(module, datamodule=datamodule, ckpt_path=evaluated, weights_only=True)[0])
     results.update(
@@ -106,7 +106,7 @@ def _final_metrics(trainer: pl.Trainer, module: SppClassifier, datamodule: Any, 
         best_checkpoint=best,
         last_checkpoint=_last_checkpoint(trainer),
         step_batch=cfg.data.batch_size * cfg.trainer.accumulate_grad_batches,
-        lr=module.hparams.lr,
+        lr=module.hparams["lr"],
         lrn_input_scale=cfg.model.get("lrn_input_scale"),
         **_head_inputs(module),
     )
@@ -115,7 +115,8 @@ def _final_metrics(trainer: pl.Trainer, module: SppClassifier, datamodule: Any, 
 
 def _last_checkpoint(trainer: pl.Trainer) -> Optional[str]:
     """The resume checkpoint the run leaves behind (None without a ResumeCheckpoint callback)."""
-    paths = [c.path for c in trainer.callbacks if isinstance(c, ResumeCheckpoint) and c.path.is_file()]
+    callbacks = trainer.callbacks  # type: ignore[attr-defined]  # set by Lightning's callback connector
+    paths = [c.path for c in callbacks if isinstance(c, ResumeCheckpoint) and c.path.is_file()]
     return str(paths[0]) if paths else None
 
 
@@ -162,7 +163,7 @@ def run_training(cfg: DictConfig) -> Optional[float]:
         sys.exit(128 + signal.SIGTERM)
     results = _final_metrics(trainer, module, datamodule, cfg)
     results.update(skip_totals_of_all(trainer))
-    if cfg.evaluate_protocols and not trainer.fast_dev_run:
+    if cfg.evaluate_protocols and not trainer.fast_dev_run:  # type: ignore[attr-defined]  # set by Lightning's setup
         if results.get("evaluated_checkpoint"):
             evaluate([results["evaluated_checkpoint"]], cfg, [], run_dir / "eval", list(cfg.evaluate_protocols),
                      trainer=trainer, skip_inapplicable=True, schema=TrainConfig)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
+from torch import nn
 from torch.export import Dim
 
 from spp_cls.io import write_atomic
@@ -39,7 +40,8 @@ def export_inputs(model: SppNet, height: int, width: int, dynamic: bool) -> Expo
     side = min_dynamic_side(model)
     if dynamic and min(height, width) < side:
         raise ValueError(f"a dynamic {name} program takes sides of at least {side}; give an example size >= {side}")
-    example = torch.randn(EXAMPLE_BATCH, model.features.conv1.conv.in_channels, height, width)
+    in_channels = cast(nn.Conv2d, model.features.get_submodule("conv1.conv")).in_channels
+    example = torch.randn(EXAMPLE_BATCH, in_channels, height, width)
     with torch.no_grad():
         model.eval()(example)  # raises eager's ValueError for a size this model does not take
     dims: dict[int, Any] = {0: Dim("batch")}
@@ -61,4 +63,5 @@ def save_export(model: SppNet, path: str | Path, height: int, width: int, dynami
         return write_atomic(path, buffer.getbuffer())
     program = torch.onnx.export(model, args, dynamic_shapes=dynamic_shapes, dynamo=True,
                                 input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
+    assert program is not None  # dynamo=True always returns the program
     return write_atomic(path, program.model_proto.SerializeToString())
