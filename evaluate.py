@@ -6,8 +6,8 @@ Model and data settings come from the checkpoint's training run unless overridde
 import hydra
 from omegaconf import DictConfig
 
-from spp_cls.cli.evaluate import run_evaluation
 from spp_cls.cli.argv import resolve_printed_config
+from spp_cls.cli.evaluate import run_evaluation
 from spp_cls.config import register_configs
 
 register_configs()

@@ -6,8 +6,8 @@
 import hydra
 from omegaconf import DictConfig
 
-from spp_cls.cli.train import run_training
 from spp_cls.cli.argv import resolve_printed_config
+from spp_cls.cli.train import run_training
 from spp_cls.config import register_configs
 
 register_configs()

@@ -65,15 +65,14 @@ from torchvision import datasets, transforms
 from torchvision.io import ImageReadMode, decode_jpeg
 from webdataset.filters import shuffle as wds_shuffle
 
+from spp_cls.data.config import DataConfig
 from spp_cls.data.decode import DEFAULT_MAX_PIXELS, _open_header, decode_rgb
 from spp_cls.data.folder import SkippingImageFolder, collate_skipping, list_class_folder_files, list_classes
-from spp_cls.data.make_shards import ShardConfig
-from spp_cls.data.make_shards import convert
+from spp_cls.data.make_shards import ShardConfig, convert
 from spp_cls.data.normalize import BatchNormalizer
 from spp_cls.data.sampling import SampleKey, ScheduledBatchSampler, sample_seed
 from spp_cls.data.shard_manifest import load_manifest
 from spp_cls.data.shards import ShardStream
-from spp_cls.data.config import DataConfig
 from spp_cls.data.transforms import TrainView, lighting_offset, resample_square, square_box
 
 BATCH_SIZE = 64
@@ -197,8 +196,12 @@ def ensure_shards(root: Path, processes: int) -> Path:
 
 def file_size_stats(split_dir: Path) -> dict[str, float]:
     sizes = [p.stat().st_size for p in split_dir.glob("*/*.JPEG")]
-    return {"files": len(sizes), "mean_kb": statistics.mean(sizes) / 1e3, "min_kb": min(sizes) / 1e3,
-            "max_kb": max(sizes) / 1e3}
+    return {
+        "files": len(sizes),
+        "mean_kb": statistics.mean(sizes) / 1e3,
+        "min_kb": min(sizes) / 1e3,
+        "max_kb": max(sizes) / 1e3,
+    }
 
 
 # --------------------------------------------------------------------------------------------------- loaders
@@ -210,25 +213,39 @@ def worker_init(_: int) -> None:
 
 def make_loader(dataset: Dataset, workers: int, **kwargs: Any) -> DataLoader:
     """The DataLoader settings every pipeline shares."""
-    return DataLoader(dataset, num_workers=workers, worker_init_fn=worker_init if workers else None,
-                      pin_memory=False, persistent_workers=False, **kwargs)
+    return DataLoader(
+        dataset,
+        num_workers=workers,
+        worker_init_fn=worker_init if workers else None,
+        pin_memory=False,
+        persistent_workers=False,
+        **kwargs,
+    )
 
 
 def baseline_transform() -> transforms.Compose:
-    return transforms.Compose([
-        transforms.Resize(256),
-        transforms.RandomCrop(224),
-        transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(),
-        transforms.Normalize(MEAN, STD),
-    ])
+    return transforms.Compose(
+        [
+            transforms.Resize(256),
+            transforms.RandomCrop(224),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(MEAN, STD),
+        ]
+    )
 
 
 def baseline_loader(split_dir: Path, workers: int, repeat: int) -> DataLoader:
     """(a) torchvision's classic ImageNet training pipeline."""
     dataset = datasets.ImageFolder(str(split_dir), baseline_transform())
-    return make_loader(dataset, workers, batch_size=BATCH_SIZE, shuffle=True, drop_last=True,
-                       generator=torch.Generator().manual_seed(repeat))
+    return make_loader(
+        dataset,
+        workers,
+        batch_size=BATCH_SIZE,
+        shuffle=True,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(repeat),
+    )
 
 
 def folder_dataset(split_dir: Path) -> SkippingImageFolder:
@@ -246,9 +263,17 @@ def folder_loader(split_dir: Path, workers: int, repeat: int, size: int = 224) -
 
 def shard_loader(shard_dir: Path, workers: int, repeat: int) -> DataLoader:
     """(c) our shard reader."""
-    stream = ShardStream(load_manifest(str(shard_dir)).split("train"), TrainView(DataConfig()),
-                         batch_size=BATCH_SIZE, train=True, sizes=[224], schedule="alternate", seed=0,
-                         eval_size=224, num_workers=workers)
+    stream = ShardStream(
+        load_manifest(str(shard_dir)).split("train"),
+        TrainView(DataConfig()),
+        batch_size=BATCH_SIZE,
+        train=True,
+        sizes=[224],
+        schedule="alternate",
+        seed=0,
+        eval_size=224,
+        num_workers=workers,
+    )
     stream.set_epoch(repeat)
     return make_loader(stream, workers, batch_size=None)
 
@@ -270,8 +295,14 @@ class DecodeOnly(Dataset):
 
 
 def decode_only_loader(split_dir: Path, workers: int, repeat: int) -> DataLoader:
-    return make_loader(DecodeOnly(split_dir), workers, batch_size=BATCH_SIZE, shuffle=True, drop_last=True,
-                       generator=torch.Generator().manual_seed(repeat))
+    return make_loader(
+        DecodeOnly(split_dir),
+        workers,
+        batch_size=BATCH_SIZE,
+        shuffle=True,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(repeat),
+    )
 
 
 LoaderFactory = Callable[[int, int], DataLoader]
@@ -334,8 +365,14 @@ def measure(loader: DataLoader, warmup: int, batches: int) -> tuple[int, float]:
         del iterator  # shuts the workers down before the next measurement starts its own
 
 
-def run_measurements(factories: dict[str, LoaderFactory], pipelines: Sequence[str], workers: Sequence[int],
-                     warmup: int, batches: int, repeats: int) -> list[Measurement]:
+def run_measurements(
+    factories: dict[str, LoaderFactory],
+    pipelines: Sequence[str],
+    workers: Sequence[int],
+    warmup: int,
+    batches: int,
+    repeats: int,
+) -> list[Measurement]:
     """Every (repeat, workers, pipeline), interleaved so that machine noise hits all pipelines alike."""
     results = []
     for repeat in range(repeats):
@@ -344,7 +381,9 @@ def run_measurements(factories: dict[str, LoaderFactory], pipelines: Sequence[st
             for key in pipelines:
                 images, seconds = measure(factories[key](w, repeat), *steps)
                 m = Measurement(key, w, repeat, steps[0], steps[1], images, seconds)
-                log.info("repeat %d/%d, %d worker(s), %s: %.1f images/s", repeat + 1, repeats, w, PIPELINES[key], m.rate)
+                log.info(
+                    "repeat %d/%d, %d worker(s), %s: %.1f images/s", repeat + 1, repeats, w, PIPELINES[key], m.rate
+                )
                 results.append(m)
     return results
 
@@ -398,7 +437,7 @@ def _decode_jpeg_tensor(data: bytes) -> torch.Tensor:
 
 def _time_batches(timer: StageTimer, stage: str, samples: list[Any], collate: Callable[[list[Any]], Any]) -> None:
     for start in range(0, len(samples), BATCH_SIZE):
-        timer.time(stage, collate, samples[start:start + BATCH_SIZE])
+        timer.time(stage, collate, samples[start : start + BATCH_SIZE])
 
 
 def ours_breakdown(paths: Sequence[str], size: int) -> dict[str, float]:
@@ -408,19 +447,23 @@ def ours_breakdown(paths: Sequence[str], size: int) -> dict[str, float]:
     min_short = settings.decode_short_side(size)
     for index, path in enumerate(paths):
         data = timer.time("read file", _read, path)
-        rng = timer.time("per-sample seed + Random()", lambda: random.Random(sample_seed(0, 0, index)))
+        rng = timer.time("per-sample seed + Random()", lambda: random.Random(sample_seed(0, 0, index)))  # noqa: B023 (called at once)
         header = timer.time("decode_rgb: PIL header (_open_header)", _open_header, data, DEFAULT_MAX_PIXELS)
         header.close()
         image = timer.time("decode_rgb: decode_jpeg (bytearray copy + libjpeg-turbo)", _decode_jpeg_tensor, data)
         timer.time("decode_rgb (whole, for reference: not summed)", decode_rgb, data, min_short)
         box = timer.time("square_box", square_box, image.shape[1], image.shape[2], settings, "random", rng)
         view = timer.time("resample_square", resample_square, image, box, size, settings.interpolation)
-        view = timer.time("flip", lambda v: v.flip(-1) if rng.random() < 0.5 else v, view)
+        view = timer.time("flip", lambda v: v.flip(-1) if rng.random() < 0.5 else v, view)  # noqa: B023 (called at once)
         lighting = timer.time("lighting_offset", lighting_offset, settings, rng)
         samples.append({"image": view, "lighting": lighting, "target": 0})
     _time_batches(timer, "collate_skipping (per image)", samples, collate_skipping)
-    _time_batches(timer, "alternative: stack into a channels_last batch (per image, not summed)",
-                  [sample["image"] for sample in samples], stack_channels_last)
+    _time_batches(
+        timer,
+        "alternative: stack into a channels_last batch (per image, not summed)",
+        [sample["image"] for sample in samples],
+        stack_channels_last,
+    )
     dataset = folder_dataset(Path(paths[0]).parent.parent)
     index_of = {p: i for i, (p, _) in enumerate(dataset.samples)}
     keys = [SampleKey(index_of[p], size, sample_seed(0, 0, i)) for i, p in enumerate(paths)]
@@ -441,9 +484,17 @@ def shard_breakdown(shard_dir: Path, count: int, size: int) -> dict[str, float]:
     """Seconds per stage of the shard reader's own work: tar reading, shuffle buffer, decode + view
     (``ShardStream._decode``, the same work as (b)'s ``__getitem__``), collation; and a whole epoch of the
     stream in this process for reference."""
-    stream = ShardStream(load_manifest(str(shard_dir)).split("train"), TrainView(DataConfig()),
-                         batch_size=BATCH_SIZE, train=True, sizes=[size], schedule="alternate", seed=0,
-                         eval_size=size, num_workers=0)
+    stream = ShardStream(
+        load_manifest(str(shard_dir)).split("train"),
+        TrainView(DataConfig()),
+        batch_size=BATCH_SIZE,
+        train=True,
+        sizes=[size],
+        schedule="alternate",
+        seed=0,
+        eval_size=size,
+        num_workers=0,
+    )
     timer, errors, raw = StageTimer(), [], []
     reader = stream._read(list(range(len(stream.split.shards))), errors)
     for _ in range(count):
@@ -458,7 +509,8 @@ def shard_breakdown(shard_dir: Path, count: int, size: int) -> dict[str, float]:
     # a whole epoch: the shuffle buffer reads ahead early in an epoch, so a few batches would overstate it
     start, images = time.perf_counter(), sum(count_images(batch) for batch in stream)
     timer.seconds["whole ShardStream, one epoch in this process (for reference: not summed)"] = (
-        (time.perf_counter() - start) * len(raw) / max(images, 1))
+        (time.perf_counter() - start) * len(raw) / max(images, 1)
+    )
     return timer.seconds
 
 
@@ -470,8 +522,13 @@ def baseline_breakdown(paths: Sequence[str]) -> dict[str, float]:
     to_tensor, normalize = transforms.ToTensor(), transforms.Normalize(MEAN, STD)
     for path in paths:
         image = timer.time("PIL open + decode + convert RGB (default_loader)", loader, path)
-        for stage, fn in (("Resize(256)", resize), ("RandomCrop(224)", crop), ("RandomHorizontalFlip", flip),
-                          ("ToTensor", to_tensor), ("Normalize", normalize)):
+        for stage, fn in (
+            ("Resize(256)", resize),
+            ("RandomCrop(224)", crop),
+            ("RandomHorizontalFlip", flip),
+            ("ToTensor", to_tensor),
+            ("Normalize", normalize),
+        ):
             image = timer.time(stage, fn, image)
         samples.append((image, 0))
     _time_batches(timer, "default_collate (per image)", samples, default_collate)
@@ -480,8 +537,12 @@ def baseline_breakdown(paths: Sequence[str]) -> dict[str, float]:
 
 def breakdown_table(title: str, seconds: dict[str, float], images: int) -> list[str]:
     summed = sum(v for k, v in seconds.items() if "not summed" not in k)
-    lines = [f"**{title}** ({images} images, one process, one thread)", "",
-             "| stage | ms / image | share of sum |", "|---|---:|---:|"]
+    lines = [
+        f"**{title}** ({images} images, one process, one thread)",
+        "",
+        "| stage | ms / image | share of sum |",
+        "|---|---:|---:|",
+    ]
     for stage, value in seconds.items():
         share = "" if "not summed" in stage else f"{100 * value / summed:.1f} %"
         lines.append(f"| {stage} | {1e3 * value / images:.3f} | {share} |")
@@ -512,9 +573,14 @@ def machine_info() -> dict[str, Any]:
     from PIL import features
 
     return {
-        "cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
-        "torch": torch.__version__, "torchvision": torchvision.__version__, "pillow": PIL.__version__,
-        "libjpeg_turbo": features.version("libjpeg_turbo"), "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "pillow": PIL.__version__,
+        "libjpeg_turbo": features.version("libjpeg_turbo"),
+        "platform": platform.platform(),
     }
 
 
@@ -551,14 +617,18 @@ def _fmt_ratio(value: Optional[float]) -> str:
 
 
 def results_table(summary: Summary, pipelines: Sequence[str], workers: Sequence[int]) -> list[str]:
-    lines = ["| pipeline | workers | images/s (median) | images/s per core | vs (a) | vs (d) | min-max images/s |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| pipeline | workers | images/s (median) | images/s per core | vs (a) | vs (d) | min-max images/s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for w in workers:
         for key in pipelines:
             rate, (low, high) = summary.median[(key, w)], summary.spread[(key, w)]
-            lines.append(f"| {PIPELINES[key]} | {w} | {rate:.1f} | {rate / max(w, 1):.1f} | "
-                         f"{_fmt_ratio(summary.ratio(key, 'a', w))} | {_fmt_ratio(summary.ratio(key, 'd', w))} | "
-                         f"{low:.0f}-{high:.0f} |")
+            lines.append(
+                f"| {PIPELINES[key]} | {w} | {rate:.1f} | {rate / max(w, 1):.1f} | "
+                f"{_fmt_ratio(summary.ratio(key, 'a', w))} | {_fmt_ratio(summary.ratio(key, 'd', w))} | "
+                f"{low:.0f}-{high:.0f} |"
+            )
     return lines
 
 
@@ -574,8 +644,10 @@ def goal_lines(summary: Summary, workers: Sequence[int]) -> tuple[list[str], Opt
                 continue
             passed = vs_a >= 2.0 and vs_d >= 0.8
             ok = passed if ok is None else ok and passed
-            lines.append(f"- {PIPELINES[key]}, {w} worker(s): {vs_a:.2f}x (a) (goal >= 2), {vs_d:.2f}x (d) "
-                         f"(goal >= 0.8): {'PASS' if passed else 'FAIL'}")
+            lines.append(
+                f"- {PIPELINES[key]}, {w} worker(s): {vs_a:.2f}x (a) (goal >= 2), {vs_d:.2f}x (d) "
+                f"(goal >= 0.8): {'PASS' if passed else 'FAIL'}"
+            )
     return lines, ok
 
 
@@ -583,23 +655,42 @@ def goal_lines(summary: Summary, workers: Sequence[int]) -> tuple[list[str], Opt
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--images", type=int, default=2000, help="generated JPEGs (default 2000)")
     parser.add_argument("--classes", type=int, default=20, help="class folders (default 20)")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="cache folder of the generated data (default $SPP_CLS_CACHE or ~/.cache/spp-cls, "
-                             "under bench-jpegs/)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="cache folder of the generated data (default $SPP_CLS_CACHE or ~/.cache/spp-cls, under bench-jpegs/)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated images (default 0)")
-    parser.add_argument("--workers", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1}),
-                        help="DataLoader worker counts (default: 1 and all cores)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=sorted({1, os.cpu_count() or 1}),
+        help="DataLoader worker counts (default: 1 and all cores)",
+    )
     parser.add_argument("--batches", type=int, default=25, help="timed batches per measurement (default 25)")
     parser.add_argument("--warmup", type=int, default=3, help="batches before timing starts (default 3)")
     parser.add_argument("--repeats", type=int, default=3, help="measurements per pipeline and worker count (median)")
-    parser.add_argument("--pipelines", nargs="+", default=list(PIPELINES), choices=list(PIPELINES),
-                        help="which pipelines to run (default all: a b c d e)")
-    parser.add_argument("--breakdown", type=int, default=200, metavar="N",
-                        help="time our and the baseline's per-sample stages on N images (default 200; 0: off)")
+    parser.add_argument(
+        "--pipelines",
+        nargs="+",
+        default=list(PIPELINES),
+        choices=list(PIPELINES),
+        help="which pipelines to run (default all: a b c d e)",
+    )
+    parser.add_argument(
+        "--breakdown",
+        type=int,
+        default=200,
+        metavar="N",
+        help="time our and the baseline's per-sample stages on N images (default 200; 0: off)",
+    )
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="save raw numbers as JSON")
     return parser
 
@@ -609,8 +700,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise SystemExit("--workers must be >= 0, --batches, --warmup and --repeats >= 1")
     need = max(round_up(args.warmup, w) + round_up(args.batches, w) for w in args.workers) * BATCH_SIZE
     if args.images < need:
-        raise SystemExit(f"--images {args.images} is less than one epoch of warm-up + timed batches ({need} images "
-                         f"at batch size {BATCH_SIZE}); raise --images or lower --batches/--warmup")
+        raise SystemExit(
+            f"--images {args.images} is less than one epoch of warm-up + timed batches ({need} images "
+            f"at batch size {BATCH_SIZE}); raise --images or lower --batches/--warmup"
+        )
     if "c" in args.pipelines and -(-args.images // SHARD_SIZE) < max(max(args.workers), 1):
         raise SystemExit(f"(c) needs at least one shard of {SHARD_SIZE} images per worker; raise --images")
 
@@ -627,8 +720,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     shard_dir = ensure_shards(root, processes) if "c" in args.pipelines else None
     prepared_s = time.perf_counter() - wall_start
 
-    results = run_measurements(loader_factories(split_dir, shard_dir), args.pipelines, args.workers,
-                               args.warmup, args.batches, args.repeats)
+    results = run_measurements(
+        loader_factories(split_dir, shard_dir), args.pipelines, args.workers, args.warmup, args.batches, args.repeats
+    )
     summary = Summary.of(results)
     normalize_ms = {size: time_normalizer(split_dir, size, 10 * args.repeats) for size in (224, 180)}
     paths = sample_paths(split_dir, args.breakdown) if args.breakdown else []
@@ -643,7 +737,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     machine, sizes = machine_info(), file_size_stats(split_dir)
     goals, ok = goal_lines(summary, args.workers)
     out = [
-        "## Training-pipeline throughput", "",
+        "## Training-pipeline throughput",
+        "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores; Python {machine['python']}, torch {machine['torch']}, "
         f"torchvision {machine['torchvision']}, Pillow {machine['pillow']} (libjpeg-turbo {machine['libjpeg_turbo']})",
         f"Command: `{command_line()}`",
@@ -652,13 +747,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"Each cell: median of {args.repeats} measurements of {args.batches} batches of {BATCH_SIZE} after "
         f"{args.warmup} warm-up batches (both rounded up to a multiple of the worker count); per core = per worker.",
         "",
-        *results_table(summary, args.pipelines, args.workers), "",
+        *results_table(summary, args.pipelines, args.workers),
+        "",
         "| normalise on device (CPU here, 1 thread, main process): BatchNormalizer | ms / batch of 64 | ms / image |",
         "|---|---:|---:|",
-        *[f"| uint8 {s}x{s} + lighting -> normalised float32 | {ms:.2f} | {ms / BATCH_SIZE:.3f} |"
-          for s, ms in normalize_ms.items()], "",
-        "Goals ((b), (c) >= 2x (a) and >= 0.8x (d) at the same worker count):", *goals,
-        f"All goals met: {'not checked' if ok is None else 'yes' if ok else 'NO'}", "",
+        *[
+            f"| uint8 {s}x{s} + lighting -> normalised float32 | {ms:.2f} | {ms / BATCH_SIZE:.3f} |"
+            for s, ms in normalize_ms.items()
+        ],
+        "",
+        "Goals ((b), (c) >= 2x (a) and >= 0.8x (d) at the same worker count):",
+        *goals,
+        f"All goals met: {'not checked' if ok is None else 'yes' if ok else 'NO'}",
+        "",
     ]
     for title, seconds in breakdowns.items():
         out += breakdown_table(f"Per-sample breakdown, {title}", seconds, len(paths))
@@ -667,17 +768,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "command": command_line(), "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            "machine": machine, "data": {"root": str(root), **sizes},
-            "measurements": [dict(asdict(m), rate=m.rate) for m in results],
-            "median": [{"pipeline": k, "workers": w, "images_per_s": r, "per_core": r / max(w, 1),
-                        "vs_a": summary.ratio(k, "a", w), "vs_d": summary.ratio(k, "d", w)}
-                       for (k, w), r in summary.median.items()],
-            "normalize_ms_per_batch": normalize_ms, "goals_met": ok,
-            "breakdown_ms_per_image": {t: {k: 1e3 * v / len(paths) for k, v in s.items()} for t, s in breakdowns.items()},
-            "wall_s": wall_s, "prepare_s": prepared_s,
-        }, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "command": command_line(),
+                    "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                    "machine": machine,
+                    "data": {"root": str(root), **sizes},
+                    "measurements": [dict(asdict(m), rate=m.rate) for m in results],
+                    "median": [
+                        {
+                            "pipeline": k,
+                            "workers": w,
+                            "images_per_s": r,
+                            "per_core": r / max(w, 1),
+                            "vs_a": summary.ratio(k, "a", w),
+                            "vs_d": summary.ratio(k, "d", w),
+                        }
+                        for (k, w), r in summary.median.items()
+                    ],
+                    "normalize_ms_per_batch": normalize_ms,
+                    "goals_met": ok,
+                    "breakdown_ms_per_image": {
+                        t: {k: 1e3 * v / len(paths) for k, v in s.items()} for t, s in breakdowns.items()
+                    },
+                    "wall_s": wall_s,
+                    "prepare_s": prepared_s,
+                },
+                indent=1,
+            )
+        )
     return 0
 
 

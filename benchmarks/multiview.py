@@ -254,11 +254,14 @@ def fmt_mib(value: Optional[float]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--arch", default="zf5", choices=sorted(ARCHITECTURES))
     parser.add_argument("--width", type=float, default=1.0, help="conv channel multiplier (1.0: the paper's net)")
-    parser.add_argument("--images", type=int, default=2, help="images (one batch); ~27 s each per repeat at width 1 on 2 cores")
+    parser.add_argument(
+        "--images", type=int, default=2, help="images (one batch); ~27 s each per repeat at width 1 on 2 cores"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--chunk", type=int, default=64, help="crops per model call in (b)")
     parser.add_argument("--seed", type=int, default=0)
@@ -271,22 +274,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(args.seed)
     command = "python benchmarks/multiview.py" + ("" if not sys.argv[1:] else " " + shlex.join(sys.argv[1:]))
-    machine = (f"{cpu_name()}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads), "
-               f"torch {torch.__version__}, torchvision {torchvision.__version__}, Python {platform.python_version()}")
+    machine = (
+        f"{cpu_name()}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads), "
+        f"torch {torch.__version__}, torchvision {torchvision.__version__}, Python {platform.python_version()}"
+    )
 
     settings = DataConfig()
     protocol = build_protocol("multiview", settings, ProtocolConfig(MultiviewConfig(full_views=False)))
     assert isinstance(protocol, MultiView)
     scales, window = protocol.scales, protocol.window
-    model = create_classifier(arch=args.arch, num_classes=1000, input_size=settings.crop_size, spp=True,
-                              width=args.width)
+    model = create_classifier(
+        arch=args.arch, num_classes=1000, input_size=settings.crop_size, spp=True, width=args.width
+    )
     model.eval()
     images = make_images(args.images, scales, settings, args.seed)
     views_per_image = sum(2 * len(window_positions(s, round(4 * s / 3), window, LAYOUT)) for s in scales)
     pooled = torch.randn(protocol.views.chunk_views, model.pre_logits.fc6.in_features).relu_()
 
-    print(f"# multi-view testing: {args.arch} width {args.width}, {args.images} images x {len(scales)} scales "
-          f"{list(scales)} ({views_per_image} views an image), {args.repeats} repeats", flush=True)
+    print(
+        f"# multi-view testing: {args.arch} width {args.width}, {args.images} images x {len(scales)} scales "
+        f"{list(scales)} ({views_per_image} views an image), {args.repeats} repeats",
+        flush=True,
+    )
 
     times: dict[str, list[float]] = {m: [] for m in METHODS}
     cpu_times: dict[str, list[float]] = {m: [] for m in METHODS}
@@ -329,15 +338,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     view_counts[method] = views.tolist()
                 times[method].append(elapsed / args.images)
                 memory[method].append(mem["peak_mib"])
-                print(f"  repeat {repeat + 1}/{args.repeats} ({method}): {elapsed / args.images:.2f} s/image",
-                      flush=True)
+                print(
+                    f"  repeat {repeat + 1}/{args.repeats} ({method}): {elapsed / args.images:.2f} s/image", flush=True
+                )
 
     for m in ("a", "b"):
         assert all(v == views_per_image for v in view_counts[m]), (m, view_counts[m])
     median = {m: statistics.median(times[m]) for m in METHODS}
     cpu_median = {m: statistics.median(cpu_times[m]) for m in METHODS}
-    peak = {m: (max(v for v in memory[m] if v is not None) if any(v is not None for v in memory[m]) else None)
-            for m in METHODS}
+    peak = {
+        m: (max(v for v in memory[m] if v is not None) if any(v is not None for v in memory[m]) else None)
+        for m in METHODS
+    }
     diff = (results["a"] - results["b"]).abs()
     top1_agree = int((results["a"].argmax(-1) == results["b"].argmax(-1)).sum())
     mean_score = float(results["a"].abs().mean())
@@ -354,27 +366,39 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print()
     print(f"{args.images} images x {views_per_image} views, median of {args.repeats} repeats:")
     print()
-    print("| method | s/image | images/s | views/s | vs (a) | vs (c) | CPU s/image | CPU vs (a) | CPU vs (c) "
-          "| peak RSS delta (MiB) |")
+    print(
+        "| method | s/image | images/s | views/s | vs (a) | vs (c) | CPU s/image | CPU vs (a) | CPU vs (c) "
+        "| peak RSS delta (MiB) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for m in METHODS:
         t, c = median[m], cpu_median[m]
-        print(f"| {TITLES[m].format(chunk=args.chunk)} | {t:.2f} | {1 / t:.3f} | {views_per_image / t:.1f} | "
-              f"{t / median['a']:.2f}x | {t / median['c']:.2f}x | {c:.2f} | {c / cpu_median['a']:.2f}x | "
-              f"{c / cpu_median['c']:.2f}x | {fmt_mib(peak[m])} |")
+        print(
+            f"| {TITLES[m].format(chunk=args.chunk)} | {t:.2f} | {1 / t:.3f} | {views_per_image / t:.1f} | "
+            f"{t / median['a']:.2f}x | {t / median['c']:.2f}x | {c:.2f} | {c / cpu_median['a']:.2f}x | "
+            f"{c / cpu_median['c']:.2f}x | {fmt_mib(peak[m])} |"
+        )
     print()
     print("Wall s/image per repeat: " + "; ".join(f"({m}) " + ", ".join(f"{t:.2f}" for t in times[m]) for m in METHODS))
     print()
     met = lambda ok: "met" if ok else "MISSED"  # noqa: E731
-    print(f"- (b)/(a) = {b_over_a:.2f}x  (goal >= {GOAL_B_OVER_A}x: {met(b_over_a >= GOAL_B_OVER_A)}); "
-          f"theoretical conv-pixel ratio 96*224^2 / sum 2*s*round(4s/3) = {pixel_ratio:.2f}x")
-    print(f"- (a)/(c) = {a_over_c:.2f}x  (goal <= {GOAL_A_OVER_C}x, i.e. at most 15 % slower than the bare cost: "
-          f"{met(a_over_c <= GOAL_A_OVER_C)})")
-    print(f"- on CPU time: (b)/(a) = {cpu_median['b'] / cpu_median['a']:.2f}x, (a)/(c) = "
-          f"{cpu_median['a'] / cpu_median['c']:.2f}x")
-    print(f"- (a) vs (b) scores: mean |diff| {float(diff.mean()):.3g} (max {float(diff.max()):.3g}; mean score "
-          f"{mean_score:.3g}, i.e. {float(diff.mean()) / mean_score:.1%} of it), cosine {cosine:.4f}, "
-          f"top-1 agrees on {top1_agree}/{args.images} images")
+    print(
+        f"- (b)/(a) = {b_over_a:.2f}x  (goal >= {GOAL_B_OVER_A}x: {met(b_over_a >= GOAL_B_OVER_A)}); "
+        f"theoretical conv-pixel ratio 96*224^2 / sum 2*s*round(4s/3) = {pixel_ratio:.2f}x"
+    )
+    print(
+        f"- (a)/(c) = {a_over_c:.2f}x  (goal <= {GOAL_A_OVER_C}x, i.e. at most 15 % slower than the bare cost: "
+        f"{met(a_over_c <= GOAL_A_OVER_C)})"
+    )
+    print(
+        f"- on CPU time: (b)/(a) = {cpu_median['b'] / cpu_median['a']:.2f}x, (a)/(c) = "
+        f"{cpu_median['a'] / cpu_median['c']:.2f}x"
+    )
+    print(
+        f"- (a) vs (b) scores: mean |diff| {float(diff.mean()):.3g} (max {float(diff.max()):.3g}; mean score "
+        f"{mean_score:.3g}, i.e. {float(diff.mean()) / mean_score:.1%} of it), cosine {cosine:.4f}, "
+        f"top-1 agrees on {top1_agree}/{args.images} images"
+    )
 
     # the stages of the repeat of (a) whose total is the median one: one consistent run, not medians per stage
     median_run = sorted(stages, key=lambda s: s["total"])[(len(stages) - 1) // 2]
@@ -396,23 +420,39 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"| other (mirror + cat, box tensor, index_add_, loop) | {other:.3f} | {other / total:.1%} |")
     print(f"| total | {total:.3f} | 100% |")
     print()
-    print(f"- (a) beyond its own conv + fc time: {overhead:.3f} s/image = {overhead / (conv + fc):.1%} of conv + fc "
-          f"(the part of (a)/(c) that does not depend on how fast the conv layers ran in each method's turn; "
-          f"(c) also pays the mirror + cat, part of 'other')")
+    print(
+        f"- (a) beyond its own conv + fc time: {overhead:.3f} s/image = {overhead / (conv + fc):.1%} of conv + fc "
+        f"(the part of (a)/(c) that does not depend on how fast the conv layers ran in each method's turn; "
+        f"(c) also pays the mirror + cat, part of 'other')"
+    )
 
     wall = time.perf_counter() - wall_start
     print()
     print(f"Wall time: {wall:.0f} s")
     if args.json:
         raw = dict(
-            command=command, machine=machine, args=vars(args), scales=list(scales), window=window,
-            views_per_image=views_per_image, seconds_per_image=times, median_seconds_per_image=median,
-            cpu_seconds_per_image=cpu_times, median_cpu_seconds_per_image=cpu_median,
-            peak_rss_delta_mib=memory, ratios=dict(b_over_a=b_over_a, a_over_c=a_over_c, conv_pixel_ratio=pixel_ratio),
+            command=command,
+            machine=machine,
+            args=vars(args),
+            scales=list(scales),
+            window=window,
+            views_per_image=views_per_image,
+            seconds_per_image=times,
+            median_seconds_per_image=median,
+            cpu_seconds_per_image=cpu_times,
+            median_cpu_seconds_per_image=cpu_median,
+            peak_rss_delta_mib=memory,
+            ratios=dict(b_over_a=b_over_a, a_over_c=a_over_c, conv_pixel_ratio=pixel_ratio),
             goals=dict(b_over_a_min=GOAL_B_OVER_A, a_over_c_max=GOAL_A_OVER_C),
-            agreement=dict(mean_abs_diff=float(diff.mean()), max_abs_diff=float(diff.max()), mean_score=mean_score,
-                           cosine=cosine, top1_agree=top1_agree),
-            stages_seconds_per_run=stages, stages_median_run_seconds_per_image=dict(stage_times, other=other),
+            agreement=dict(
+                mean_abs_diff=float(diff.mean()),
+                max_abs_diff=float(diff.max()),
+                mean_score=mean_score,
+                cosine=cosine,
+                top1_agree=top1_agree,
+            ),
+            stages_seconds_per_run=stages,
+            stages_median_run_seconds_per_image=dict(stage_times, other=other),
             overhead_beyond_conv_fc_seconds_per_image=overhead,
             wall_seconds=wall,
         )

@@ -50,7 +50,7 @@ other processes share the cores) and the machine's 1-minute load average are rec
 CPU use ``--threads 1``: two OpenMP threads on two busy cores wait for each other at every barrier and make
 wall times swing several-fold.
 
-Compilation (a config switch, see README "Speed") happens in the warm-up steps; the table then gives the graphs
+Compilation (a config switch, see docs/speed.md) happens in the warm-up steps; the table then gives the graphs
 compiled after warm-up (``torch._dynamo``'s ``unique_graphs`` counter), which must be 0. Dynamo's caches are
 reset before each model/size, so every loop of it runs the same compiled code.
 
@@ -183,12 +183,25 @@ def compose_config(case: Case, args: argparse.Namespace, overrides: Sequence[str
     over the batches and no validation; the step schedule keeps the plateau schedule's epoch-end check out)."""
     register_configs()
     ours = [
-        f"model.arch={case.arch}", f"model.spp={str(case.spp).lower()}", f"model.width={args.width}",
-        f"model.fc_dim={args.fc_dim}", f"data.num_classes={args.num_classes}", f"data.batch_size={args.batch}",
-        f"data.crop_size={case.sizes[0]}", f"data.resize_size={max(case.sizes)}", f"trainer.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}",
-        "trainer.devices=1", "trainer.num_nodes=1", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
-        "trainer.num_sanity_val_steps=0", "trainer.check_val_every_n_epoch=2",
-        "optim.scheduler=step", "ckpt_path=null", f"paths.root_dir={CONF.parent}", f"paths.output_dir={output_dir}",
+        f"model.arch={case.arch}",
+        f"model.spp={str(case.spp).lower()}",
+        f"model.width={args.width}",
+        f"model.fc_dim={args.fc_dim}",
+        f"data.num_classes={args.num_classes}",
+        f"data.batch_size={args.batch}",
+        f"data.crop_size={case.sizes[0]}",
+        f"data.resize_size={max(case.sizes)}",
+        f"trainer.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}",
+        "trainer.devices=1",
+        "trainer.num_nodes=1",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "trainer.num_sanity_val_steps=0",
+        "trainer.check_val_every_n_epoch=2",
+        "optim.scheduler=step",
+        "ckpt_path=null",
+        f"paths.root_dir={CONF.parent}",
+        f"paths.output_dir={output_dir}",
     ]
     with initialize_config_dir(str(CONF), version_base="1.3"):
         return compose("train", overrides=[*overrides, *ours])
@@ -201,14 +214,22 @@ def switches_from_config(cfg: DictConfig, device: torch.device) -> Switches:
     if precision == "16-mixed" and device.type != "cuda":
         raise ValueError("trainer.precision=16-mixed needs a GPU (use bf16-mixed on a CPU)")
     m = cfg.model
-    return Switches(device=device, precision=precision, channels_last=m.channels_last, compile=m.compile,
-                    compile_dynamic=m.compile_dynamic, compile_mode=m.compile_mode, compile_backend=m.compile_backend,
-                    cudnn_benchmark=bool(cfg.trainer.benchmark))
+    return Switches(
+        device=device,
+        precision=precision,
+        channels_last=m.channels_last,
+        compile=m.compile,
+        compile_dynamic=m.compile_dynamic,
+        compile_mode=m.compile_mode,
+        compile_backend=m.compile_backend,
+        cudnn_benchmark=bool(cfg.trainer.benchmark),
+    )
 
 
 # ----------------------------------------------------------------------------------------------- batches
-def make_batches(case: Case, batch: int, count: int, num_classes: int, device: torch.device,
-                 seed: int = 0) -> list[dict[str, Any]]:
+def make_batches(
+    case: Case, batch: int, count: int, num_classes: int, device: torch.device, seed: int = 0
+) -> list[dict[str, Any]]:
     """``count`` batches as our loaders deliver them, already on the device: random uint8 images, channels-last
     (as ``collate_images`` stacks them), targets, and the host-side count of skipped images; two distinct
     batches per size, sizes alternating step by step."""
@@ -241,8 +262,9 @@ class OnDeviceBatches(ClassificationDataModule):
     device (normalisation, the books of skipped images) runs as in training; reading files does not."""
 
     def __init__(self, cfg: DictConfig, batches: list[dict[str, Any]]) -> None:
-        super().__init__(replace(as_config(cfg.data, DataConfig), root=tempfile.gettempdir(), synthetic=None),
-                         num_workers=0)
+        super().__init__(
+            replace(as_config(cfg.data, DataConfig), root=tempfile.gettempdir(), synthetic=None), num_workers=0
+        )
         self.batches = batches
 
     def prepare_data(self) -> None:
@@ -307,12 +329,20 @@ class WindowCallback(pl.Callback):
     def __init__(self, window: Window) -> None:
         self.window = window
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self.window.step_done(batch_idx)
 
-    def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                                batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         self.window.step_done(batch_idx)
 
 
@@ -361,8 +391,9 @@ def run_hand(cfg: DictConfig, switches: Switches, batches: list, warmup: int, tr
                     logits = model(inputs(batch))
                     F.cross_entropy(logits, batch["target"])
                 top5 = logits.topk(5, dim=1).indices
-                hits += torch.stack([(top5[:, 0] == batch["target"]).sum(),
-                                     (top5 == batch["target"][:, None]).any(1).sum()])
+                hits += torch.stack(
+                    [(top5[:, 0] == batch["target"]).sum(), (top5 == batch["target"][:, None]).any(1).sum()]
+                )
                 window.step_done(i)
         return window, model
     optimizer = module.configure_optimizers()["optimizer"]
@@ -386,8 +417,15 @@ def run_hand(cfg: DictConfig, switches: Switches, batches: list, warmup: int, tr
 def timm_kwargs(cfg: DictConfig) -> dict[str, Any]:
     """``timm.create_model`` arguments of the run's model (what ``create_classifier`` passes)."""
     m = cfg.model
-    kwargs = dict(num_classes=cfg.data.num_classes, width=m.width, fc_dim=m.fc_dim, dropout=m.dropout, lrn=m.lrn,
-                  lrn_input_scale=m.lrn_input_scale, init=m.init)
+    kwargs = dict(
+        num_classes=cfg.data.num_classes,
+        width=m.width,
+        fc_dim=m.fc_dim,
+        dropout=m.dropout,
+        lrn=m.lrn,
+        lrn_input_scale=m.lrn_input_scale,
+        init=m.init,
+    )
     if m.spp:
         kwargs.update(pyramid=list(m.pyramid))
     else:
@@ -413,10 +451,15 @@ def run_timm(cfg: DictConfig, switches: Switches, batches: list, warmup: int, tr
                 loss.item(), acc1.item(), acc5.item()
                 window.step_done(i)
         return window, model
-    lr = effective_lr(cfg.optim.lr, cfg.data.batch_size * cfg.trainer.accumulate_grad_batches,
-                      cfg.optim.base_batch_size, cfg.optim.lr_scaling)  # the rate build_module gives ours
-    optimizer = create_optimizer_v2(model, "momentum", lr=lr, weight_decay=cfg.optim.weight_decay,
-                                    momentum=cfg.optim.momentum)
+    lr = effective_lr(
+        cfg.optim.lr,
+        cfg.data.batch_size * cfg.trainer.accumulate_grad_batches,
+        cfg.optim.base_batch_size,
+        cfg.optim.lr_scaling,
+    )  # the rate build_module gives ours
+    optimizer = create_optimizer_v2(
+        model, "momentum", lr=lr, weight_decay=cfg.optim.weight_decay, momentum=cfg.optim.momentum
+    )
     loss_scaler = NativeScaler(device=switches.device.type) if switches.autocast_dtype == torch.float16 else None
     model.train()
     for i, batch in enumerate(batches):
@@ -481,21 +524,25 @@ class BenchmarkConfig:
     overrides: list[str] = field(default_factory=list)
 
 
-def measure(case: Case, loop: str, train: bool, args: argparse.Namespace, settings: BenchmarkConfig,
-            device: torch.device) -> tuple[Window, Switches]:
+def measure(
+    case: Case, loop: str, train: bool, args: argparse.Namespace, settings: BenchmarkConfig, device: torch.device
+) -> tuple[Window, Switches]:
     """One timed run of a loop on a fresh model; the config and its run directory are made for it."""
     with tempfile.TemporaryDirectory(prefix="train_step_") as output_dir:
         cfg = compose_config(case, args, settings.overrides, output_dir)
         switches = switches_from_config(cfg, device)
         torch.backends.cudnn.benchmark = switches.cudnn_benchmark
-        batches = make_batches(case, settings.batch, settings.warmup + settings.steps, settings.num_classes,
-                               device, settings.seed)
+        batches = make_batches(
+            case, settings.batch, settings.warmup + settings.steps, settings.num_classes, device, settings.seed
+        )
         torch.manual_seed(settings.seed)
         window, _ = RUNNERS[loop](cfg, switches, batches, settings.warmup, train)
     return window, switches
 
 
-def run(settings: BenchmarkConfig, args: argparse.Namespace, device: torch.device) -> tuple[list[Measurement], Switches]:
+def run(
+    settings: BenchmarkConfig, args: argparse.Namespace, device: torch.device
+) -> tuple[list[Measurement], Switches]:
     results: list[Measurement] = []
     switches: Optional[Switches] = None
     for repeat in range(settings.repeats):
@@ -508,13 +555,23 @@ def run(settings: BenchmarkConfig, args: argparse.Namespace, device: torch.devic
                     load = os.getloadavg()[0]
                     window, switches = measure(case, loop, train, args, settings, device)
                     images = settings.steps * settings.batch
-                    m = Measurement(case.name + "@" + case.label, loop, train, repeat, images / window.seconds,
-                                    window.cpu_seconds / images, window.graphs, load)
+                    m = Measurement(
+                        case.name + "@" + case.label,
+                        loop,
+                        train,
+                        repeat,
+                        images / window.seconds,
+                        window.cpu_seconds / images,
+                        window.graphs,
+                        load,
+                    )
                     results.append(m)
-                    print(f"  repeat {repeat + 1}/{settings.repeats} {m.case} {'train' if train else 'eval'} "
-                          f"{loop}: {m.images_per_s:.1f} images/s (load {load:.1f}"
-                          f"{f', {m.graphs_after_warmup} graphs after warm-up' if switches.compile else ''})",
-                          flush=True)
+                    print(
+                        f"  repeat {repeat + 1}/{settings.repeats} {m.case} {'train' if train else 'eval'} "
+                        f"{loop}: {m.images_per_s:.1f} images/s (load {load:.1f}"
+                        f"{f', {m.graphs_after_warmup} graphs after warm-up' if switches.compile else ''})",
+                        flush=True,
+                    )
                     if device.type == "cuda":
                         torch.cuda.empty_cache()
     assert switches is not None
@@ -545,8 +602,13 @@ def device_description(device: torch.device) -> str:
     return f"CPU: {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
-def print_table(results: list[Measurement], settings: BenchmarkConfig, switches: Switches, flops: dict[str, tuple[float, float]],
-                peak: Optional[float]) -> dict[str, Any]:
+def print_table(
+    results: list[Measurement],
+    settings: BenchmarkConfig,
+    switches: Switches,
+    flops: dict[str, tuple[float, float]],
+    peak: Optional[float],
+) -> dict[str, Any]:
     """The Markdown table; on a CPU also the ratios of CPU time, steadier than wall time on a shared machine."""
     on_cpu = switches.device.type == "cpu"
     loops = settings.loops
@@ -592,8 +654,9 @@ def build_cases(args: argparse.Namespace) -> list[Case]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("overrides", nargs="*", help="train.py config overrides, e.g. trainer.precision=bf16-mixed")
     parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
     parser.add_argument("--sizes", nargs="+", type=int, default=[224, 180])
@@ -607,11 +670,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--loops", nargs="+", default=list(LOOPS), choices=LOOPS)
     parser.add_argument("--no-eval", action="store_true", help="training only")
-    parser.add_argument("--alternate", action="store_true",
-                        help="SPP models only, sizes alternating step by step (counts recompilations)")
+    parser.add_argument(
+        "--alternate",
+        action="store_true",
+        help="SPP models only, sizes alternating step by step (counts recompilations)",
+    )
     parser.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, if not in the table")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's); 1 keeps a shared CPU's timings steady")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's); 1 keeps a shared CPU's timings steady",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="save every raw number here")
     args = parser.parse_args(argv)
@@ -625,13 +695,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     device = torch.device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    settings = BenchmarkConfig(cases=cases, loops=tuple(args.loops), modes=(True,) if args.no_eval else (True, False),
-                        batch=args.batch, steps=args.steps, warmup=args.warmup, repeats=args.repeats,
-                        num_classes=args.num_classes, seed=args.seed, overrides=list(args.overrides))
+    settings = BenchmarkConfig(
+        cases=cases,
+        loops=tuple(args.loops),
+        modes=(True,) if args.no_eval else (True, False),
+        batch=args.batch,
+        steps=args.steps,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        num_classes=args.num_classes,
+        seed=args.seed,
+        overrides=list(args.overrides),
+    )
     wall_start = time.perf_counter()
     command = "python benchmarks/train_step.py" + ("" if not sys.argv[1:] else " " + shlex.join(sys.argv[1:]))
-    print(f"# {len(cases)} cases x {len(settings.loops)} loops x {len(settings.modes)} modes x {args.repeats} "
-          f"repeats, batch {args.batch}, {args.warmup} + {args.steps} steps", flush=True)
+    print(
+        f"# {len(cases)} cases x {len(settings.loops)} loops x {len(settings.modes)} modes x {args.repeats} "
+        f"repeats, batch {args.batch}, {args.warmup} + {args.steps} steps",
+        flush=True,
+    )
 
     with quiet_lightning():
         results, switches = run(settings, args, device)
@@ -641,39 +723,62 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with tempfile.TemporaryDirectory() as out:
             cfg = compose_config(case, args, settings.overrides, out)
         per_size = [image_flops(cfg, size) for size in case.sizes]
-        flops[case.name + "@" + case.label] = (statistics.mean(f[0] for f in per_size),
-                                               statistics.mean(f[1] for f in per_size))
+        flops[case.name + "@" + case.label] = (
+            statistics.mean(f[0] for f in per_size),
+            statistics.mean(f[1] for f in per_size),
+        )
     peak = None
     if device.type == "cuda":
-        peak = args.peak_tflops * 1e12 if args.peak_tflops else peak_flops(torch.cuda.get_device_name(device),
-                                                                          switches.precision)
+        peak = (
+            args.peak_tflops * 1e12
+            if args.peak_tflops
+            else peak_flops(torch.cuda.get_device_name(device), switches.precision)
+        )
     loads = [m.load for m in results]
     print()
     print(f"Device: {device_description(device)}")
-    print(f"Versions: torch {torch.__version__}, pytorch-lightning {pl.__version__}, timm {timm.__version__}, "
-          f"Python {platform.python_version()}")
+    print(
+        f"Versions: torch {torch.__version__}, pytorch-lightning {pl.__version__}, timm {timm.__version__}, "
+        f"Python {platform.python_version()}"
+    )
     print(f"Command: `{command}`")
-    print(f"Switches: precision {switches.precision}, channels-last {switches.channels_last}, compile "
-          f"{switches.compile} (dynamic={switches.compile_dynamic}, mode={switches.compile_mode}, "
-          f"backend={switches.compile_backend}), cudnn.benchmark {switches.cudnn_benchmark}; "
-          f"width {args.width}, fc {args.fc_dim}, {args.num_classes} classes, batch {args.batch}")
-    print(f"1-minute load average during the runs: median {statistics.median(loads):.1f} "
-          f"(min {min(loads):.1f}, max {max(loads):.1f}) on {os.cpu_count()} cores")
+    print(
+        f"Switches: precision {switches.precision}, channels-last {switches.channels_last}, compile "
+        f"{switches.compile} (dynamic={switches.compile_dynamic}, mode={switches.compile_mode}, "
+        f"backend={switches.compile_backend}), cudnn.benchmark {switches.cudnn_benchmark}; "
+        f"width {args.width}, fc {args.fc_dim}, {args.num_classes} classes, batch {args.batch}"
+    )
+    print(
+        f"1-minute load average during the runs: median {statistics.median(loads):.1f} "
+        f"(min {min(loads):.1f}, max {max(loads):.1f}) on {os.cpu_count()} cores"
+    )
     if peak is not None:
-        print(f"Peak: {peak / 1e12:.1f} TFLOP/s dense; FLOPs per image (train / eval): " + ", ".join(
-            f"{k} {v[1] / 1e9:.2f} / {v[0] / 1e9:.2f} G" for k, v in flops.items()))
+        print(
+            f"Peak: {peak / 1e12:.1f} TFLOP/s dense; FLOPs per image (train / eval): "
+            + ", ".join(f"{k} {v[1] / 1e9:.2f} / {v[0] / 1e9:.2f} G" for k, v in flops.items())
+        )
     print()
-    print(f"images/s, median of {args.repeats} interleaved repeats; ours÷X: median of the per-repeat ratios "
-          f"(> 1: ours faster)")
+    print(
+        f"images/s, median of {args.repeats} interleaved repeats; ours÷X: median of the per-repeat ratios "
+        f"(> 1: ours faster)"
+    )
     print()
     summary = print_table(results, settings, switches, flops, peak)
     wall = time.perf_counter() - wall_start
     print()
     print(f"Wall time: {wall:.0f} s")
     if args.json:
-        raw = dict(command=command, device=device_description(device), args=vars(args),
-                   switches={k: str(v) for k, v in asdict(switches).items()}, flops_per_image=flops,
-                   peak_flops=peak, measurements=[asdict(m) for m in results], summary=summary, wall_seconds=wall)
+        raw = dict(
+            command=command,
+            device=device_description(device),
+            args=vars(args),
+            switches={k: str(v) for k, v in asdict(switches).items()},
+            flops_per_image=flops,
+            peak_flops=peak,
+            measurements=[asdict(m) for m in results],
+            summary=summary,
+            wall_seconds=wall,
+        )
         with open(args.json, "w") as f:
             json.dump(raw, f, indent=2)
         print(f"Raw numbers: {args.json}")

@@ -1,5 +1,5 @@
 """The GPU checks of spp-cls in one run (``bash scripts/gpu_check.sh``): PASS/FAIL rows and the figures for the
-README's Speed section, as a Markdown table naming the device, printed and written to ``<out>/gpu_check.md``.
+docs/speed.md, as a Markdown table naming the device, printed and written to ``<out>/gpu_check.md``.
 
 Checks, each in its own process with its own time limit (and all within ``--budget-s``, 600 s by default; a check
 that no longer fits is a SKIP row), most important first:
@@ -50,7 +50,7 @@ TIMM_RATIO = 0.95  # ours / timm images/s (5 %: the run-to-run noise of one repe
 
 STEP_BATCH, STEP_STEPS = 32, 6
 # SPP_GPU_CHECK_CPU=1: a rehearsal of the checks' code on this machine's CPU (a 1/8-width net, batch 4, compiled
-# by aot_eager instead of inductor); its figures mean nothing, only that the checks run. Not for the README.
+# by aot_eager instead of inductor); its figures mean nothing, only that the checks run. Not for the docs.
 REHEARSAL = os.environ.get("SPP_GPU_CHECK_CPU") == "1"
 FULL_IMAGE_SIZES = ((256, 256), (256, 384), (384, 256), (256, 300), (341, 256), (256, 455), (288, 288), (224, 224))
 FAST_PATH = ("trainer.precision=bf16-mixed", "model.channels_last=true", "model.compile=true")
@@ -107,6 +107,7 @@ def max_abs_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
 
 def markdown_table(rows: Sequence[Row]) -> str:
     """The rows as a Markdown table (pipes inside cells escaped)."""
+
     def cell(text: str) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -152,8 +153,14 @@ def throughput_rows(raw: Mapping[str, Any]) -> list[Row]:
             measured += f"; ours {flops[1 if mode == 'train' else 0] * speed['ours'] / peak:.1%} of peak"
         measured += f"; {summary.get('graphs', 0)} graphs after warm-up"
         ok = "timm" in ratios and within(TIMM_RATIO, ratios["timm"]) and summary.get("graphs", 0) == 0
-        rows.append(Row(f"{mode} images/s, `{case}` bf16 + channels-last + compile, batch {raw['args']['batch']}",
-                        verdict(ok), measured, f"ours >= {TIMM_RATIO} x timm, 0 graphs after warm-up"))
+        rows.append(
+            Row(
+                f"{mode} images/s, `{case}` bf16 + channels-last + compile, batch {raw['args']['batch']}",
+                verdict(ok),
+                measured,
+                f"ours >= {TIMM_RATIO} x timm, 0 graphs after warm-up",
+            )
+        )
     return rows
 
 
@@ -164,8 +171,10 @@ def no_cuda_line() -> Optional[str]:
     except ImportError as error:
         return f"gpu_check: torch cannot be imported ({error}); nothing run"
     if not torch.cuda.is_available():
-        return (f"gpu_check: no CUDA device here (torch {torch.__version__}, built for CUDA {torch.version.cuda}); "
-                "nothing run")
+        return (
+            f"gpu_check: no CUDA device here (torch {torch.__version__}, built for CUDA {torch.version.cuda}); "
+            "nothing run"
+        )
     return None
 
 
@@ -209,12 +218,27 @@ def check_step(out: Path) -> list[Row]:
     batches = ts.make_batches(case, net.batch, STEP_STEPS, 1000, device)
     common = ["model.dropout=0", "trainer.benchmark=false", *_rehearsal_overrides()]
     variants = {
-        "eager": ["trainer.precision=bf16-mixed", "model.compile=false", "model.channels_last=false",
-                  "optim.implementation=foreach", *common],
-        "fast": ["trainer.precision=bf16-mixed", "model.compile=true", "model.channels_last=true",
-                 "optim.implementation=fused", *common],
-        "fp32": ["trainer.precision=32-true", "model.compile=false", "model.channels_last=false",
-                 "optim.implementation=foreach", *common],
+        "eager": [
+            "trainer.precision=bf16-mixed",
+            "model.compile=false",
+            "model.channels_last=false",
+            "optim.implementation=foreach",
+            *common,
+        ],
+        "fast": [
+            "trainer.precision=bf16-mixed",
+            "model.compile=true",
+            "model.channels_last=true",
+            "optim.implementation=fused",
+            *common,
+        ],
+        "fp32": [
+            "trainer.precision=32-true",
+            "model.compile=false",
+            "model.channels_last=false",
+            "optim.implementation=foreach",
+            *common,
+        ],
     }
     weights, graphs, initial = {}, {}, None
     for name, overrides in variants.items():
@@ -233,10 +257,15 @@ def check_step(out: Path) -> list[Row]:
     fast = update_difference(initial, weights["fast"], weights["eager"])
     scale = update_difference(initial, weights["eager"], weights["fp32"])
     ok = within(fast, UPDATE_TOLERANCE) and graphs["fast"] > 0
-    return [Row(f"bf16 training step, compile + channels-last + fused SGD vs eager (`zf5_spp`, 224, batch "
-                f"{net.batch}, {STEP_STEPS} steps)", verdict(ok),
-                f"update differs by {fast:.2%} ({graphs['fast']} graphs compiled; bf16 vs fp32 eager: {scale:.2%})",
-                f"<= {UPDATE_TOLERANCE:.0%} of the update")]
+    return [
+        Row(
+            f"bf16 training step, compile + channels-last + fused SGD vs eager (`zf5_spp`, 224, batch "
+            f"{net.batch}, {STEP_STEPS} steps)",
+            verdict(ok),
+            f"update differs by {fast:.2%} ({graphs['fast']} graphs compiled; bf16 vs fp32 eager: {scale:.2%})",
+            f"<= {UPDATE_TOLERANCE:.0%} of the update",
+        )
+    ]
 
 
 def check_graphs(out: Path) -> list[Row]:
@@ -281,14 +310,19 @@ def check_graphs(out: Path) -> list[Row]:
     ts.synchronize(device)
     after = ts.compiled_graphs() - start - warmup
     sizes = ", ".join(f"{h}x{w}" for h, w in FULL_IMAGE_SIZES)
-    return [Row(f"graphs compiled after warm-up: training 224/180 alternating, full images {sizes} "
-                f"(`zf5_spp`, bf16, channels-last, dynamic={switches.compile_dynamic})", verdict(after == 0),
-                f"{after} (warm-up: {warmup})", "0")]
+    return [
+        Row(
+            f"graphs compiled after warm-up: training 224/180 alternating, full images {sizes} "
+            f"(`zf5_spp`, bf16, channels-last, dynamic={switches.compile_dynamic})",
+            verdict(after == 0),
+            f"{after} (warm-up: {warmup})",
+            "0",
+        )
+    ]
 
 
 def _script(*args: str, env: Optional[dict] = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def _tail(result: subprocess.CompletedProcess) -> str:
@@ -304,17 +338,26 @@ def check_protocols(out: Path) -> list[Row]:
 
     env = dict(os.environ, SPP_CLS_CACHE=str(out / "cache"))
     run = out / "smoke-gpu"
-    trained = _script("train.py", "experiment=smoke", f"trainer.accelerator={_accelerator()}", f"hydra.run.dir={run}",
-                      env=env)
+    trained = _script(
+        "train.py", "experiment=smoke", f"trainer.accelerator={_accelerator()}", f"hydra.run.dir={run}", env=env
+    )
     if trained.returncode != 0:
         return [Row("every test protocol under bf16", "FAIL", f"training the checkpoint failed: {_tail(trained)}", "")]
     names = sorted(PROTOCOLS)
     results = {}
     for precision in ("bf16-mixed", "32-true"):
         folder = out / f"eval-{precision}"
-        done = _script("evaluate.py", f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}", f"protocols=[{','.join(names)}]",
-                       f"trainer.accelerator={_accelerator()}", "trainer.devices=1", f"trainer.precision={precision}",
-                       "save_scores=true", f"hydra.run.dir={folder}", env=env)
+        done = _script(
+            "evaluate.py",
+            f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}",
+            f"protocols=[{','.join(names)}]",
+            f"trainer.accelerator={_accelerator()}",
+            "trainer.devices=1",
+            f"trainer.precision={precision}",
+            "save_scores=true",
+            f"hydra.run.dir={folder}",
+            env=env,
+        )
         if done.returncode != 0:
             return [Row(f"every test protocol under {precision}", "FAIL", f"evaluate.py failed: {_tail(done)}", "")]
         results[precision] = (folder, json.loads((folder / "metrics.json").read_text())["protocols"])
@@ -323,20 +366,42 @@ def check_protocols(out: Path) -> list[Row]:
         (bf16_dir, bf16), (fp32_dir, fp32) = results["bf16-mixed"], results["32-true"]
         a, b = (np.load(d / f"scores_{name}_rank0.npz")["scores"] for d in (bf16_dir, fp32_dir))
         diff = float(np.abs(a - b).max()) if a.shape == b.shape and a.size else math.nan
-        rows.append(Row(f"protocol `{name}` under bf16 (evaluate.py, smoke checkpoint)", verdict(within(diff, SCORE_TOLERANCE)),
-                        f"max |Δ score| {diff:.4f} vs fp32; top-1 error {bf16[name]['top1_err']:.3f} (fp32 "
-                        f"{fp32[name]['top1_err']:.3f}); {bf16[name]['images_per_s']:.0f} images/s",
-                        f"<= {SCORE_TOLERANCE}"))
+        rows.append(
+            Row(
+                f"protocol `{name}` under bf16 (evaluate.py, smoke checkpoint)",
+                verdict(within(diff, SCORE_TOLERANCE)),
+                f"max |Δ score| {diff:.4f} vs fp32; top-1 error {bf16[name]['top1_err']:.3f} (fp32 "
+                f"{fp32[name]['top1_err']:.3f}); {bf16[name]['images_per_s']:.0f} images/s",
+                f"<= {SCORE_TOLERANCE}",
+            )
+        )
     return rows
 
 
 def check_throughput(out: Path) -> list[Row]:
     raw_path = out / "train_step.json"
-    sizes = ["--width", "0.125", "--fc-dim", "64", "--batch", "4", "--steps", "2", "--warmup", "1"] if REHEARSAL \
+    sizes = (
+        ["--width", "0.125", "--fc-dim", "64", "--batch", "4", "--steps", "2", "--warmup", "1"]
+        if REHEARSAL
         else ["--batch", "128", "--steps", "20", "--warmup", "5"]
+    )
     # train.py overrides first: after a list option they would be read as its values
-    done = _script(str(BENCHMARK), *FAST_PATH, *_rehearsal_overrides(), "--models", "zf5_spp", "--sizes", "224",
-                   *sizes, "--repeats", "1", "--device", _device().type, "--json", str(raw_path))
+    done = _script(
+        str(BENCHMARK),
+        *FAST_PATH,
+        *_rehearsal_overrides(),
+        "--models",
+        "zf5_spp",
+        "--sizes",
+        "224",
+        *sizes,
+        "--repeats",
+        "1",
+        "--device",
+        _device().type,
+        "--json",
+        str(raw_path),
+    )
     (out / "train_step.txt").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         return [Row("images/s: ours vs hand loop vs timm", "FAIL", f"benchmark failed: {_tail(done)}", "")]
@@ -359,8 +424,18 @@ def ddp_worker(out_file: Path, batch: int, steps: int, warmup: int) -> None:
         device = torch.device("cuda", local)
     case = ts.Case("zf5_spp", (224,))
     run_dir = out_file.parent / f"ddp-{world}"
-    cfg = ts.compose_config(case, net, ["trainer.precision=bf16-mixed", "model.channels_last=true", "callbacks=none",
-                                       "logger=none", "+trainer.extra.enable_checkpointing=false"], str(run_dir))
+    cfg = ts.compose_config(
+        case,
+        net,
+        [
+            "trainer.precision=bf16-mixed",
+            "model.channels_last=true",
+            "callbacks=none",
+            "logger=none",
+            "+trainer.extra.enable_checkpointing=false",
+        ],
+        str(run_dir),
+    )
     OmegaConf.update(cfg, "trainer.devices", world)
     OmegaConf.update(cfg, "trainer.strategy", "ddp" if world > 1 else "auto")
     batches = ts.make_batches(case, net.batch, warmup + steps, 1000, device, seed=local)
@@ -377,17 +452,28 @@ def check_ddp(out: Path) -> list[Row]:
     speed = {}
     for world in (1, 2):
         result_file = out / f"ddp-{world}.json"
-        done = _script("-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={world}", __file__,
-                       "_ddp_worker", str(result_file))
+        done = _script(
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={world}",
+            __file__,
+            "_ddp_worker",
+            str(result_file),
+        )
         if done.returncode != 0 or not result_file.is_file():
             return [Row("NCCL DDP throughput, 2 GPUs vs 1", "FAIL", f"{world} GPU(s) failed: {_tail(done)}", "")]
         speed[world] = json.loads(result_file.read_text())["images_per_s"]
     scaling = speed[2] / (2 * speed[1])
-    return [Row(f"NCCL DDP throughput, 2 GPUs vs 1 (`zf5_spp`, 224, bf16, channels-last, batch {_full_net(128).batch} "
-                "per GPU, our Lightning step)",
-                verdict(within(DDP_SCALING, scaling)),
-                f"2 GPUs {speed[2]:.0f} images/s, 1 GPU {speed[1]:.0f}: {scaling:.0%} scaling",
-                f">= {DDP_SCALING:.0%}")]
+    return [
+        Row(
+            f"NCCL DDP throughput, 2 GPUs vs 1 (`zf5_spp`, 224, bf16, channels-last, batch {_full_net(128).batch} "
+            "per GPU, our Lightning step)",
+            verdict(within(DDP_SCALING, scaling)),
+            f"2 GPUs {speed[2]:.0f} images/s, 1 GPU {speed[1]:.0f}: {scaling:.0%} scaling",
+            f">= {DDP_SCALING:.0%}",
+        )
+    ]
 
 
 def check_resume(out: Path) -> list[Row]:
@@ -396,26 +482,48 @@ def check_resume(out: Path) -> list[Row]:
     from spp_cls.checkpointing import load_safe
 
     env = dict(os.environ, SPP_CLS_CACHE=str(out / "cache"))
-    common = ("experiment=smoke", f"trainer.accelerator={_accelerator()}", "trainer.devices=2", "trainer.strategy=ddp",
-              "trainer.deterministic=warn", "trainer.max_epochs=3", "model.dropout=0",
-              "callbacks.checkpoint.every_minutes=1e-9")
+    common = (
+        "experiment=smoke",
+        f"trainer.accelerator={_accelerator()}",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "trainer.deterministic=warn",
+        "trainer.max_epochs=3",
+        "model.dropout=0",
+        "callbacks.checkpoint.every_minutes=1e-9",
+    )
     whole, killed = out / "ddp-uninterrupted", out / "ddp-killed"
     first = _script("train.py", *common, f"hydra.run.dir={whole}", env=env)
-    kill = _script("train.py", *common, f"hydra.run.dir={killed}", "+callbacks.kill._target_=tests.cli.interrupt.KillAt",
-                   "+callbacks.kill.step=6", env=env)
+    kill = _script(
+        "train.py",
+        *common,
+        f"hydra.run.dir={killed}",
+        "+callbacks.kill._target_=tests.cli.interrupt.KillAt",
+        "+callbacks.kill.step=6",
+        env=env,
+    )
     again = _script("train.py", *common, f"hydra.run.dir={killed}", env=env)
     title = "2-GPU DDP training killed (SIGKILL after step 6 of 12) and resumed vs uninterrupted"
-    for what, result, expected in (("uninterrupted", first, 0), ("killed", kill, -signal.SIGKILL),
-                                   ("resumed", again, 0)):
+    for what, result, expected in (
+        ("uninterrupted", first, 0),
+        ("killed", kill, -signal.SIGKILL),
+        ("resumed", again, 0),
+    ):
         if result.returncode != expected:
             return [Row(title, "FAIL", f"the {what} run: {_tail(result)} (expected exit {expected})", "")]
     ours, theirs = (load_safe(d / "checkpoints" / "last.ckpt")["state_dict"] for d in (killed, whole))
     worst = max_abs_difference(ours, theirs)
     resumed = "resumed at epoch" in (killed / "train.log").read_text()
     exact = all(torch.equal(ours[k], v) for k, v in theirs.items())
-    return [Row(title, verdict(resumed and within(worst, RESUME_TOLERANCE)),
-                ("bit-identical weights" if exact else f"max |Δ weight| {worst:.2e}") +
-                ("" if resumed else "; train.log has no 'resumed at'"), f"<= {RESUME_TOLERANCE:g}")]
+    return [
+        Row(
+            title,
+            verdict(resumed and within(worst, RESUME_TOLERANCE)),
+            ("bit-identical weights" if exact else f"max |Δ weight| {worst:.2e}")
+            + ("" if resumed else "; train.log has no 'resumed at'"),
+            f"<= {RESUME_TOLERANCE:g}",
+        )
+    ]
 
 
 CHECKS: dict[str, tuple[Callable[[Path], list[Row]], float, int]] = {  # name: (check, time limit s, GPUs needed)
@@ -445,8 +553,14 @@ def run_check(name: str, out: Path, limit_s: float) -> list[Row]:
             return [Row(name, "FAIL", f"timed out after {limit_s:.0f} s (log: {log})", "")]
     if process.returncode != 0 or not result_file.is_file():
         last = log.read_text().strip().splitlines()[-1:] or [""]
-        return [Row(name, "FAIL", f"exit {process.returncode} after {time.monotonic() - start:.0f} s: "
-                                  f"{last[0][:300]} (log: {log})", "")]
+        return [
+            Row(
+                name,
+                "FAIL",
+                f"exit {process.returncode} after {time.monotonic() - start:.0f} s: {last[0][:300]} (log: {log})",
+                "",
+            )
+        ]
     return [Row(**row) for row in json.loads(result_file.read_text())]
 
 
@@ -457,8 +571,12 @@ def environment_lines(gpus: int) -> list[str]:
 
     props = torch.cuda.get_device_properties(0)
     try:
-        driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                capture_output=True, text=True, timeout=30).stdout.split()[0]
+        driver = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.split()[0]
     except (OSError, IndexError, subprocess.SubprocessError):
         driver = "unknown"
     return [
@@ -507,15 +625,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"gpu_check: {name} (up to {limit:.0f} s)...", flush=True)
         started = time.monotonic()
         found = run_check(name, out, limit)
-        print("\n".join(f"  {r.result} {r.check}: {r.measured}" for r in found) +
-              f"  [{time.monotonic() - started:.0f} s]", flush=True)
+        print(
+            "\n".join(f"  {r.result} {r.check}: {r.measured}" for r in found)
+            + f"  [{time.monotonic() - started:.0f} s]",
+            flush=True,
+        )
         rows += found
     text = report(rows, environment_lines(gpus))
     (out / "gpu_check.md").write_text(text)
     print()
     print(text, end="")
-    print(f"\nwritten to {out / 'gpu_check.md'} (logs of each check beside it); paste the table into README.md, "
-          f"section Speed")
+    print(
+        f"\nwritten to {out / 'gpu_check.md'} (logs of each check beside it); paste the table into docs/speed.md, "
+        f'section "GPU: not measured"'
+    )
     return 1 if any(r.result == "FAIL" for r in rows) else 0
 
 

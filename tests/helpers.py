@@ -10,7 +10,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_script(script: str, *overrides: str, cache: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_script(
+    script: str, *overrides: str, cache: Path | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
     """Run ``python <script> <overrides>`` from the repository root and capture its output."""
     env = dict(os.environ, HYDRA_FULL_ERROR="1", PYTHONWARNINGS="ignore")
     if cache is not None:

@@ -31,11 +31,13 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "spp_cls"
 RANKS = {
     "io": 0,
-    "models": 1, "checkpointing": 1,
+    "models": 1,
+    "checkpointing": 1,
     "data": 2,
     "evaluation": 3,
     "lightning": 4,
-    "export": 5, "config": 5,
+    "export": 5,
+    "config": 5,
     "cli": 6,
     "reporting": 7,
 }
@@ -83,9 +85,11 @@ def test_every_package_has_a_rank() -> None:
 @pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_imports_point_down(path: Path) -> None:
     own = path.relative_to(PACKAGE).parts[0]
-    upward = [f"line {line}: spp_cls.{target} (rank {RANKS.get(target)}) from {own} (rank {RANKS[own]})"
-              for line, target in imported_packages(path)
-              if target != own and RANKS.get(target, 99) >= RANKS[own]]
+    upward = [
+        f"line {line}: spp_cls.{target} (rank {RANKS.get(target)}) from {own} (rank {RANKS[own]})"
+        for line, target in imported_packages(path)
+        if target != own and RANKS.get(target, 99) >= RANKS[own]
+    ]
     assert not upward, f"{path.relative_to(PACKAGE.parent)} imports a layer that is not below its own: {upward}"
 
 

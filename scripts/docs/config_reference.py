@@ -15,10 +15,10 @@ scripts/docs/config_reference.py [FILE]`` writes it to FILE or prints it.
 from __future__ import annotations
 
 import ast
-import re
 import dataclasses
 import inspect
 import io
+import re
 import sys
 import textwrap
 import tokenize
@@ -269,15 +269,21 @@ def render_schema() -> list[str]:
         out += [f"### {title}", ""]
         if sections.get(head):
             out += [sections[head], ""]
-        out += ["| key | type | default: `train.py` | default: `evaluate.py` | schema default | what it is |",
-                "|---|---|---|---|---|---|"]
+        out += [
+            "| key | type | default: `train.py` | default: `evaluate.py` | schema default | what it is |",
+            "|---|---|---|---|---|---|",
+        ]
         for row in groups[head]:
             train = row.composed.get("train", "not a key")
             evaluate = row.composed.get("evaluate", "not a key")
-            cells = [f"`{row.key}`", _code(row.type),
-                     _code(train) if train != "not a key" else "not a key",
-                     _code(evaluate) if evaluate != "not a key" else "not a key",
-                     _code(row.schema_default), _cell(row.doc)]
+            cells = [
+                f"`{row.key}`",
+                _code(row.type),
+                _code(train) if train != "not a key" else "not a key",
+                _code(evaluate) if evaluate != "not a key" else "not a key",
+                _code(row.schema_default),
+                _cell(row.doc),
+            ]
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
     return out

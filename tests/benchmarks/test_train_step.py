@@ -88,9 +88,12 @@ def test_image_flops_match_the_layers(name: str, size: int) -> None:
 
 
 def test_full_width_zf5_forward_is_the_issue_figure() -> None:
-    cfg = ts.compose_config(ts.Case("zf5_spp", (224,)), argparse.Namespace(**{**vars(TINY), "width": 1.0,
-                                                                               "fc_dim": 4096, "num_classes": 1000}),
-                            [], "/tmp/unused")
+    cfg = ts.compose_config(
+        ts.Case("zf5_spp", (224,)),
+        argparse.Namespace(**{**vars(TINY), "width": 1.0, "fc_dim": 4096, "num_classes": 1000}),
+        [],
+        "/tmp/unused",
+    )
     forward, _ = ts.image_flops(cfg, 224)
     assert forward == pytest.approx(2.4e9, rel=0.02)  # "ZF-5 is about 2.4 GFLOP per 224 image forward"
 
@@ -107,7 +110,9 @@ def test_batches_are_loader_batches_alternating_sizes() -> None:
 @pytest.mark.parametrize("channels_last, size", [(False, 64), (True, 224)])
 def test_device_inputs_normalise_as_training_does(channels_last: bool, size: int, tmp_path: Path) -> None:
     cfg = ts.compose_config(ts.Case("zf5_spp", (size,)), TINY, [], str(tmp_path))
-    switches = ts.Switches(**{**vars(ts.switches_from_config(cfg, torch.device("cpu"))), "channels_last": channels_last})
+    switches = ts.Switches(
+        **{**vars(ts.switches_from_config(cfg, torch.device("cpu"))), "channels_last": channels_last}
+    )
     batch = ts.make_batches(ts.Case("zf5_spp", (size,)), 2, 1, 5, torch.device("cpu"))[0]
     x = ts.device_inputs(cfg, switches)(batch)
     mean = torch.tensor(list(cfg.data.mean)).view(1, 3, 1, 1)
@@ -119,10 +124,18 @@ def test_device_inputs_normalise_as_training_does(channels_last: bool, size: int
 
 def test_ratios_are_medians_of_paired_repeats() -> None:
     """A repeat slowed down for every loop alike must not move the ratio (the ratio of medians would)."""
+
     def m(loop: str, repeat: int, speed: float) -> object:
         return ts.Measurement("c", loop, True, repeat, speed, 2.0 / speed, 0, 0.0)
 
-    results = [m("ours", 0, 90), m("hand", 0, 100), m("ours", 1, 45), m("hand", 1, 50), m("ours", 2, 9), m("hand", 2, 10)]
+    results = [
+        m("ours", 0, 90),
+        m("hand", 0, 100),
+        m("ours", 1, 45),
+        m("hand", 1, 50),
+        m("ours", 2, 9),
+        m("hand", 2, 10),
+    ]
     summary = ts.summarize(results, "c", True, ("ours", "hand"))
     assert summary["ratios"]["hand"] == pytest.approx(0.9)
     assert summary["cpu_ratios"]["hand"] == pytest.approx(0.9)
@@ -161,10 +174,35 @@ def test_ours_and_hand_take_the_same_steps(tmp_path: Path) -> None:
 
 def test_main_writes_a_table_and_raw_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "raw.json"
-    code = ts.main(["--models", "zf5", "--sizes", "64", "--width", "0.125", "--fc-dim", "16",
-                    "--num-classes", "5", "--batch", "2", "--steps", "2", "--warmup", "1", "--repeats", "1",
-                    "--device", "cpu", "--no-eval", "--json", str(out), "model.dropout=0",
-                    "model.baseline_pool=paper_window"])  # no SPP at 64 px: too small a map for 6x6 bins
+    code = ts.main(
+        [
+            "--models",
+            "zf5",
+            "--sizes",
+            "64",
+            "--width",
+            "0.125",
+            "--fc-dim",
+            "16",
+            "--num-classes",
+            "5",
+            "--batch",
+            "2",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--repeats",
+            "1",
+            "--device",
+            "cpu",
+            "--no-eval",
+            "--json",
+            str(out),
+            "model.dropout=0",
+            "model.baseline_pool=paper_window",
+        ]
+    )  # no SPP at 64 px: too small a map for 6x6 bins
     assert code == 0
     printed = capsys.readouterr().out
     assert "| `zf5` | 64 |" in printed and "Device: CPU" in printed

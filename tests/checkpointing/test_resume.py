@@ -11,15 +11,19 @@ from pathlib import Path
 import pytest
 
 from spp_cls.checkpointing import newest_checkpoint, resolve_resume_path, save_atomic
-from spp_cls.io import remove_stale_temporaries
 from spp_cls.checkpointing.resume_path import first_logged_step
+from spp_cls.io import remove_stale_temporaries
 
 
 def lightning_like(epoch: int, step: int, batches: int, stepped: int = 0, at_batch_end: bool = False) -> dict:
     """The fields of a Lightning checkpoint that the choice of a resume checkpoint reads."""
     progress = {"processed": batches, "completed": batches - int(at_batch_end)}
-    loops = {"fit_loop": {"epoch_loop.batch_progress": {"total": progress},
-                          "epoch_loop.state_dict": {"_batches_that_stepped": stepped}}}
+    loops = {
+        "fit_loop": {
+            "epoch_loop.batch_progress": {"total": progress},
+            "epoch_loop.state_dict": {"_batches_that_stepped": stepped},
+        }
+    }
     return {"epoch": epoch, "global_step": step, "loops": loops}
 
 

@@ -24,8 +24,9 @@ class KillAt(pl.Callback):
     ``epoch_start`` (0-based); with ``in_checkpoint_write``, instead during the next checkpoint write after that
     point: when the temporary file is written and synced, before it replaces the checkpoint."""
 
-    def __init__(self, step: Optional[int] = None, epoch_start: Optional[int] = None,
-                 in_checkpoint_write: bool = False) -> None:
+    def __init__(
+        self, step: Optional[int] = None, epoch_start: Optional[int] = None, in_checkpoint_write: bool = False
+    ) -> None:
         self.step, self.epoch_start, self.in_write = step, epoch_start, in_checkpoint_write
 
     def _trigger(self) -> None:
@@ -40,8 +41,9 @@ class KillAt(pl.Callback):
 
         os.fsync = fsync_then_die  # the atomic writer syncs its temporary file before renaming it
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if trainer.global_step == self.step:
             self._trigger()
 

@@ -20,8 +20,14 @@ FAST = ("trainer.precision=bf16-mixed", "protocol.multiview.scales=[64,80]")
 
 def test_bf16_training_evaluates_every_protocol_and_evaluate_py_runs_multiview(tiny_data: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    result = run_script("train.py", "experiment=smoke", f"data.root={tiny_data}", *FAST,
-                        f"evaluate_protocols=[{','.join(PROTOCOLS)}]", f"hydra.run.dir={run_dir}")
+    result = run_script(
+        "train.py",
+        "experiment=smoke",
+        f"data.root={tiny_data}",
+        *FAST,
+        f"evaluate_protocols=[{','.join(PROTOCOLS)}]",
+        f"hydra.run.dir={run_dir}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((run_dir / "metrics.json").read_text())["val/images"] == 32  # written after the evaluation
     evaluated = json.loads((run_dir / "eval" / "metrics.json").read_text())
@@ -35,9 +41,17 @@ def test_bf16_training_evaluates_every_protocol_and_evaluate_py_runs_multiview(t
     assert 2 + 2 * 2 * 3 <= evaluated["protocols"]["multiview"]["views_per_image"] <= 2 + 2 * 2 * 9
 
     out = tmp_path / "evaluate"
-    result = run_script("evaluate.py", f"ckpt_path={run_dir}/checkpoints/last.ckpt", *FAST, "protocols=[multiview]",
-                        f"hydra.run.dir={out}")
+    result = run_script(
+        "evaluate.py",
+        f"ckpt_path={run_dir}/checkpoints/last.ckpt",
+        *FAST,
+        "protocols=[multiview]",
+        f"hydra.run.dir={out}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated_again = json.loads((out / "metrics.json").read_text())
     assert evaluated_again["protocol"] == "multiview" and evaluated_again["images"] == 32
-    assert evaluated_again["protocols"]["multiview"]["views_per_image"] == evaluated["protocols"]["multiview"]["views_per_image"]
+    assert (
+        evaluated_again["protocols"]["multiview"]["views_per_image"]
+        == evaluated["protocols"]["multiview"]["views_per_image"]
+    )

@@ -6,7 +6,6 @@ module's reference run, ``ddp_run`` in conftest.py)."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 from pathlib import Path
 
@@ -17,8 +16,13 @@ from spp_cls.checkpointing import load_safe
 from tests.helpers import run_script
 
 # 3 epochs of 4 steps of 16 images (8 per process); no dropout: one process and two draw different masks
-RUN = ("experiment=smoke", "trainer.deterministic=true", "trainer.max_epochs=3", "model.dropout=0",
-       "callbacks.checkpoint.every_minutes=1e-9")
+RUN = (
+    "experiment=smoke",
+    "trainer.deterministic=true",
+    "trainer.max_epochs=3",
+    "model.dropout=0",
+    "callbacks.checkpoint.every_minutes=1e-9",
+)
 DDP = ("trainer.devices=2", "trainer.strategy=ddp")
 TOLERANCE = 1e-6  # measured: weights within 1.5e-8 of one process after 12 steps (summation order only)
 
@@ -55,8 +59,16 @@ def test_a_basic_multirun_refuses_ddp_and_names_the_way(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_submitit_local_sweep_runs_each_job_on_two_processes(tiny_data: Path, tmp_path: Path) -> None:
-    result = run_script("train.py", "-m", "hydra/launcher=submitit_local", f"hydra.sweep.dir={tmp_path}",
-                        "experiment=smoke", f"data.root={tiny_data}", *DDP, "model.spp=true,false")
+    result = run_script(
+        "train.py",
+        "-m",
+        "hydra/launcher=submitit_local",
+        f"hydra.sweep.dir={tmp_path}",
+        "experiment=smoke",
+        f"data.root={tiny_data}",
+        *DDP,
+        "model.spp=true,false",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["0", "1", "multirun.yaml"]
     for job in ("0", "1"):

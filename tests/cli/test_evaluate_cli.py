@@ -22,8 +22,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def trained(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("trained")
-    result = run_script("train.py", "experiment=smoke", f"data.root={tiny_data}", f"hydra.run.dir={run_dir}",
-                        "trainer.max_epochs=2")
+    result = run_script(
+        "train.py", "experiment=smoke", f"data.root={tiny_data}", f"hydra.run.dir={run_dir}", "trainer.max_epochs=2"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
 
@@ -39,8 +40,9 @@ def test_round_trip_gives_the_training_metric(trained: Path, tmp_path: Path) -> 
     assert saved["epoch"] == trained_metrics["epochs"] == 2 and saved["global_step"] == trained_metrics["global_step"]
     # zf5_spp at width 0.125: 32 conv5 channels, the 50 bins of {6,3,2,1}
     assert (trained_metrics["bins"], trained_metrics["fc6_inputs"]) == (50, 50 * 32)
-    result = run_script("evaluate.py", f"ckpt_path={trained_metrics['evaluated_checkpoint']}",
-                        f"hydra.run.dir={tmp_path}")
+    result = run_script(
+        "evaluate.py", f"ckpt_path={trained_metrics['evaluated_checkpoint']}", f"hydra.run.dir={tmp_path}"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = json.loads((tmp_path / "metrics.json").read_text())
     assert evaluated["model"] == "zf5_spp" and evaluated["protocol"] == "center"
@@ -53,8 +55,12 @@ def test_round_trip_gives_the_training_metric(trained: Path, tmp_path: Path) -> 
 
 
 def test_a_limited_test_split_is_reported_not_refused(trained: Path, tmp_path: Path) -> None:
-    result = run_script("evaluate.py", f"ckpt_path={trained}/checkpoints/best.ckpt", "+trainer.extra.limit_test_batches=1",
-                        f"hydra.run.dir={tmp_path}")
+    result = run_script(
+        "evaluate.py",
+        f"ckpt_path={trained}/checkpoints/best.ckpt",
+        "+trainer.extra.limit_test_batches=1",
+        f"hydra.run.dir={tmp_path}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((tmp_path / "metrics.json").read_text())["images"] == 16  # one batch of the 32 images
     assert "trainer.limit_test_batches=1 tested 16 of the 32 images" in (tmp_path / "evaluate.log").read_text()
@@ -65,7 +71,12 @@ def test_overrides_replace_saved_data_settings(trained: Path, tiny_data: Path, t
     shutil.copytree(tiny_data, data)
     next((data / "val").rglob("*.jpg")).write_bytes(b"garbage")
     # data.synthetic=null: read the copy as plain class folders (a synthetic root would be regenerated)
-    args = (f"ckpt_path={trained}/checkpoints/last.ckpt", f"data.root={data}", "data.synthetic=null", "data.batch_size=5")
+    args = (
+        f"ckpt_path={trained}/checkpoints/last.ckpt",
+        f"data.root={data}",
+        "data.synthetic=null",
+        "data.batch_size=5",
+    )
     result = run_script("evaluate.py", *args, "data.max_skip_fraction=0.05", f"hydra.run.dir={tmp_path}/eval")
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = json.loads((tmp_path / "eval/metrics.json").read_text())
@@ -101,8 +112,13 @@ def test_bad_checkpoints_give_clear_errors(trained: Path, tmp_path: Path) -> Non
 
 def test_every_protocol_in_one_run(trained: Path, tmp_path: Path) -> None:
     protocols = "[center,ten_view,full,full_flip,multiview]"
-    result = run_script("evaluate.py", f"ckpt_path={trained}/checkpoints/best.ckpt", f"protocols={protocols}",
-                        "save_scores=true", f"hydra.run.dir={tmp_path}")
+    result = run_script(
+        "evaluate.py",
+        f"ckpt_path={trained}/checkpoints/best.ckpt",
+        f"protocols={protocols}",
+        "save_scores=true",
+        f"hydra.run.dir={tmp_path}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = json.loads((tmp_path / "metrics.json").read_text())
     views = {name: r["views_per_image"] for name, r in evaluated["protocols"].items()}
@@ -129,10 +145,17 @@ def test_an_ensemble_averages_its_members(trained: Path, tmp_path: Path) -> None
 
 def test_two_processes_give_the_single_process_results(trained: Path, tmp_path: Path) -> None:
     """DDP on 2 CPU processes: every image once (no padding), the same scores as one process."""
-    common = (f"ckpt_path={trained}/checkpoints/best.ckpt", "protocols=[center,full]", "save_scores=true",
-              "trainer.accelerator=cpu", "data.batch_size=6")
+    common = (
+        f"ckpt_path={trained}/checkpoints/best.ckpt",
+        "protocols=[center,full]",
+        "save_scores=true",
+        "trainer.accelerator=cpu",
+        "data.batch_size=6",
+    )
     single = run_script("evaluate.py", *common, f"hydra.run.dir={tmp_path}/one")
-    double = run_script("evaluate.py", *common, "trainer.devices=2", "trainer.strategy=ddp", f"hydra.run.dir={tmp_path}/two")
+    double = run_script(
+        "evaluate.py", *common, "trainer.devices=2", "trainer.strategy=ddp", f"hydra.run.dir={tmp_path}/two"
+    )
     assert single.returncode == 0 and double.returncode == 0, double.stderr[-3000:]
     one = json.loads((tmp_path / "one/metrics.json").read_text())["protocols"]
     two = json.loads((tmp_path / "two/metrics.json").read_text())["protocols"]
@@ -148,11 +171,22 @@ def test_two_processes_give_the_single_process_results(trained: Path, tmp_path: 
 
 def test_full_image_protocols_need_an_spp_model(tiny_data: Path, tmp_path: Path) -> None:
     run = tmp_path / "baseline"
-    trained_baseline = run_script("train.py", "experiment=smoke", f"data.root={tiny_data}", "model.spp=false",
-                                  "validate_best=false", "evaluate_protocols=[full]", f"hydra.run.dir={run}")
+    trained_baseline = run_script(
+        "train.py",
+        "experiment=smoke",
+        f"data.root={tiny_data}",
+        "model.spp=false",
+        "validate_best=false",
+        "evaluate_protocols=[full]",
+        f"hydra.run.dir={run}",
+    )
     assert trained_baseline.returncode == 0, trained_baseline.stderr[-3000:]
     assert not (run / "eval").exists()  # after training, protocols a no-SPP model cannot take are skipped
-    result = run_script("evaluate.py", f"ckpt_path={run}/checkpoints/last.ckpt", "protocols=[center,multiview]",
-                        f"hydra.run.dir={tmp_path}/eval")
+    result = run_script(
+        "evaluate.py",
+        f"ckpt_path={run}/checkpoints/last.ckpt",
+        "protocols=[center,multiview]",
+        f"hydra.run.dir={tmp_path}/eval",
+    )
     assert result.returncode == 2 and "protocol multiview feeds whole images" in result.stderr
     assert "Traceback" not in result.stderr

@@ -8,9 +8,9 @@ from omegaconf import OmegaConf
 
 from spp_cls.checkpointing import CheckpointError
 from spp_cls.cli.evaluate import merge_saved_config
-from spp_cls.lightning.weights import load_weights
 from spp_cls.config import register_configs
 from spp_cls.lightning import SppClassifier
+from spp_cls.lightning.weights import load_weights
 from tests.helpers import REPO
 
 OPTIM = dict(momentum=0.9, weight_decay=0.0, scheduler="step", lr_factor=0.1, step_milestones=[1])
@@ -39,5 +39,9 @@ def test_weights_of_another_class_count_are_refused() -> None:
     other = SppClassifier(model=MODEL, optim=OPTIM, num_classes=3, input_size=64, lr=0.1)
     with pytest.raises(CheckpointError, match=r"zf5_spp with 3 classes: model.fc8.weight: checkpoint \(4, 8\)"):
         load_weights(other, trained.state_dict(), "x.ckpt", "zf5_spp")
-    load_weights(SppClassifier(model=MODEL, optim=OPTIM, num_classes=4, input_size=64, lr=0.1),
-                  trained.state_dict(), "x.ckpt", "zf5_spp")
+    load_weights(
+        SppClassifier(model=MODEL, optim=OPTIM, num_classes=4, input_size=64, lr=0.1),
+        trained.state_dict(),
+        "x.ckpt",
+        "zf5_spp",
+    )

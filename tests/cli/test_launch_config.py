@@ -38,8 +38,14 @@ def launcher(*overrides: str) -> dict:
 
 
 def test_slurm_launcher_runs_one_task_per_device_and_requeues() -> None:
-    slurm = launcher("hydra/launcher=submitit_slurm", "trainer=gpu", "trainer.devices=4", "trainer.num_nodes=2",
-                     "data.num_workers=8", "hydra.launcher.partition=gpu")
+    slurm = launcher(
+        "hydra/launcher=submitit_slurm",
+        "trainer=gpu",
+        "trainer.devices=4",
+        "trainer.num_nodes=2",
+        "data.num_workers=8",
+        "hydra.launcher.partition=gpu",
+    )
     assert slurm["_target_"].endswith("SlurmLauncher")
     assert (slurm["tasks_per_node"], slurm["gpus_per_node"], slurm["nodes"], slurm["cpus_per_task"]) == (4, 4, 2, 9)
     assert slurm["partition"] == "gpu" and slurm["max_num_timeout"] > 0 and slurm["signal_delay_s"] >= 120
@@ -56,10 +62,13 @@ def test_a_launcher_needs_a_device_count() -> None:
         launcher("hydra/launcher=submitit_slurm", "trainer=ddp")
 
 
-@pytest.mark.parametrize("override,message", [
-    ("callbacks.checkpoint.every_minutes=-1", "callbacks.checkpoint.every_minutes must be >= 0 or null; got -1"),
-    ("callbacks.checkpoint.signals=[SIGUSR3]", "callbacks.checkpoint.signals: ['SIGUSR3'] are not signal names"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("callbacks.checkpoint.every_minutes=-1", "callbacks.checkpoint.every_minutes must be >= 0 or null; got -1"),
+        ("callbacks.checkpoint.signals=[SIGUSR3]", "callbacks.checkpoint.signals: ['SIGUSR3'] are not signal names"),
+    ],
+)
 def test_resume_checkpoint_settings_are_checked_by_key(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         validate_train_config(compose_train(override))
@@ -75,14 +84,18 @@ def test_processes_started_by_submitit_must_match_the_devices(monkeypatch: pytes
     validate_train_config(compose_train("trainer.devices=2", "trainer.strategy=ddp"))
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({"HOME": "/home/u"}, "/home/u/.cache/spp-cls"),
-    ({}, "/tmp/.cache/spp-cls"),  # no HOME (cron, env -i, some batch systems)
-    ({"XDG_CACHE_HOME": "/scratch/cache"}, "/scratch/cache/spp-cls"),
-    ({"SPP_CLS_CACHE": "/data/cache", "HOME": "/home/u"}, "/data/cache"),
-])
-def test_the_cache_folder_composes_with_or_without_home(env: dict, expected: str,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"HOME": "/home/u"}, "/home/u/.cache/spp-cls"),
+        ({}, "/tmp/.cache/spp-cls"),  # no HOME (cron, env -i, some batch systems)
+        ({"XDG_CACHE_HOME": "/scratch/cache"}, "/scratch/cache/spp-cls"),
+        ({"SPP_CLS_CACHE": "/data/cache", "HOME": "/home/u"}, "/data/cache"),
+    ],
+)
+def test_the_cache_folder_composes_with_or_without_home(
+    env: dict, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("HOME", "XDG_CACHE_HOME", "SPP_CLS_CACHE"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
@@ -146,8 +159,9 @@ def test_every_process_of_a_job_gets_rank_zeros_set(tmp_path: Path, monkeypatch:
     """Rank 0 claims a set and notes it for the job (submitit's job id, the run directory); the other ranks read
     the note. The variables are submitit_local's."""
     config = OmegaConf.create({"hydra": {"launcher": {"gpus_per_node": 2}, "runtime": {"output_dir": "/s/0"}}})
-    for name, value in dict(SUBMITIT_EXECUTOR="local", SUBMITIT_LOCAL_JOB_ID="4242", SPP_CLS_GPUS="0,1,2,3",
-                            CUDA_VISIBLE_DEVICES="0,1").items():
+    for name, value in dict(
+        SUBMITIT_EXECUTOR="local", SUBMITIT_LOCAL_JOB_ID="4242", SPP_CLS_GPUS="0,1,2,3", CUDA_VISIBLE_DEVICES="0,1"
+    ).items():
         monkeypatch.setenv(name, value)
     busy, busy_lock = claim_gpu_set(gpu_sets(["0", "1", "2", "3"], 2), tmp_path)  # another job holds 0,1
     callback = LocalGpuSets(lock_dir=str(tmp_path), poll_s=0.05)
@@ -166,8 +180,9 @@ def test_every_process_of_a_job_gets_rank_zeros_set(tmp_path: Path, monkeypatch:
         cluster._held_locks.clear()
 
 
-def test_the_callback_leaves_cpu_jobs_and_other_launchers_alone(monkeypatch: pytest.MonkeyPatch,
-                                                                 tmp_path: Path) -> None:
+def test_the_callback_leaves_cpu_jobs_and_other_launchers_alone(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     cpu = OmegaConf.create({"hydra": {"launcher": {"gpus_per_node": None}, "runtime": {"output_dir": "x"}}})
     monkeypatch.setenv("SUBMITIT_EXECUTOR", "local")

@@ -62,9 +62,18 @@ def _start_and_wait(run_dir: Path, cache: Path, port: int, extra: tuple[str, ...
     outputs = [run_dir.with_name(f"{run_dir.name}.node{rank}.out") for rank in (0, 1)]
     processes = []
     for rank, output in enumerate(outputs):
-        env = dict(os.environ, HYDRA_FULL_ERROR="1", PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1",
-                   SPP_CLS_CACHE=str(cache), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), NODE_RANK=str(rank),
-                   LOCAL_RANK="0", WORLD_SIZE="2")
+        env = dict(
+            os.environ,
+            HYDRA_FULL_ERROR="1",
+            PYTHONWARNINGS="ignore",
+            OMP_NUM_THREADS="1",
+            SPP_CLS_CACHE=str(cache),
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            NODE_RANK=str(rank),
+            LOCAL_RANK="0",
+            WORLD_SIZE="2",
+        )
         with output.open("w") as sink:
             processes.append(subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT))
     deadline, failed_at = time.monotonic() + TIMEOUT_S, None
@@ -100,8 +109,9 @@ def two_node_run(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Both nodes killed after step 6 (both generate the data set into the empty cache at once), then the same
     command again: the run resumes and ends."""
     run_dir = tmp_path_factory.mktemp("multinode") / "run"
-    killed = train_on_two_nodes(run_dir, cache, "+callbacks.kill._target_=tests.cli.interrupt.KillAt",
-                                "+callbacks.kill.step=6")
+    killed = train_on_two_nodes(
+        run_dir, cache, "+callbacks.kill._target_=tests.cli.interrupt.KillAt", "+callbacks.kill.step=6"
+    )
     assert [n.returncode for n in killed] == [-signal.SIGKILL] * 2, _report(killed)
     assert "GLOBAL_RANK: 0, MEMBER: 1/2" in killed[0].output and "GLOBAL_RANK: 1, MEMBER: 2/2" in killed[1].output
     resumed = train_on_two_nodes(run_dir, cache)

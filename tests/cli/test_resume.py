@@ -19,8 +19,15 @@ from tests.helpers import run_script
 
 # 4 steps per epoch; a mid-epoch checkpoint after every step; the learning rate drops after every epoch
 # (plateau with patience 0 and an improvement threshold no error can beat) until its 2 drops are used up
-RUN = ("experiment=smoke", "trainer.deterministic=true", "trainer.max_epochs=3", "logger=[csv,tensorboard]",
-       "optim.plateau_patience=0", "optim.plateau_threshold=1", "callbacks.checkpoint.every_minutes=1e-9")
+RUN = (
+    "experiment=smoke",
+    "trainer.deterministic=true",
+    "trainer.max_epochs=3",
+    "logger=[csv,tensorboard]",
+    "optim.plateau_patience=0",
+    "optim.plateau_threshold=1",
+    "callbacks.checkpoint.every_minutes=1e-9",
+)
 
 
 def train(data: Path, run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -53,8 +60,12 @@ def csv_rows(run_dir: Path) -> list[dict[str, str]]:
 def scalars(run_dir: Path) -> set[tuple[str, int, float]]:
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
     events.Reload()  # applies the purge_step markers of resumed runs
-    return {(tag, e.step, e.value) for tag in events.Tags()["scalars"] if not tag.startswith(TIMINGS)
-            for e in events.Scalars(tag)}
+    return {
+        (tag, e.step, e.value)
+        for tag in events.Tags()["scalars"]
+        if not tag.startswith(TIMINGS)
+        for e in events.Scalars(tag)
+    }
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +77,9 @@ def uninterrupted(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.mark.slow
-def test_a_run_killed_three_times_ends_as_an_uninterrupted_one(tiny_data: Path, uninterrupted: Path, tmp_path: Path) -> None:
+def test_a_run_killed_three_times_ends_as_an_uninterrupted_one(
+    tiny_data: Path, uninterrupted: Path, tmp_path: Path
+) -> None:
     run = tmp_path / "run"
     train_until_killed(tiny_data, run, step=2)  # mid-epoch: after batch 2 of 4 of epoch 1
     assert resume_point(run) == (0, 2)
@@ -82,8 +95,10 @@ def test_a_run_killed_three_times_ends_as_an_uninterrupted_one(tiny_data: Path, 
     assert ours["global_step"] == theirs["global_step"] == 12 and ours["epoch"] == theirs["epoch"] == 3
     for key, tensor in theirs["state_dict"].items():
         assert torch.equal(ours["state_dict"][key], tensor), key
-    momenta = [(a["momentum_buffer"], b["momentum_buffer"]) for a, b in
-               zip(ours["optimizer_states"][0]["state"].values(), theirs["optimizer_states"][0]["state"].values())]
+    momenta = [
+        (a["momentum_buffer"], b["momentum_buffer"])
+        for a, b in zip(ours["optimizer_states"][0]["state"].values(), theirs["optimizer_states"][0]["state"].values())
+    ]
     assert momenta and all(torch.equal(a, b) for a, b in momenta)
     assert ours["lr_schedulers"] == theirs["lr_schedulers"]
     lrs = [c["optimizer_states"][0]["param_groups"][0]["lr"] for c in (ours, theirs)]

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from hydra import compose, initialize_config_dir
 
 from spp_cls.checkpointing import load_safe
@@ -74,7 +73,9 @@ def test_one_epoch_run_dir_and_resume(tiny_data: Path, tmp_path: Path) -> None:
     assert 0 <= metrics["val/top1_err"] <= 1 and metrics["val/top5_err"] == 0  # 4 classes: top-5 always hits
     assert "epoch 1/1:" in (run_dir / "train.log").read_text()
 
-    second = run_script("train.py", *smoke(tiny_data, run_dir, "model.spp=false", "ckpt_path=auto", "trainer.max_epochs=3"))
+    second = run_script(
+        "train.py", *smoke(tiny_data, run_dir, "model.spp=false", "ckpt_path=auto", "trainer.max_epochs=3")
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resuming from" in (run_dir / "train.log").read_text()
     resumed = json.loads((run_dir / "metrics.json").read_text())

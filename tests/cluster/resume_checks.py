@@ -22,8 +22,14 @@ def cluster_env(local_slurm: LocalSlurm) -> dict[str, str]:
 
 def train_uninterrupted(env: dict[str, str], run_dir: Path, *overrides: str) -> None:
     """``python train.py`` here, outside Slurm (DDP processes, if any, started by Lightning)."""
-    done = subprocess.run([sys.executable, str(REPO / "train.py"), *overrides, f"hydra.run.dir={run_dir}"], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *overrides, f"hydra.run.dir={run_dir}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -38,8 +44,9 @@ class Uninterrupted:
     def start(self) -> None:
         if self.process is None:
             with self.log.open("w") as sink:
-                self.process = subprocess.Popen(self.command, cwd=REPO, env=self.env, stdout=sink,
-                                                stderr=subprocess.STDOUT)
+                self.process = subprocess.Popen(
+                    self.command, cwd=REPO, env=self.env, stdout=sink, stderr=subprocess.STDOUT
+                )
 
     def wait(self, timeout: float = 900) -> None:
         """Start it if not yet started; wait for it to end, and check that it succeeded (killed at the timeout)."""

@@ -117,6 +117,6 @@ def test_submitit_sees_array_tasks_that_slurm_ended(local_slurm: LocalSlurm, tmp
         assert job.get_info(mode="force")["State"] == "RUNNING"
     local_slurm.cancel(array_id)
     for job in jobs:
-        _wait_until(lambda: job.done(force_check=True), 60, f"submitit to see job {job.job_id} cancelled")
+        _wait_until(lambda job=job: job.done(force_check=True), 60, f"submitit to see job {job.job_id} cancelled")
         assert job.get_info(mode="force")["State"] == "CANCELLED"
         assert not job.paths.result_pickle.exists()  # done on sacct's word alone

@@ -28,15 +28,23 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 @pytest.mark.slow
-def test_sbatch_script_requeues_through_lightning_and_resumes_exactly(local_slurm: LocalSlurm, tiny_data: Path,
-                                                                      tmp_path: Path) -> None:
+def test_sbatch_script_requeues_through_lightning_and_resumes_exactly(
+    local_slurm: LocalSlurm, tiny_data: Path, tmp_path: Path
+) -> None:
     env = cluster_env(local_slurm)
     training = [*TRAINING, f"data.root={tiny_data}"]
     train_uninterrupted(env, tmp_path / "uninterrupted", *training, "trainer.devices=2")
 
     run = tmp_path / "run"
-    submit = ["sbatch", "--parsable", "--ntasks-per-node=2", "--cpus-per-task=1", f"--output={tmp_path / 'job.out'}",
-              str(REPO / "scripts" / "slurm" / "train.sbatch"), *training]
+    submit = [
+        "sbatch",
+        "--parsable",
+        "--ntasks-per-node=2",
+        "--cpus-per-task=1",
+        f"--output={tmp_path / 'job.out'}",
+        str(REPO / "scripts" / "slurm" / "train.sbatch"),
+        *training,
+    ]
     job_env = dict(env, SPP_PYTHON=sys.executable, SPP_RUN_DIR=str(run))
     submitted = subprocess.run(submit, cwd=REPO, env=job_env, capture_output=True, text=True, timeout=60)
     assert submitted.returncode == 0, submitted.stderr

@@ -33,14 +33,22 @@ from tests.slurm_cluster import LocalSlurm
 # exited 1 (reproduced: the CI failure). A rerun could also die of a USR2 during interpreter shutdown after writing
 # its result (sweep status 0, job FAILED; seen), or the reruns could exhaust max_num_timeout.
 TRAINING = ("experiment=smoke", "trainer.deterministic=true", "trainer.max_epochs=40")
-PACE = ("+callbacks.pace._target_=tests.cli.interrupt.Pace", "+callbacks.pace.seconds=0.8",
-        "+callbacks.pace.first_run_only=true")
+PACE = (
+    "+callbacks.pace._target_=tests.cli.interrupt.Pace",
+    "+callbacks.pace.seconds=0.8",
+    "+callbacks.pace.first_run_only=true",
+)
 RERUN_LIMIT_MIN = 30
 
 
-def _sweep_releasing_requeued_jobs(local_slurm: LocalSlurm, env: dict[str, str], args: list[str], output: Path,
-                                   timeout: float, each_second: Callable[[], None] = lambda: None,
-                                   ) -> tuple[subprocess.CompletedProcess, list[dict[str, str]]]:
+def _sweep_releasing_requeued_jobs(
+    local_slurm: LocalSlurm,
+    env: dict[str, str],
+    args: list[str],
+    output: Path,
+    timeout: float,
+    each_second: Callable[[], None] = lambda: None,
+) -> tuple[subprocess.CompletedProcess, list[dict[str, str]]]:
     """Run the multirun to its end (its stdout and stderr to ``output``), starting each requeued job at once (Slurm
     holds one ~2 minutes otherwise) with a time limit long enough not to be signalled again; ``each_second`` runs
     meanwhile."""
@@ -69,7 +77,9 @@ def _sweep_releasing_requeued_jobs(local_slurm: LocalSlurm, env: dict[str, str],
 
 
 @pytest.mark.slow
-def test_time_limited_job_is_requeued_and_resumes_exactly(local_slurm: LocalSlurm, tiny_data: Path, tmp_path: Path) -> None:
+def test_time_limited_job_is_requeued_and_resumes_exactly(
+    local_slurm: LocalSlurm, tiny_data: Path, tmp_path: Path
+) -> None:
     env = cluster_env(local_slurm)
     training = [*TRAINING, f"data.root={tiny_data}"]
     reference = Uninterrupted(env, tmp_path / "uninterrupted", *training)
@@ -82,13 +92,24 @@ def test_time_limited_job_is_requeued_and_resumes_exactly(local_slurm: LocalSlur
         if first_checkpoint.is_file():
             reference.start()
 
-    launcher = ["-m", "hydra/launcher=submitit_slurm", f"hydra.sweep.dir={sweep}",
-                f"hydra.launcher.partition={local_slurm.partition}", "hydra.launcher.timeout_min=2",
-                "hydra.launcher.signal_delay_s=30", "hydra.launcher.max_num_timeout=3"]
+    launcher = [
+        "-m",
+        "hydra/launcher=submitit_slurm",
+        f"hydra.sweep.dir={sweep}",
+        f"hydra.launcher.partition={local_slurm.partition}",
+        "hydra.launcher.timeout_min=2",
+        "hydra.launcher.signal_delay_s=30",
+        "hydra.launcher.max_num_timeout=3",
+    ]
     try:
-        result, jobs = _sweep_releasing_requeued_jobs(local_slurm, env, [*launcher, *training, *PACE],
-                                                      output=tmp_path / "sweep.out", timeout=900,
-                                                      each_second=start_reference_once_training)
+        result, jobs = _sweep_releasing_requeued_jobs(
+            local_slurm,
+            env,
+            [*launcher, *training, *PACE],
+            output=tmp_path / "sweep.out",
+            timeout=900,
+            each_second=start_reference_once_training,
+        )
         assert result.returncode == 0, _sweep_failure(result.stdout, sweep)
         [job] = jobs
         # the sweep ends when the job has written its result; the job itself ends a moment later

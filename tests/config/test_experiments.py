@@ -15,7 +15,11 @@ from spp_cls.models import ARCHITECTURES, create_classifier
 from tests.helpers import REPO
 
 EXPERIMENTS = {  # experiment -> (networks, arms, protocols)
-    "table2": ({"zf5", "convnet5", "overfeat5", "overfeat7"}, {"no_spp", "spp_single", "spp_multi"}, ["center", "ten_view"]),
+    "table2": (
+        {"zf5", "convnet5", "overfeat5", "overfeat7"},
+        {"no_spp", "spp_single", "spp_multi"},
+        ["center", "ten_view"],
+    ),
     "table3": ({"zf5", "overfeat7"}, {"spp_single", "spp_multi"}, ["center", "full"]),
     "table4": ({"overfeat7"}, {"spp_multi"}, ["ten_view", "multiview_18", "multiview_96", "multiview"]),
     "pyramid": ({"zf5"}, {"spp_single", "spp_pyramid30"}, ["center", "ten_view"]),
@@ -25,7 +29,9 @@ EXPERIMENTS = {  # experiment -> (networks, arms, protocols)
 
 def _jobs(experiment: str, *extra: str) -> list[tuple[list[str], DictConfig]]:
     """The overrides and composed config of each job of the experiment's multirun (as ``-m`` expands it)."""
-    sweep = compose("train", overrides=[f"experiment={experiment}", *extra], return_hydra_config=True).hydra.sweeper.params
+    sweep = compose(
+        "train", overrides=[f"experiment={experiment}", *extra], return_hydra_config=True
+    ).hydra.sweeper.params
     keys = sorted(sweep)
     jobs = []
     for values in itertools.product(*(str(sweep[k]).split(",") for k in keys)):
@@ -63,7 +69,7 @@ def test_every_job_has_the_papers_settings(experiment: str) -> None:
 
 
 def test_scale_embedded_shrinks_an_experiment() -> None:
-    for overrides, cfg in _jobs("table2", "scale=embedded", "model=zf5"):
+    for _, cfg in _jobs("table2", "scale=embedded", "model=zf5"):
         assert cfg.data.name == "synthetic" and cfg.trainer.max_epochs == 4 and cfg.model.width == 0.125
         small = 90 if cfg.model.arch.startswith("overfeat") else 95  # conv5 7x7 / 5x5 against 8x8 / 6x6 at 112
         assert cfg.data.crop_size == 112 and list(cfg.data.train_sizes) in ([112], [112, small])
@@ -72,10 +78,15 @@ def test_scale_embedded_shrinks_an_experiment() -> None:
 
 def test_demo_is_a_small_table2_over_two_seeds() -> None:
     jobs = _jobs("demo")
-    arms = ((False, [112], [6, 3, 2, 1]), (True, [112], [6, 3, 2, 1]), (True, [112, 95], [6, 3, 2, 1]),
-            (True, [112], [4, 3, 2, 1]))
-    assert sorted((cfg.model.spp, list(cfg.data.train_sizes), list(cfg.model.pyramid), cfg.seed) for _, cfg in jobs) \
-        == sorted((*arm, seed) for arm in arms for seed in (0, 1))
+    arms = (
+        (False, [112], [6, 3, 2, 1]),
+        (True, [112], [6, 3, 2, 1]),
+        (True, [112, 95], [6, 3, 2, 1]),
+        (True, [112], [4, 3, 2, 1]),
+    )
+    assert sorted(
+        (cfg.model.spp, list(cfg.data.train_sizes), list(cfg.model.pyramid), cfg.seed) for _, cfg in jobs
+    ) == sorted((*arm, seed) for arm in arms for seed in (0, 1))
     for _, cfg in jobs:  # the embedded recipe of scale=embedded, ZF-5, center crop and (SPP) full image
         assert cfg.model.arch == "zf5" and cfg.data.name == "synthetic" and cfg.model.width == 0.125
         assert list(cfg.evaluate_protocols) == ["center", "full"] and cfg.task_name == "demo"
@@ -96,5 +107,8 @@ def test_every_table2_job_compares_like_for_like(scale: list[str]) -> None:
         sides = [net.feature_size(s) for s in cfg.data.train_sizes]
         assert min(sides) / sides[0] >= 0.75 and cfg.data.train_sizes[0] == cfg.data.crop_size
         assert cfg.model.lrn_input_scale == pytest.approx(57.63)
-    assert bins == {(arch, arm): 36 if arm == "no_spp" else 50 for arch in ARCHITECTURES
-                    for arm in ("no_spp", "spp_single", "spp_multi")}
+    assert bins == {
+        (arch, arm): 36 if arm == "no_spp" else 50
+        for arch in ARCHITECTURES
+        for arm in ("no_spp", "spp_single", "spp_multi")
+    }

@@ -24,9 +24,21 @@ def compose_train(*overrides: str) -> DictConfig:
 
 def test_default_and_every_group_option_compose_and_validate(tmp_path: Path) -> None:
     validate_train_config(compose_train())
-    for override in ("model=convnet5", "model=overfeat5", "model=overfeat7", "trainer=gpu", "trainer=ddp",
-                     "experiment=demo", "experiment=smoke", "debug=fdr", "debug=limit", "debug=overfit",
-                     "logger=csv", "logger=none", "callbacks=none"):
+    for override in (
+        "model=convnet5",
+        "model=overfeat5",
+        "model=overfeat7",
+        "trainer=gpu",
+        "trainer=ddp",
+        "experiment=demo",
+        "experiment=smoke",
+        "debug=fdr",
+        "debug=limit",
+        "debug=overfit",
+        "logger=csv",
+        "logger=none",
+        "callbacks=none",
+    ):
         validate_train_config(compose_train(override))
     for split in ("train/a", "val/a"):
         (tmp_path / split).mkdir(parents=True)
@@ -60,10 +72,14 @@ def test_wrong_types_fail_at_composition() -> None:
         (["model.pyramid=[6,0]"], "model.pyramid"),
         (["data.batch_size=0"], "data.batch_size must be >= 1"),
         (["data.crop_size=30", "data.resize_size=40"], "data.crop_size=30 is too small for model.arch=zf5"),
-        (["model=overfeat7", "model.spp=false", "data.crop_size=40", "model.baseline_pool=paper_window"],
-         "too small for the last pooling"),
-        (["model.spp=false", "data.crop_size=96", "data.resize_size=112"],
-         "data.crop_size=96 leaves a 5x5 conv map for model.arch=zf5 without SPP: too small for the paper's 6x6"),
+        (
+            ["model=overfeat7", "model.spp=false", "data.crop_size=40", "model.baseline_pool=paper_window"],
+            "too small for the last pooling",
+        ),
+        (
+            ["model.spp=false", "data.crop_size=96", "data.resize_size=112"],
+            "data.crop_size=96 leaves a 5x5 conv map for model.arch=zf5 without SPP: too small for the paper's 6x6",
+        ),
         (["model.baseline_pool=global", "model.spp=false"], "model.baseline_pool='global' is not one of"),
         (["model.lrn_input_scale=0"], "model.lrn_input_scale must be > 0"),
         (["eval_checkpoint=best_val"], "eval_checkpoint='best_val' is not one of"),
@@ -99,8 +115,14 @@ def test_fewer_validation_shards_than_readers_pass_the_start_up_check(tiny_data:
     from spp_cls.data.make_shards import ShardConfig, convert
 
     convert(ShardConfig(source=str(tiny_data), shard_size=8), tmp_path / "wds")  # 8 train shards, 4 val shards
-    ddp = ("data=imagenet_wds", f"data.root={tmp_path / 'wds'}", "data.num_classes=4", "trainer.devices=2",
-           "trainer.strategy=ddp", "trainer.accelerator=cpu")
+    ddp = (
+        "data=imagenet_wds",
+        f"data.root={tmp_path / 'wds'}",
+        "data.num_classes=4",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "trainer.accelerator=cpu",
+    )
     validate_train_config(compose_train(*ddp, "data.num_workers=3"))  # 6 readers: val idles 2, training has 8
     with pytest.raises(ConfigError, match=r"train split has 8 shards but 2 processes x 5 loader workers"):
         validate_train_config(compose_train(*ddp, "data.num_workers=5"))

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from spp_cls.data import folder
+from spp_cls.data.config import DataConfig
 from spp_cls.data.folder import (
     Skipped,
     SkippingImageFolder,
@@ -23,7 +24,6 @@ from spp_cls.data.folder import (
     list_classes,
     list_flat_names,
 )
-from spp_cls.data.config import DataConfig
 from spp_cls.data.transforms import CenterView
 from tests.data import bad_images
 
@@ -86,13 +86,16 @@ def test_layout_errors_name_the_problem(tiny_data: Path, tmp_path: Path) -> None
     odd = tmp_path / "odd"
     shutil.copytree(tiny_data, odd)
     (odd / "val" / "00_disk").rename(odd / "val" / "00_circle")
-    with pytest.raises(ValueError, match=r"1 in .*train but not in .*val \(00_disk\); 1 in .*val but not in .*train \(00_circle\)"):
+    with pytest.raises(
+        ValueError, match=r"1 in .*train but not in .*val \(00_disk\); 1 in .*val but not in .*train \(00_circle\)"
+    ):
         check_layout(odd, ("train", "val"), 4)
 
 
 @pytest.mark.parametrize("flat", [False, True])
-def test_concurrent_starts_list_a_split_once(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                             flat: bool) -> None:
+def test_concurrent_starts_list_a_split_once(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flat: bool
+) -> None:
     """Processes starting at once (one per node, on shared storage) list a split once: the others wait for
     the lock of its cache and read what the first wrote. Threads stand in for them: each takes the lock
     through its own open file, as a process does."""
@@ -112,7 +115,9 @@ def test_concurrent_starts_list_a_split_once(tiny_data: Path, tmp_path: Path, mo
 
     real_scan, real_scandir = folder._scan, os.scandir
     monkeypatch.setattr(folder, "_scan", lambda path, names: record(path) or real_scan(path, names))
-    monkeypatch.setattr(os, "scandir", lambda path: (flat and os.fspath(path) == str(split) and record(path)) or real_scandir(path))
+    monkeypatch.setattr(
+        os, "scandir", lambda path: (flat and os.fspath(path) == str(split) and record(path)) or real_scandir(path)
+    )
     cache = tmp_path / "cache"
     start = threading.Barrier(3)
 

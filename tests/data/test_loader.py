@@ -40,9 +40,16 @@ def indices(loader: ResumableDataLoader) -> list[list[int]]:
 
 def make(position: Position, workers: int = 0) -> ResumableDataLoader:
     sampler = ScheduledBatchSampler(Keys(), 4, [64], "alternate", seed=1)
-    return ResumableDataLoader(Keys(), batch_sampler=sampler, collate_fn=keep, num_workers=workers,
-                               persistent_workers=workers > 0, epoch_fn=lambda: position.epoch, position_fn=position,
-                               generator=loader_generator(7))
+    return ResumableDataLoader(
+        Keys(),
+        batch_sampler=sampler,
+        collate_fn=keep,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        epoch_fn=lambda: position.epoch,
+        position_fn=position,
+        generator=loader_generator(7),
+    )
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from spp_cls.data.config import DataConfig
 from spp_cls.data.decode import decode_rgb
 from spp_cls.data.make_shards import STATE_NAME, main, sidecar_name
 from spp_cls.data.shard_manifest import MANIFEST_NAME, load_manifest
 from spp_cls.data.shards import ShardStream
-from spp_cls.data.config import DataConfig
 from spp_cls.data.transforms import CenterView
 
 
@@ -266,7 +266,6 @@ def test_workers_write_the_same_shards(tiny_data: Path, tmp_path: Path) -> None:
     assert {p.name: p.read_bytes() for p in one.glob("*.tar")} == {p.name: p.read_bytes() for p in two.glob("*.tar")}
 
 
-
 def test_readers_give_every_split_enough_shards(tiny_data: Path, tmp_path: Path) -> None:
     """The README's --shard-size 1000 leaves ILSVRC-2012's val with fewer shards than 8 GPUs x 8 workers;
     --readers cuts such a split into one near-equal shard per reader, and leaves a split with enough as it is."""
@@ -278,8 +277,19 @@ def test_readers_give_every_split_enough_shards(tiny_data: Path, tmp_path: Path)
         assert len(sizes) == 6 and sum(sizes) == total and max(sizes) - min(sizes) <= 1
         assert len(_read_split(dst, split)) == total  # every image once
     for split, train in (("train", True), ("val", False)):  # 2 processes x 3 workers accept them
-        ShardStream(manifest.split(split), CenterView(DataConfig(resize_size=73, crop_size=64)), 4, train=train,
-                    sizes=[64], schedule="alternate", seed=0, eval_size=64, world_size=2, rank=1, num_workers=3)
+        ShardStream(
+            manifest.split(split),
+            CenterView(DataConfig(resize_size=73, crop_size=64)),
+            4,
+            train=train,
+            sizes=[64],
+            schedule="alternate",
+            seed=0,
+            eval_size=64,
+            world_size=2,
+            rank=1,
+            num_workers=3,
+        )
     assert json.loads((dst / STATE_NAME).read_text())["settings"]["readers"] == 6
     assert _convert(tiny_data, dst, "--shard-size", "20", "--readers", "8") == 2  # another plan: refused, not mixed
 

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spp_cls.data.normalize import MEAN_IMAGE_CACHE, BatchNormalizer
 from spp_cls.data.config import DataConfig
+from spp_cls.data.normalize import MEAN_IMAGE_CACHE, BatchNormalizer
 
 
 def mean_image_settings(tmp_path: Path) -> DataConfig:

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from torch.utils.data import DataLoader
 
+from spp_cls.data.config import DataConfig
 from spp_cls.data.folder import SkippingImageFolder, collate_skipping, list_classes
 from spp_cls.data.make_shards import ShardConfig, convert
 from spp_cls.data.shard_manifest import load_manifest
 from spp_cls.data.shards import ShardStream
-from spp_cls.data.config import DataConfig
 from spp_cls.data.transforms import CenterView, TrainView
 
 SETTINGS = DataConfig(resize_size=73, crop_size=64)
@@ -32,10 +32,24 @@ def shards(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dst
 
 
-def _stream(root: Path, split: str, train: bool, world: int = 1, rank: int = 0, workers: int = 0, **kw: Any) -> ShardStream:
+def _stream(
+    root: Path, split: str, train: bool, world: int = 1, rank: int = 0, workers: int = 0, **kw: Any
+) -> ShardStream:
     view = TrainView(SETTINGS) if train else CenterView(SETTINGS)
-    return ShardStream(load_manifest(str(root)).split(split), view, 4, train=train, sizes=kw.pop("sizes", [64]),
-                       schedule="alternate", seed=1, eval_size=64, world_size=world, rank=rank, num_workers=workers, **kw)
+    return ShardStream(
+        load_manifest(str(root)).split(split),
+        view,
+        4,
+        train=train,
+        sizes=kw.pop("sizes", [64]),
+        schedule="alternate",
+        seed=1,
+        eval_size=64,
+        world_size=world,
+        rank=rank,
+        num_workers=workers,
+        **kw,
+    )
 
 
 def _read(stream: ShardStream, epoch: int = 0, intact: bool = True) -> list[dict[str, Any]]:
@@ -47,19 +61,29 @@ def _read(stream: ShardStream, epoch: int = 0, intact: bool = True) -> list[dict
 
 
 def _fingerprints(batches: list[dict[str, Any]]) -> list[tuple[str, int]]:
-    return [(hashlib.sha1(img.numpy().tobytes()).hexdigest(), int(t)) for b in batches for img, t in zip(b["image"], b["target"])]
+    return [
+        (hashlib.sha1(img.numpy().tobytes()).hexdigest(), int(t))
+        for b in batches
+        for img, t in zip(b["image"], b["target"])
+    ]
 
 
 def test_evaluation_reads_every_sample_once_with_folder_labels(tiny_data: Path, shards: Path) -> None:
     folder = SkippingImageFolder(tiny_data / "val", CenterView(SETTINGS), size=64)
     expected = _fingerprints([collate_skipping([folder[i] for i in range(len(folder))])])
-    got = [fp for rank in (0, 1) for fp in _fingerprints(_read(_stream(shards, "val", False, world=2, rank=rank, workers=2)))]
+    got = [
+        fp
+        for rank in (0, 1)
+        for fp in _fingerprints(_read(_stream(shards, "val", False, world=2, rank=rank, workers=2)))
+    ]
     assert sorted(got) == sorted(expected) and len(got) == 32  # same images, same labels, each exactly once
     assert list(load_manifest(str(shards)).classes) == list_classes(tiny_data / "train")
 
 
 def test_training_epochs_have_fixed_length_and_follow_the_schedule(shards: Path) -> None:
-    streams = [_stream(shards, "train", True, world=2, rank=r, workers=2, sizes=[64, 48], shuffle_buffer=10) for r in (0, 1)]
+    streams = [
+        _stream(shards, "train", True, world=2, rank=r, workers=2, sizes=[64, 48], shuffle_buffer=10) for r in (0, 1)
+    ]
     orders = []
     for epoch, size in ((0, 64), (1, 48)):
         batches = [_read(s, epoch) for s in streams]
@@ -81,7 +105,9 @@ def test_evaluation_with_fewer_shards_than_readers_reads_every_sample_once(
     dst = tmp_path / "wds"
     convert(ShardConfig(source=str(tiny_data), shard_size=shard_size, splits=("val",)), dst)
     assert len(load_manifest(str(dst)).split("val").shards) < world * workers
-    per_rank = [_fingerprints(_read(_stream(dst, "val", False, world=world, rank=r, workers=workers))) for r in range(world)]
+    per_rank = [
+        _fingerprints(_read(_stream(dst, "val", False, world=world, rank=r, workers=workers))) for r in range(world)
+    ]
     assert all(per_rank)  # no rank without a batch: none skips the evaluation loop the others sync at its end
     folder = SkippingImageFolder(tiny_data / "val", CenterView(SETTINGS), size=64)
     expected = _fingerprints([collate_skipping([folder[i] for i in range(len(folder))])])
@@ -89,11 +115,16 @@ def test_evaluation_with_fewer_shards_than_readers_reads_every_sample_once(
 
 
 def test_too_few_shards_is_a_clear_error(shards: Path) -> None:
-    with pytest.raises(ValueError, match=r"train split has 8 shards but 2 processes x 5 loader workers = 10 readers "
-                                         r"need at least one each for training.*--readers 10"):
+    with pytest.raises(
+        ValueError,
+        match=r"train split has 8 shards but 2 processes x 5 loader workers = 10 readers "
+        r"need at least one each for training.*--readers 10",
+    ):
         _stream(shards, "train", True, world=2, workers=5)
     _stream(shards, "val", False, world=2, workers=5)  # 4 shards for 10 readers: fine for evaluation
-    with pytest.raises(ValueError, match=r"val split has 4 shards but 5 processes need at least one each for evaluation"):
+    with pytest.raises(
+        ValueError, match=r"val split has 4 shards but 5 processes need at least one each for evaluation"
+    ):
         _stream(shards, "val", False, world=5, workers=1)
     manifest = load_manifest(str(shards)).split("val")
     piped = replace(manifest, shards=tuple(replace(s, url=f"pipe:cat {s.url}") for s in manifest.shards))
@@ -111,7 +142,9 @@ def test_unreadable_shard_is_skipped_and_reported(shards: Path, tmp_path: Path) 
     assert len(reported) == 1 and victim.name in reported[0]
     assert 24 <= sum(len(b["target"]) for b in batches) < 32  # the other three shards are intact
     victim.unlink()  # a missing shard: same policy
-    assert any(victim.name in e for b in _read(_stream(broken, "val", False), intact=False) for e in b["skipped_shards"])
+    assert any(
+        victim.name in e for b in _read(_stream(broken, "val", False), intact=False) for e in b["skipped_shards"]
+    )
 
 
 def test_training_does_not_spin_when_every_shard_is_unreadable(shards: Path, tmp_path: Path) -> None:

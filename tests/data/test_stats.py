@@ -11,10 +11,10 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from PIL import Image
 
+from spp_cls.data.config import DataConfig
 from spp_cls.data.folder import SkippingImageFolder, list_class_folder_files, list_classes
 from spp_cls.data.normalize import load_mean_image
 from spp_cls.data.stats import compute_stats, main, save_stats
-from spp_cls.data.config import DataConfig
 from spp_cls.data.transforms import CenterView, lighting_offset
 
 SETTINGS = DataConfig(resize_size=73, crop_size=64)
@@ -46,7 +46,9 @@ def test_two_colour_mixture_statistics_are_analytic(red_blue: Path) -> None:
     assert first[0] * first[2] < 0
     np.testing.assert_allclose(stats["eigvec"].T @ stats["eigvec"], np.eye(3), atol=1e-6)
     assert stats["mean_image"].shape == (3, 64, 64) and stats["mean_image"].dtype == np.float32
-    np.testing.assert_allclose(stats["mean_image"], np.broadcast_to(np.array([0.5, 0, 0.5])[:, None, None], (3, 64, 64)), atol=1e-6)
+    np.testing.assert_allclose(
+        stats["mean_image"], np.broadcast_to(np.array([0.5, 0, 0.5])[:, None, None], (3, 64, 64)), atol=1e-6
+    )
     for key in ("mean", "std", "eigval", "eigvec"):
         assert stats[key].dtype == np.float32
     # The lighting, fed these figures, only moves colours along red - blue (the eigvec convention it reads).
@@ -96,7 +98,9 @@ def test_bad_files_are_skipped_and_counted(red_blue: Path, tmp_path: Path) -> No
     np.testing.assert_allclose(stats["mean"], [0.5, 0.0, 0.5], atol=1e-6)
 
 
-def test_cli_writes_a_loadable_file_and_paste_ready_overrides(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_writes_a_loadable_file_and_paste_ready_overrides(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "stats" / "train_stats.npz"
     assert main([str(tiny_data), str(out), *SMALL, "--max-images", "20", "--workers", "2"]) == 0
     assert sorted(p.name for p in out.parent.iterdir()) == ["train_stats.npz"]  # no temporary file left

@@ -15,19 +15,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spp_cls.io import host_name
 from spp_cls.data import synthetic, synthetic_scenes
 from spp_cls.data.folder import check_layout
-from spp_cls.data.synthetic import MANIFEST, MARKER, SyntheticSpec, ensure_synthetic_dataset, is_complete
+from spp_cls.data.synthetic import MARKER, SyntheticSpec, ensure_synthetic_dataset, is_complete
+from spp_cls.io import host_name
 
 SPEC = SyntheticSpec(num_classes=3, train_per_class=4, val_per_class=2, min_short_side=40, max_short_side=70)
 
 
 def digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*.jpg"))
-    }
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.jpg"))}
 
 
 def test_layout_sizes_and_aspect_ratios(tmp_path: Path) -> None:
@@ -102,8 +99,9 @@ def _refuse_locks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("locks", [True, False], ids=["locks", "no_locks"])
-def test_concurrent_generations_leave_one_complete_data_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            locks: bool) -> None:
+def test_concurrent_generations_leave_one_complete_data_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, locks: bool
+) -> None:
     """Nodes sharing a cache folder all ask for the data set at once (over a stale cache of another spec).
     With locks one generates and the others reuse its result; without (a file system that refuses them)
     each generates into its own temporary folder and the first finished one is moved into place. Either way
@@ -152,7 +150,13 @@ def test_foreign_folder_is_never_overwritten(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [dict(num_classes=0), dict(num_classes=synthetic_scenes.MAX_CLASSES + 1), dict(train_per_class=0), dict(min_short_side=8)]
+    "kwargs",
+    [
+        dict(num_classes=0),
+        dict(num_classes=synthetic_scenes.MAX_CLASSES + 1),
+        dict(train_per_class=0),
+        dict(min_short_side=8),
+    ],
 )
 def test_bad_specs_are_rejected(kwargs: dict) -> None:
     with pytest.raises(ValueError):

@@ -25,10 +25,12 @@ def _shards(root: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("locks", [True, False], ids=["locks", "no_locks"])
-def test_concurrent_requests_convert_once_into_whole_shards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            locks: bool) -> None:
+def test_concurrent_requests_convert_once_into_whole_shards(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, locks: bool
+) -> None:
     reference = ensure_synthetic_shards(tmp_path / "ref-source", tmp_path / "ref", SPEC, 4, ("train", "val"))
     if not locks:
+
         def refuse(fd: int, operation: int) -> None:
             raise OSError(errno.ENOSYS, "Function not implemented")
 
@@ -52,7 +54,9 @@ def test_concurrent_requests_convert_once_into_whole_shards(tmp_path: Path, monk
     assert sorted(p.name for p in shared.iterdir()) == [".syn-source.lock", ".syn-wds.lock", "syn-source", "syn-wds"]
 
 
-def test_shards_are_cut_for_their_readers_and_kept_while_enough(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shards_are_cut_for_their_readers_and_kept_while_enough(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder, shards = tmp_path / "source", tmp_path / "wds"
     ensure_synthetic_shards(folder, shards, SPEC, 4, ("train", "val"), readers=2)  # 3 and 2 shards: enough for 2
     manifest = load_manifest(str(shards))

@@ -7,8 +7,8 @@ import random
 import pytest
 import torch
 
-from spp_cls.data.normalize import BatchNormalizer
 from spp_cls.data.config import DataConfig
+from spp_cls.data.normalize import BatchNormalizer
 from spp_cls.data.transforms import CenterView, TrainView, lighting_offset, square_box
 
 SETTINGS = DataConfig(resize_size=256, crop_size=224)
@@ -38,7 +38,10 @@ def test_same_seed_same_view_other_seed_other_view() -> None:
 def test_small_input_is_the_same_region_at_lower_resolution() -> None:
     """Paper §4: the 180 input is the 224 crop resized, not a new crop."""
     view, image = TrainView(SETTINGS), _image()
-    big, small = view(image, 224, random.Random(3))["image"].float(), view(image, 180, random.Random(3))["image"].float()
+    big, small = (
+        view(image, 224, random.Random(3))["image"].float(),
+        view(image, 180, random.Random(3))["image"].float(),
+    )
     resized = torch.nn.functional.interpolate(big[None], size=(180, 180), mode="bilinear", antialias=True)[0]
     assert (resized - small).abs().mean() < 3
     other = view(image, 180, random.Random(4))["image"].float()
@@ -96,6 +99,8 @@ def test_normalizer_warps_the_mean_image(tmp_path) -> None:
     settings = DataConfig(normalization="mean_image", mean_image=str(tmp_path / "stats.npz"), std=(1.0, 1.0, 1.0))
     out = BatchNormalizer(settings)(torch.full((1, 3, 16, 32), 255, dtype=torch.uint8))
     assert out.shape == (1, 3, 16, 32)
-    assert out[0, :, :, :8].mean() == pytest.approx(1.0, abs=0.01) and out[0, :, :, -8:].mean() == pytest.approx(0.0, abs=0.01)
+    assert out[0, :, :, :8].mean() == pytest.approx(1.0, abs=0.01) and out[0, :, :, -8:].mean() == pytest.approx(
+        0.0, abs=0.01
+    )
     with pytest.raises(ValueError, match="needs mean_image"):
         DataConfig(normalization="mean_image")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from spp_cls.data.folder import list_class_folder_files, list_classes
 from spp_cls.data import val_labels
+from spp_cls.data.folder import list_class_folder_files, list_classes
 from spp_cls.data.val_labels import list_flat_split, read_val_labels
 
 
@@ -37,7 +37,9 @@ def test_kaggle_csv(flat: tuple[Path, list[str], dict[str, str]], tmp_path: Path
     assert _as_labels(list_flat_split(folder, tmp_path / "LOC_val_solution.csv", classes), classes) == truth
 
 
-def test_name_label_pairs_with_names_or_sorted_indices(flat: tuple[Path, list[str], dict[str, str]], tmp_path: Path) -> None:
+def test_name_label_pairs_with_names_or_sorted_indices(
+    flat: tuple[Path, list[str], dict[str, str]], tmp_path: Path
+) -> None:
     folder, classes, truth = flat
     (tmp_path / "names.txt").write_text("".join(f"{n} {w}\n" for n, w in truth.items()))
     assert _as_labels(list_flat_split(folder, tmp_path / "names.txt", classes), classes) == truth
@@ -81,8 +83,9 @@ class NoScanList(list):
 
 
 @pytest.mark.parametrize("form", ["csv", "pairs", "one_per_line"])
-def test_labelling_never_scans_the_name_list(flat: tuple[Path, list[str], dict[str, str]], tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch, form: str) -> None:
+def test_labelling_never_scans_the_name_list(
+    flat: tuple[Path, list[str], dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str
+) -> None:
     folder, classes, truth = flat
     ordered = sorted(truth)
     path = tmp_path / "labels"

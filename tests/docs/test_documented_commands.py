@@ -44,8 +44,9 @@ def test_documented_command_composes_and_validates(command: Command, stand_ins: 
         try:
             check_job(command, overrides, stand_ins)
         except Exception as err:  # noqa: BLE001  (the message should name the command)
-            raise AssertionError(f"{command.source}: {command.text}\n  job: {overrides}\n  {type(err).__name__}: {err}"
-                                 ) from err
+            raise AssertionError(
+                f"{command.source}: {command.text}\n  job: {overrides}\n  {type(err).__name__}: {err}"
+            ) from err
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,25 @@ from spp_cls.lightning import SppClassifier
 from tests.evaluation.test_precision import OPTIONS, SETTINGS, normalised_batch, small_model
 
 MODEL = dict(arch="zf5", spp=True, width=0.125, fc_dim=32, dropout=0.0)
-OPTIM = dict(momentum=0.9, weight_decay=5e-4, scheduler="step", lr_factor=0.1, lr_drops=2, plateau_patience=1,
-             plateau_threshold=1e-3, step_milestones=[5])
-AUTOTUNED = {"center": True, "ten_view": True, "full": False, "full_flip": False, "multiview": False,
-             "multiview_18": False, "multiview_96": False}
+OPTIM = dict(
+    momentum=0.9,
+    weight_decay=5e-4,
+    scheduler="step",
+    lr_factor=0.1,
+    lr_drops=2,
+    plateau_patience=1,
+    plateau_threshold=1e-3,
+    step_milestones=[5],
+)
+AUTOTUNED = {
+    "center": True,
+    "ten_view": True,
+    "full": False,
+    "full_flip": False,
+    "multiview": False,
+    "multiview_18": False,
+    "multiview_96": False,
+}
 
 
 class CallCounter:
@@ -75,8 +90,9 @@ def test_compiled_module_scores_whole_images_with_compiled_code() -> None:
     for compiled in (False, True):
         torch.manual_seed(0)
         runtime = dict(compile=True, compile_backend=counter) if compiled else {}
-        modules[compiled] = SppClassifier(model={**MODEL, **runtime}, optim=OPTIM, num_classes=5, input_size=64,
-                                          lr=0.05).eval()
+        modules[compiled] = SppClassifier(
+            model={**MODEL, **runtime}, optim=OPTIM, num_classes=5, input_size=64, lr=0.05
+        ).eval()
         modules[compiled].configure_model()
     assert set(modules[True].state_dict()) == set(modules[False].state_dict())
     for name in ("full_flip", "multiview"):

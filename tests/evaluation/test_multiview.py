@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from spp_cls.data.config import DataConfig
-from spp_cls.evaluation.multiview import features, pool_boxes
 from spp_cls.evaluation.config import MultiviewConfig, ProtocolConfig
+from spp_cls.evaluation.multiview import features, pool_boxes
 from spp_cls.evaluation.protocols import build_protocol
 from spp_cls.evaluation.windows import Window, map_window
 from spp_cls.models import create_classifier
@@ -20,8 +20,16 @@ SETTINGS = DataConfig(resize_size=73, crop_size=64)
 
 def _model(arch: str = "zf5", spp: bool = True, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
-    model = create_classifier(arch=arch, num_classes=7, input_size=64, spp=spp, width=0.125, fc_dim=32, dropout=0.0,
-                              baseline_pool="paper_window")  # no SPP at 64 px: too small a map for 6x6 bins
+    model = create_classifier(
+        arch=arch,
+        num_classes=7,
+        input_size=64,
+        spp=spp,
+        width=0.125,
+        fc_dim=32,
+        dropout=0.0,
+        baseline_pool="paper_window",
+    )  # no SPP at 64 px: too small a map for 6x6 bins
     for m in model.modules():  # non-zero biases, so that padding differences would show
         if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
             torch.nn.init.uniform_(m.bias, -0.05, 0.05)
@@ -79,7 +87,10 @@ def _batch(sizes: list[tuple[int, int]], protocol_name: str, options: ProtocolCo
     protocol = build_protocol(protocol_name, SETTINGS, options)
     view = protocol.view()
     gen = torch.Generator().manual_seed(1)
-    samples = [view(torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=gen), 64, random.Random(0))["image"] for h, w in sizes]
+    samples = [
+        view(torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=gen), 64, random.Random(0))["image"]
+        for h, w in sizes
+    ]
     return samples
 
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from spp_cls.data.config import DataConfig
-from spp_cls.evaluation.multiview import FeatureMapViews, pool_boxes
 from spp_cls.evaluation.config import MultiviewConfig, ProtocolConfig
+from spp_cls.evaluation.multiview import FeatureMapViews, pool_boxes
 from spp_cls.evaluation.protocols import PROTOCOLS, build_protocol
 from spp_cls.evaluation.windows import window_positions
 from spp_cls.models import create_classifier
@@ -24,16 +24,19 @@ SIZES = [(80, 100), (90, 70), (80, 100), (73, 73)]
 
 def small_model() -> torch.nn.Module:
     torch.manual_seed(0)
-    return create_classifier(arch="zf5", num_classes=5, input_size=64, spp=True, width=0.125, fc_dim=32,
-                             dropout=0.0).eval()
+    return create_classifier(
+        arch="zf5", num_classes=5, input_size=64, spp=True, width=0.125, fc_dim=32, dropout=0.0
+    ).eval()
 
 
 def normalised_batch(name: str) -> object:
     """A batch as the loader and the normaliser hand it to ``protocol.scores`` (images of mixed sizes)."""
     view = build_protocol(name, SETTINGS, OPTIONS).view()
     generator = torch.Generator().manual_seed(1)
-    samples = [view(torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=generator), 64,
-                    random.Random(0))["image"] for h, w in SIZES]
+    samples = [
+        view(torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=generator), 64, random.Random(0))["image"]
+        for h, w in SIZES
+    ]
 
     def normalise(x: object) -> object:
         return [normalise(i) for i in x] if isinstance(x, list) else (x.float() / 255 - 0.5) / 0.25

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torchmetrics.classification import MulticlassAccuracy
 
-from spp_cls.data.folder import SkippingImageFolder
 from spp_cls.data.config import DataConfig
+from spp_cls.data.folder import SkippingImageFolder
 from spp_cls.data.transforms import CenterView
 from spp_cls.evaluation import PROTOCOLS, build_protocol
 from spp_cls.evaluation.metrics import TopKError

@@ -42,7 +42,8 @@ def test_mappings_cover_the_crop_cells_and_stay_on_the_map(arch: str) -> None:
 
 
 def test_paper_rule_formula() -> None:
-    """ZF-5: S = 16, cell 0 centred at pixel 20; left = floor((x - 20) / 16) + 1, right = ceil((x + 224 - 20) / 16) - 1."""
+    """ZF-5: S = 16, cell 0 centred at pixel 20;
+    left = floor((x - 20) / 16) + 1, right = ceil((x + 224 - 20) / 16) - 1."""
     zf5 = ARCHITECTURES["zf5"]
     assert (zf5.total_stride, zf5.first_center) == (16, 20.0)
     assert map_window(Window(64, 32, 224), zf5, 30, 30, "paper") == (3, 1, 16, 14)

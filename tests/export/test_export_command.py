@@ -57,8 +57,9 @@ def test_no_spp_checkpoint_to_pt2_at_its_size(tmp_path: Path) -> None:
         (["--height", "80"], "built for 64x64 inputs and got 80x64"),
     ],
 )
-def test_what_a_no_spp_model_cannot_export_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str],
-                                                       words: str) -> None:
+def test_what_a_no_spp_model_cannot_export_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], words: str
+) -> None:
     write_checkpoint(tmp_path / "fixed.ckpt", spp=False)
     assert main([str(tmp_path / "fixed.ckpt"), str(tmp_path / "out.pt2"), *args]) == 2
     assert words in capsys.readouterr().err

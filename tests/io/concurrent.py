@@ -27,8 +27,9 @@ def load_files(path: Path = FILES) -> ModuleType:
     return module
 
 
-def write_repeatedly(target: str, payload: bytes, rounds: int, host: str, pid: int, start: Any,
-                     files_path: str = str(FILES)) -> None:
+def write_repeatedly(
+    target: str, payload: bytes, rounds: int, host: str, pid: int, start: Any, files_path: str = str(FILES)
+) -> None:
     """Write ``payload`` to ``target`` ``rounds`` times with ``write_atomic``, as a process of PID ``pid`` on
     host ``host`` would: two containers on two nodes can run their writers under the same PID."""
     files = load_files(Path(files_path))

@@ -20,8 +20,9 @@ HANG_GUARD_S = 300  # only against a hang: the children normally finish in a sma
 
 
 def _dead_pid() -> int:
-    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True).stdout)
+    return int(
+        subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout
+    )
 
 
 def test_temporary_names_differ_between_hosts_and_between_writers(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,8 +47,10 @@ def test_concurrent_writers_with_one_pid_never_leave_a_partial_file(tmp_path: Pa
     payloads = [bytes([65 + i]) * (200_000 + 1000 * i) for i in range(2)]
     context = multiprocessing.get_context("spawn")
     start = context.Event()
-    writers = [context.Process(target=concurrent.write_repeatedly, args=(str(target), payload, 150, f"node{i}", 4242, start))
-               for i, payload in enumerate(payloads)]
+    writers = [
+        context.Process(target=concurrent.write_repeatedly, args=(str(target), payload, 150, f"node{i}", 4242, start))
+        for i, payload in enumerate(payloads)
+    ]
     for writer in writers:
         writer.start()
     start.set()
@@ -70,8 +73,10 @@ def test_lock_excludes_other_processes(tmp_path: Path) -> None:
     context = multiprocessing.get_context("spawn")
     start = context.Event()
     log = tmp_path / "log.txt"
-    holders = [context.Process(target=concurrent.record_under_lock, args=(str(tmp_path / ".x.lock"), str(log), tag, 20, start))
-               for tag in ("a", "b")]
+    holders = [
+        context.Process(target=concurrent.record_under_lock, args=(str(tmp_path / ".x.lock"), str(log), tag, 20, start))
+        for tag in ("a", "b")
+    ]
     for holder in holders:
         holder.start()
     start.set()
@@ -84,7 +89,9 @@ def test_lock_excludes_other_processes(tmp_path: Path) -> None:
         assert entered.endswith(" in") and left == entered.replace(" in", " out")
 
 
-def test_lock_that_the_file_system_refuses_is_reported_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lock_that_the_file_system_refuses_is_reported_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import fcntl
 
     def refuse(fd: int, operation: int) -> None:

@@ -9,9 +9,9 @@ validation. The DDP reducer's gradient all-reduce runs in C++ and is not counted
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal as signal_module
-import json
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -19,9 +19,24 @@ import pytorch_lightning as pl
 import torch.distributed as dist
 import torch.distributed.distributed_c10d as c10d
 
-NAMES = ("all_reduce", "broadcast", "all_gather", "all_gather_object", "broadcast_object_list", "barrier", "reduce",
-         "all_gather_into_tensor", "reduce_scatter", "gather", "scatter", "gather_object", "send", "recv",
-         "monitored_barrier", "all_to_all")
+NAMES = (
+    "all_reduce",
+    "broadcast",
+    "all_gather",
+    "all_gather_object",
+    "broadcast_object_list",
+    "barrier",
+    "reduce",
+    "all_gather_into_tensor",
+    "reduce_scatter",
+    "gather",
+    "scatter",
+    "gather_object",
+    "send",
+    "recv",
+    "monitored_barrier",
+    "all_to_all",
+)
 
 
 class CountCollectives(pl.Callback):
@@ -45,6 +60,7 @@ class CountCollectives(pl.Callback):
             if self._open is not None:
                 self._open["calls"].append(name)
             return original(*args, **kwargs)
+
         return wrapper
 
     def _close(self) -> None:

@@ -21,10 +21,12 @@ from tests.helpers import REPO
 @pytest.fixture
 def machine(monkeypatch: pytest.MonkeyPatch):
     """A 32-core machine; the test sets this process's CPU set and who started the processes."""
+
     def set_up(cpu_set: int, external: tuple[int, int] | None = None) -> None:
         monkeypatch.setattr(os, "cpu_count", lambda: 32)
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpu_set)), raising=False)
         monkeypatch.setattr(cluster, "external_tasks", lambda: external)
+
     return set_up
 
 
@@ -115,10 +117,12 @@ def test_the_srun_hint_is_silenced_other_warnings_are_not(fake_srun: None) -> No
         caught.clear()
         cluster.quiet_lightning_adverts()  # as on import (pytest resets the warning filters around each test)
         SLURMEnvironment._validate_srun_used()
-        warnings.warn("a real possible mistake", PossibleUserWarning)
-        warnings.warn("The `srun` command is available on your system but is not used", UserWarning)
-    assert [str(w.message) for w in caught] == ["a real possible mistake",
-                                               "The `srun` command is available on your system but is not used"]
+        warnings.warn("a real possible mistake", PossibleUserWarning, stacklevel=1)
+        warnings.warn("The `srun` command is available on your system but is not used", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == [
+        "a real possible mistake",
+        "The `srun` command is available on your system but is not used",
+    ]
 
 
 @pytest.mark.slow
@@ -126,9 +130,20 @@ def test_a_smoke_run_shows_neither_tips_nor_the_srun_hint(fake_srun: None, tiny_
     """train.py as a user runs it (warnings shown) on a machine with srun: stderr, stdout and train.log are free of
     the adverts and the hint, and Lightning's own lines are still there."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    result = subprocess.run([sys.executable, str(REPO / "train.py"), "experiment=smoke", f"data.root={tiny_data}",
-                             f"hydra.run.dir={tmp_path / 'run'}"], cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "experiment=smoke",
+            f"data.root={tiny_data}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     log = (tmp_path / "run" / "train.log").read_text()
     everything = result.stdout + result.stderr + log

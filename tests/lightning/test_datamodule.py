@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from spp_cls.data import folder, val_labels
+from spp_cls.data.config import DataConfig
 from spp_cls.data.skips import DataQualityError
 from spp_cls.data.synthetic import SyntheticSpec, is_complete
-from spp_cls.data.config import DataConfig
 from spp_cls.lightning import ClassificationDataModule
 from spp_cls.lightning.datamodule import DataSetupError, saved_datamodule_state
 from spp_cls.lightning.module import SppClassifier
@@ -27,27 +27,40 @@ from tests.data.imagenet_tree import Tree, make_tree
 from tests.data.test_val_labels import NoScanList
 
 
-
 def fake_trainer(world: int = 1, rank: int = 0, epoch: int = 0, **state: bool) -> SimpleNamespace:
     """The parts of a Trainer the data module reads."""
     progress = SimpleNamespace(current=SimpleNamespace(processed=epoch))
     flags = dict(sanity_checking=False, training=False, validating=False, testing=False) | state
-    return SimpleNamespace(world_size=world, global_rank=rank, is_global_zero=rank == 0, default_root_dir="/nonexistent",
-                           strategy=SimpleNamespace(root_device=SimpleNamespace(type="cpu")),
-                           fit_loop=SimpleNamespace(epoch_progress=progress), **flags)
+    return SimpleNamespace(
+        world_size=world,
+        global_rank=rank,
+        is_global_zero=rank == 0,
+        default_root_dir="/nonexistent",
+        strategy=SimpleNamespace(root_device=SimpleNamespace(type="cpu")),
+        fit_loop=SimpleNamespace(epoch_progress=progress),
+        **flags,
+    )
 
 
 def data_config(root: Path, **settings: Any) -> DataConfig:
     """``data.*`` of the tests: 4 classes at 64 px (short side 73), one training size."""
-    values: dict[str, Any] = dict(name="tiny", root=str(root), num_classes=4, batch_size=8, resize_size=73, crop_size=64,
-                                  train_sizes=[64])
+    values: dict[str, Any] = dict(
+        name="tiny", root=str(root), num_classes=4, batch_size=8, resize_size=73, crop_size=64, train_sizes=[64]
+    )
     return DataConfig(**(values | settings))
 
 
-def make(root: Path, batch_size: int = 8, workers: int = 0, seed: int = 0, class_index: list[str] | None = None,
-         **settings: Any) -> ClassificationDataModule:
-    return ClassificationDataModule(data_config(root, batch_size=batch_size, **settings), num_workers=workers, seed=seed,
-                                    class_index=class_index)
+def make(
+    root: Path,
+    batch_size: int = 8,
+    workers: int = 0,
+    seed: int = 0,
+    class_index: list[str] | None = None,
+    **settings: Any,
+) -> ClassificationDataModule:
+    return ClassificationDataModule(
+        data_config(root, batch_size=batch_size, **settings), num_workers=workers, seed=seed, class_index=class_index
+    )
 
 
 def epoch_batches(dm: ClassificationDataModule, world: int, rank: int, epoch: int) -> list[dict[str, Any]]:
@@ -127,7 +140,9 @@ def test_skip_threshold_names_the_fraction_and_files(tiny_data: Path, tmp_path: 
     report = dm.end_epoch_report("train")
     assert "skipped 4 unreadable images" in report and all(str(p) in report for p in bad)
     assert dm.end_epoch_report("train") is None  # the next epoch starts from zero
-    with pytest.raises(DataQualityError, match=r"4 of the 74 train images.*5\.41% > data.max_skip_fraction=0.01.*\.JPEG"):
+    with pytest.raises(
+        DataQualityError, match=r"4 of the 74 train images.*5\.41% > data.max_skip_fraction=0.01.*\.JPEG"
+    ):
         run_epoch(0.01)
 
 
@@ -173,15 +188,18 @@ def _count_scans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return listed
 
 
-def test_prepare_data_lists_each_split_once_for_every_process(tiny_data: Path, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prepare_data_lists_each_split_once_for_every_process(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """prepare_data (a node's first process) lists the splits into the cache; setup in that process and in
     the others (ranks) reads the cache: every class folder is listed once, not once per process."""
     cache = tmp_path / "file-lists"
     listed = _count_scans(monkeypatch)
     first = make(tiny_data, list_cache_dir=str(cache))
     first.prepare_data()
-    class_folders = [os.path.normpath(tiny_data / split / c) for split in ("train", "val") for c in os.listdir(tiny_data / split)]
+    class_folders = [
+        os.path.normpath(tiny_data / split / c) for split in ("train", "val") for c in os.listdir(tiny_data / split)
+    ]
     assert sorted(p for p in listed if p in class_folders) == sorted(class_folders)  # each once, by prepare_data
     before = len(listed)
     ranks = [first, make(tiny_data, list_cache_dir=str(cache)), make(tiny_data, list_cache_dir=str(cache))]
@@ -195,11 +213,14 @@ def test_prepare_data_lists_each_split_once_for_every_process(tiny_data: Path, t
     tester.trainer.state = SimpleNamespace(fn=SimpleNamespace(value="test"))  # trainer.test(): no training split
     before = len(listed)
     tester.prepare_data()
-    assert sorted(p for p in listed[before:] if p in class_folders) == [p for p in sorted(class_folders) if "/val/" in p]
+    assert sorted(p for p in listed[before:] if p in class_folders) == [
+        p for p in sorted(class_folders) if "/val/" in p
+    ]
 
 
-def test_prepare_data_lists_a_flat_validation_folder_once(tiny_data: Path, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prepare_data_lists_a_flat_validation_folder_once(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "data"
     shutil.copytree(tiny_data / "train", root / "train")
     (root / "val").mkdir()
@@ -227,8 +248,9 @@ def imagenet_tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
 
 
 @pytest.mark.slow  # making the 51,000 files of the tree takes most of it
-def test_setup_at_imagenet_scale_is_linear_and_labels_right(imagenet_tree: Tree, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_setup_at_imagenet_scale_is_linear_and_labels_right(
+    imagenet_tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tree = imagenet_tree
     # any membership test against the list of validation names (one per image: quadratic) fails the test
     real_list = folder.list_flat_names
@@ -260,8 +282,9 @@ def test_a_checkpoint_from_before_the_rename_still_restores_the_class_index(tiny
     classes = ["00_disk", "01_square", "02_triangle", "03_ring"]
     checkpoint: dict[str, Any] = {"ImageFolderDataModule": {"classes": classes}}
     assert saved_datamodule_state(checkpoint) == {"classes": classes}
-    SppClassifier(model=dict(arch="zf5", spp=True, width=0.125, fc_dim=32), optim={}, num_classes=4, input_size=64,
-                  lr=0.01).on_load_checkpoint(checkpoint)
+    SppClassifier(
+        model=dict(arch="zf5", spp=True, width=0.125, fc_dim=32), optim={}, num_classes=4, input_size=64, lr=0.01
+    ).on_load_checkpoint(checkpoint)
     dm = make(tiny_data)
     dm.load_state_dict(checkpoint[type(dm).__qualname__])
     assert dm.classes == classes

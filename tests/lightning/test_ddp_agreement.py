@@ -15,13 +15,20 @@ from torch.utils.data import DistributedSampler
 
 from spp_cls.checkpointing import load_safe
 from spp_cls.data.folder import list_class_folder_files, list_classes
-from tests.data import bad_images
 from tests.helpers import run_script
 
 # global batch 2: one image per process and step, so each unreadable file makes a batch with no image at all
-RUN = ("experiment=smoke", "trainer.devices=2", "trainer.strategy=ddp", "data.batch_size=2", "trainer.max_epochs=1",
-       "callbacks.checkpoint.every_minutes=null", "validate_best=false", "logger=csv",
-       "data.synthetic=null")  # plain class folders: a synthetic root would be regenerated over the bad files
+RUN = (
+    "experiment=smoke",
+    "trainer.devices=2",
+    "trainer.strategy=ddp",
+    "data.batch_size=2",
+    "trainer.max_epochs=1",
+    "callbacks.checkpoint.every_minutes=null",
+    "validate_best=false",
+    "logger=csv",
+    "data.synthetic=null",
+)  # plain class folders: a synthetic root would be regenerated over the bad files
 HANG_GUARD_S = 300  # two processes that wait for each other forever fail here instead of hanging the suite
 
 
@@ -49,16 +56,25 @@ def _assert_messages_only_at_logging_steps(counts: Path, steps: int, every: int)
 
 
 @pytest.mark.slow
-def test_batches_of_only_unreadable_files_train_are_counted_and_send_no_extra_messages(tiny_data: Path,
-                                                                                      tmp_path: Path) -> None:
+def test_batches_of_only_unreadable_files_train_are_counted_and_send_no_extra_messages(
+    tiny_data: Path, tmp_path: Path
+) -> None:
     root, run, counts = tmp_path / "data", tmp_path / "run", tmp_path / "counts"
     shutil.copytree(tiny_data, root)
     bad = _files_of_rank(root, 0)[5:8] + _files_of_rank(root, 1)[9:12]  # steps 6-8 on one process, 10-12 on the other
     for path in bad:
         path.write_bytes(b"not an image")
-    result = run_script("train.py", *RUN, f"data.root={root}", f"hydra.run.dir={run}", "data.max_skip_fraction=0.5",
-                        "trainer.log_every_n_steps=4", "+callbacks.count._target_=tests.lightning.collectives.CountCollectives",
-                        f"+callbacks.count.out={counts}", timeout=HANG_GUARD_S)
+    result = run_script(
+        "train.py",
+        *RUN,
+        f"data.root={root}",
+        f"hydra.run.dir={run}",
+        "data.max_skip_fraction=0.5",
+        "trainer.log_every_n_steps=4",
+        "+callbacks.count._target_=tests.lightning.collectives.CountCollectives",
+        f"+callbacks.count.out={counts}",
+        timeout=HANG_GUARD_S,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["global_step"] == 32  # 64 images, 2 a step: every step taken, none skipped
@@ -76,8 +92,15 @@ def test_a_breach_seen_by_one_process_stops_both_with_the_same_error(tiny_data: 
         path.write_bytes(b"not an image")
     run = tmp_path / "run"
     # 3 unreadable of the 32 images of process 1 (9%) against a limit of 5%; process 0 skips nothing
-    result = run_script("train.py", *RUN, f"data.root={root}", f"hydra.run.dir={run}",
-                        "data.max_skip_fraction=0.05", "trainer.log_every_n_steps=4", timeout=HANG_GUARD_S)
+    result = run_script(
+        "train.py",
+        *RUN,
+        f"data.root={root}",
+        f"hydra.run.dir={run}",
+        "data.max_skip_fraction=0.05",
+        "trainer.log_every_n_steps=4",
+        timeout=HANG_GUARD_S,
+    )
     assert result.returncode == 2, result.stderr[-3000:]
     for log in ((run / "train.log").read_text(), (run / "train_rank1.log").read_text()):
         assert "process 1: 3 of the 32 train images of this epoch could not be read" in log, log[-2000:]
@@ -88,10 +111,22 @@ def test_a_breach_seen_by_one_process_stops_both_with_the_same_error(tiny_data: 
 @pytest.mark.slow
 def test_sigterm_stops_every_process_after_one_checkpoint_at_the_same_step(tiny_data: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    args = ("experiment=smoke", "trainer.devices=2", "trainer.strategy=ddp", "trainer.max_epochs=2",
-            f"data.root={tiny_data}", f"hydra.run.dir={run}", "validate_best=false")
-    stopped = run_script("train.py", *args, "+callbacks.term._target_=tests.lightning.collectives.SignalAt",
-                         "+callbacks.term.step=2", timeout=HANG_GUARD_S)
+    args = (
+        "experiment=smoke",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "trainer.max_epochs=2",
+        f"data.root={tiny_data}",
+        f"hydra.run.dir={run}",
+        "validate_best=false",
+    )
+    stopped = run_script(
+        "train.py",
+        *args,
+        "+callbacks.term._target_=tests.lightning.collectives.SignalAt",
+        "+callbacks.term.step=2",
+        timeout=HANG_GUARD_S,
+    )
     assert stopped.returncode == 143, stopped.stderr[-3000:]  # 128 + SIGTERM: a stopped run must not look finished
     logs = [(run / "train.log").read_text(), (run / "train_rank1.log").read_text()]
     held = [re.findall(r"SIGTERM received: \S+ holds (epoch \d+, batch \d+)", log) for log in logs]

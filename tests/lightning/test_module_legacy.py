@@ -9,8 +9,16 @@ import pytest
 from spp_cls.lightning.module import SppClassifier
 from spp_cls.models.lrn import IMAGENET_CAFFE_SCALE
 
-OLD_MODEL = dict(arch="zf5", spp=False, pyramid=[6, 3, 2, 1], width=0.125, fc_dim=16, dropout=0.0,
-                 lrn="within_channel", init="kaiming")
+OLD_MODEL = dict(
+    arch="zf5",
+    spp=False,
+    pyramid=[6, 3, 2, 1],
+    width=0.125,
+    fc_dim=16,
+    dropout=0.0,
+    lrn="within_channel",
+    init="kaiming",
+)
 OPTIM = dict(lr=0.01, momentum=0.9, weight_decay=5e-4, scheduler="step", lr_factor=0.1, step_milestones=[3])
 
 

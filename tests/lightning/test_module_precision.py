@@ -16,8 +16,16 @@ from spp_cls.lightning import SppClassifier
 from tests.evaluation.test_precision import OPTIONS, SETTINGS, SIZES, normalised_batch
 
 MODEL = dict(arch="zf5", spp=True, width=0.125, fc_dim=32, dropout=0.0)
-OPTIM = dict(momentum=0.9, weight_decay=5e-4, scheduler="step", lr_factor=0.1, lr_drops=2, plateau_patience=1,
-             plateau_threshold=1e-3, step_milestones=[5])
+OPTIM = dict(
+    momentum=0.9,
+    weight_decay=5e-4,
+    scheduler="step",
+    lr_factor=0.1,
+    lr_drops=2,
+    plateau_patience=1,
+    plateau_threshold=1e-3,
+    step_milestones=[5],
+)
 CLASSES = 5
 
 
@@ -27,8 +35,16 @@ def module() -> SppClassifier:
 
 
 def bf16_trainer(tmp_path: Path) -> pl.Trainer:
-    return pl.Trainer(accelerator="cpu", devices=1, precision="bf16-mixed", logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    return pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        precision="bf16-mixed",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
 
 
 def test_top1_error_comes_from_float32_logits(tmp_path: Path) -> None:
@@ -52,8 +68,11 @@ def test_every_protocol_tests_under_bf16_mixed(tmp_path: Path, name: str) -> Non
     """``trainer.test`` with the protocol attached, as evaluate.py and train.py's evaluation run it."""
     m = module()
     m.set_protocol(build_protocol(name, SETTINGS, OPTIONS), keep_scores=True)
-    batch: dict[str, Any] = {"image": normalised_batch(name), "target": torch.arange(len(SIZES)) % CLASSES,
-                             "skipped": torch.tensor(0)}
+    batch: dict[str, Any] = {
+        "image": normalised_batch(name),
+        "target": torch.arange(len(SIZES)) % CLASSES,
+        "skipped": torch.tensor(0),
+    }
     tested = bf16_trainer(tmp_path).test(m, DataLoader([batch], batch_size=None), verbose=False)[0]
     assert tested["test/images"] == len(SIZES) and 0.0 <= tested["test/top1_err"] <= 1.0
     assert m.kept_scores is not None

@@ -10,8 +10,14 @@ import torch
 from spp_cls.lightning.optim import build_optimization, effective_lr, restore_implementation
 
 OPTIM = dict(
-    momentum=0.9, weight_decay=5e-4, scheduler="plateau", lr_factor=0.1, lr_drops=2,
-    plateau_patience=1, plateau_threshold=1e-3, step_milestones=[2, 4],
+    momentum=0.9,
+    weight_decay=5e-4,
+    scheduler="plateau",
+    lr_factor=0.1,
+    lr_drops=2,
+    plateau_patience=1,
+    plateau_threshold=1e-3,
+    step_milestones=[2, 4],
 )
 
 

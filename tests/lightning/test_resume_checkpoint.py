@@ -17,8 +17,16 @@ from spp_cls.lightning import ClassificationDataModule, SafeCheckpointIO, SppCla
 from spp_cls.lightning.position import training_position
 from spp_cls.lightning.resume_checkpoint import ResumeCheckpoint
 
-OPTIM = dict(momentum=0.9, weight_decay=5e-4, scheduler="step", lr_factor=0.1, lr_drops=2, plateau_patience=1,
-             plateau_threshold=1e-3, step_milestones=[5])
+OPTIM = dict(
+    momentum=0.9,
+    weight_decay=5e-4,
+    scheduler="step",
+    lr_factor=0.1,
+    lr_drops=2,
+    plateau_patience=1,
+    plateau_threshold=1e-3,
+    step_milestones=[5],
+)
 
 
 class AtBatchEnd(pl.Callback):
@@ -41,21 +49,39 @@ class SavePositions(pl.Callback):
         self.positions.append(training_position(trainer))
 
 
-def fit(data: Path, root: Path, callbacks: list[pl.Callback], every_minutes: float | None = None, **trainer: Any) -> Path:
+def fit(
+    data: Path, root: Path, callbacks: list[pl.Callback], every_minutes: float | None = None, **trainer: Any
+) -> Path:
     """One epoch of 4 batches of 16 on the tiny data set; returns the path of last.ckpt."""
-    module = SppClassifier(model=dict(arch="zf5", spp=True, width=0.125, fc_dim=32), optim=OPTIM, num_classes=4,
-                           input_size=64, lr=0.01)
-    config = DataConfig(name="tiny", root=str(data), num_classes=4, batch_size=16, resize_size=73, crop_size=64,
-                        train_sizes=[64])
+    module = SppClassifier(
+        model=dict(arch="zf5", spp=True, width=0.125, fc_dim=32), optim=OPTIM, num_classes=4, input_size=64, lr=0.01
+    )
+    config = DataConfig(
+        name="tiny", root=str(data), num_classes=4, batch_size=16, resize_size=73, crop_size=64, train_sizes=[64]
+    )
     datamodule = ClassificationDataModule(config, num_workers=0)
     resume = ResumeCheckpoint(root / "checkpoints", every_minutes=every_minutes)
-    pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_progress_bar=False,
-               enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0, default_root_dir=root, use_distributed_sampler=False,
-               plugins=[SafeCheckpointIO()], callbacks=[*callbacks, resume], **trainer).fit(module, datamodule=datamodule)
+    pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        default_root_dir=root,
+        use_distributed_sampler=False,
+        plugins=[SafeCheckpointIO()],
+        callbacks=[*callbacks, resume],
+        **trainer,
+    ).fit(module, datamodule=datamodule)
     return resume.path
 
 
-def test_a_requeue_signal_is_handled_at_the_next_batch_boundary_after_a_checkpoint(tiny_data: Path, tmp_path: Path) -> None:
+def test_a_requeue_signal_is_handled_at_the_next_batch_boundary_after_a_checkpoint(
+    tiny_data: Path, tmp_path: Path
+) -> None:
     last = tmp_path / "checkpoints" / "last.ckpt"
     seen: list[tuple[int, int]] = []
 

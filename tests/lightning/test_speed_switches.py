@@ -17,17 +17,30 @@ from spp_cls.lightning import SppClassifier
 from spp_cls.lightning.optim import build_optimization
 
 MODEL = dict(arch="zf5", spp=True, width=0.125, fc_dim=16, dropout=0.0)
-OPTIM = dict(momentum=0.9, weight_decay=5e-4, scheduler="step", lr_factor=0.1, lr_drops=2, plateau_patience=1,
-             plateau_threshold=1e-3, step_milestones=[5])
+OPTIM = dict(
+    momentum=0.9,
+    weight_decay=5e-4,
+    scheduler="step",
+    lr_factor=0.1,
+    lr_drops=2,
+    plateau_patience=1,
+    plateau_threshold=1e-3,
+    step_milestones=[5],
+)
 CLASSES = 5
 
 
 def batches(sizes: Sequence[int], count: int, batch: int = 2) -> list[dict[str, Any]]:
     """Normalised float batches (what the data module hands over), the sizes taking turns."""
     generator = torch.Generator().manual_seed(0)
-    return [{"image": torch.randn(batch, 3, sizes[i % len(sizes)], sizes[i % len(sizes)], generator=generator),
-             "target": torch.randint(0, CLASSES, (batch,), generator=generator), "skipped": torch.tensor(0)}
-            for i in range(count)]
+    return [
+        {
+            "image": torch.randn(batch, 3, sizes[i % len(sizes)], sizes[i % len(sizes)], generator=generator),
+            "target": torch.randint(0, CLASSES, (batch,), generator=generator),
+            "skipped": torch.tensor(0),
+        }
+        for i in range(count)
+    ]
 
 
 def module(**runtime: Any) -> SppClassifier:
@@ -36,8 +49,15 @@ def module(**runtime: Any) -> SppClassifier:
 
 
 def trainer(tmp_path: Path, steps: int, **kwargs: Any) -> pl.Trainer:
-    args: dict[str, Any] = dict(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                                enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path)
+    args: dict[str, Any] = dict(
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=tmp_path,
+    )
     return pl.Trainer(accelerator="cpu", devices=1, **(args | kwargs))
 
 
@@ -88,8 +108,10 @@ def test_compile_with_dynamic_sizes_compiles_once_and_trains_as_eager(tmp_path: 
     assert set(compiled.state_dict()) == set(eager.state_dict())  # compiled in place: checkpoints keep their keys
 
 
-@pytest.mark.parametrize("implementation, flags", [("fused", {"fused": True}), ("foreach", {"foreach": True}),
-                                                    ("for_loop", {"foreach": False}), ("auto", {})])
+@pytest.mark.parametrize(
+    "implementation, flags",
+    [("fused", {"fused": True}), ("foreach", {"foreach": True}), ("for_loop", {"foreach": False}), ("auto", {})],
+)
 def test_sgd_implementations_take_the_same_steps(implementation: str, flags: dict[str, bool]) -> None:
     torch.manual_seed(0)
     reference = [torch.randn(4, 3, requires_grad=True), torch.randn(3, requires_grad=True)]

@@ -48,9 +48,17 @@ def test_a_slow_loader_shows_as_data_wait(tmp_path: Path, caplog: pytest.LogCapt
     """Loading takes 0.2 s a batch, a step of this tiny model a few milliseconds: most of the time is waiting."""
     torch.manual_seed(0)
     module = SppClassifier(model=MODEL, optim=OPTIM, num_classes=CLASSES, input_size=48, lr=0.05)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, log_every_n_steps=2,
-                         logger=CSVLogger(tmp_path, name="", version=""), callbacks=[Throughput(every_minutes=0)],
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=1,
+        log_every_n_steps=2,
+        logger=CSVLogger(tmp_path, name="", version=""),
+        callbacks=[Throughput(every_minutes=0)],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     with caplog.at_level(logging.INFO, logger="spp_cls.lightning.throughput"):
         trainer.fit(module, DataLoader(Slow(0.2, 4), batch_size=None))
     lines = [r.getMessage() for r in caplog.records if r.name == "spp_cls.lightning.throughput"]

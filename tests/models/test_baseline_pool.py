@@ -21,7 +21,11 @@ EMBEDDED_WIDTH = 0.125  # conf/scale/embedded.yaml
 def test_fc6_sees_36_bins_without_spp_and_50_with_it(arch: str, size: int, width: float) -> None:
     channels = round(ARCHITECTURES[arch].out_channels * width)
     fc6 = {}
-    for arm, kwargs in {"no_spp": dict(spp=False), "spp": dict(spp=True), "spp30": dict(spp=True, pyramid=(4, 3, 2, 1))}.items():
+    for arm, kwargs in {
+        "no_spp": dict(spp=False),
+        "spp": dict(spp=True),
+        "spp30": dict(spp=True, pyramid=(4, 3, 2, 1)),
+    }.items():
         model = create_classifier(arch, num_classes=10, input_size=size, width=width, fc_dim=16, **kwargs)
         fc6[arm] = model.pre_logits.fc6.in_features
         assert model(torch.randn(1, 3, size, size)).shape == (1, 10)
@@ -30,8 +34,15 @@ def test_fc6_sees_36_bins_without_spp_and_50_with_it(arch: str, size: int, width
         assert (fc6["no_spp"], fc6["spp"]) == (9216, 12800)  # the paper's fc6 inputs
 
 
-@pytest.mark.parametrize("arch, window", [("zf5", PoolSpec(3, 2)), ("convnet5", PoolSpec(3, 2)),
-                                          ("overfeat5", PoolSpec(3, 3)), ("overfeat7", PoolSpec(3, 3))])
+@pytest.mark.parametrize(
+    "arch, window",
+    [
+        ("zf5", PoolSpec(3, 2)),
+        ("convnet5", PoolSpec(3, 2)),
+        ("overfeat5", PoolSpec(3, 3)),
+        ("overfeat7", PoolSpec(3, 3)),
+    ],
+)
 def test_at_224_the_baseline_pool_is_table_1s_pool5(arch: str, window: PoolSpec) -> None:
     model = timm.create_model(arch, img_size=224, width=0.25, fc_dim=8)
     assert isinstance(model.pool, nn.MaxPool2d)

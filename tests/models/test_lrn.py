@@ -86,8 +86,10 @@ def lrn_effects(model: nn.Module, x: torch.Tensor) -> list[float]:
     """|LRN(a) - a| / |a| of conv1's and conv2's LRN layers on the batch x."""
     effects: list[float] = []
     layers = (model.features.conv1.lrn, model.features.conv2.lrn)
-    hooks = [m.register_forward_hook(lambda _, i, o: effects.append(((o - i[0]).norm() / i[0].norm()).item()))
-             for m in layers]
+    hooks = [
+        m.register_forward_hook(lambda _, i, o: effects.append(((o - i[0]).norm() / i[0].norm()).item()))
+        for m in layers
+    ]
     with torch.no_grad():
         model(x)
     for hook in hooks:

