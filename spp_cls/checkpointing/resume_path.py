@@ -29,8 +29,13 @@ def resume_candidates(run_dir: Path) -> list[Path]:
 
 def progress_key(checkpoint: dict[str, Any]) -> tuple[int, int, int]:
     """(epoch, optimizer steps, batches trained on) recorded in a Lightning checkpoint."""
-    batches = (checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress", {})
-               .get("total", {}).get("processed", 0))
+    batches = (
+        checkpoint.get("loops", {})
+        .get("fit_loop", {})
+        .get("epoch_loop.batch_progress", {})
+        .get("total", {})
+        .get("processed", 0)
+    )
     return int(checkpoint.get("epoch", 0)), int(checkpoint.get("global_step", 0)), int(batches)
 
 

@@ -66,8 +66,9 @@ def _instantiate_loggers(group: DictConfig, purge_step: Optional[int]) -> list[A
     for node in group.values():
         if not node or "_target_" not in node:
             continue
-        continuing = purge_step is not None and issubclass(get_class(node._target_),
-                                                           (TensorBoardLogger, ContinuingCSVLogger))
+        continuing = purge_step is not None and issubclass(
+            get_class(node._target_), (TensorBoardLogger, ContinuingCSVLogger)
+        )
         loggers.append(instantiate(node, purge_step=purge_step) if continuing else instantiate(node))
     return loggers
 
@@ -78,8 +79,11 @@ def build_trainer(cfg: DictConfig, purge_step: Optional[int] = None) -> pl.Train
     extra = args.pop("extra")
     if args["deterministic"] and args["benchmark"]:
         # cuDNN ignores its deterministic switch while autotuning: determinism asked for by name wins
-        log.warning("trainer.deterministic=%s turns off trainer.benchmark (cuDNN autotuning picks kernels by timing, "
-                    "which is not deterministic)", args["deterministic"])
+        log.warning(
+            "trainer.deterministic=%s turns off trainer.benchmark (cuDNN autotuning picks kernels by timing, "
+            "which is not deterministic)",
+            args["deterministic"],
+        )
         args["benchmark"] = False
     if args["enable_progress_bar"] is None:  # a bar in a log file is hundreds of carriage-return lines
         args["enable_progress_bar"] = sys.stderr.isatty()

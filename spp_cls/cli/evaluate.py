@@ -58,8 +58,9 @@ def saved_class_index(checkpoint: dict[str, Any]) -> Optional[list[str]]:
 
 def _ckpt_paths(cfg: DictConfig) -> list[str]:
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
-        raise ConfigError("invalid config:\n  - ckpt_path is required: python evaluate.py ckpt_path=PATH "
-                          "(or [PATH,PATH,...])")
+        raise ConfigError(
+            "invalid config:\n  - ckpt_path is required: python evaluate.py ckpt_path=PATH (or [PATH,PATH,...])"
+        )
     paths = cfg.ckpt_path if OmegaConf.is_list(cfg.ckpt_path) else [cfg.ckpt_path]
     return [str(p) for p in paths]
 
@@ -85,8 +86,16 @@ def _load_member(
     return module, run_cfg, checkpoint
 
 
-def _test_protocol(name: str, members: list[SppClassifier], run_cfg: DictConfig, cfg: DictConfig, trainer: pl.Trainer,
-                   class_index: Optional[list[str]], output_dir: str | Path, keep_scores: bool) -> dict[str, Any]:
+def _test_protocol(
+    name: str,
+    members: list[SppClassifier],
+    run_cfg: DictConfig,
+    cfg: DictConfig,
+    trainer: pl.Trainer,
+    class_index: Optional[list[str]],
+    output_dir: str | Path,
+    keep_scores: bool,
+) -> dict[str, Any]:
     """Run one protocol over the test split; its metrics, counts and speed."""
     try:
         protocol = build_protocol(name, as_config(run_cfg.data, DataConfig), as_config(cfg.protocol, ProtocolConfig))
@@ -102,16 +111,28 @@ def _test_protocol(name: str, members: list[SppClassifier], run_cfg: DictConfig,
     # trainer.extra.limit_test_batches: a part of the split (Lightning: the float 1.0 is all of it, an int N batches)
     limited = not (isinstance(trainer.limit_test_batches, float) and trainer.limit_test_batches == 1.0)
     if limited:
-        log.info("protocol %s: trainer.limit_test_batches=%s tested %d of the %d images", name,
-                 trainer.limit_test_batches, images + skipped, expected)
+        log.info(
+            "protocol %s: trainer.limit_test_batches=%s tested %d of the %d images",
+            name,
+            trainer.limit_test_batches,
+            images + skipped,
+            expected,
+        )
     if images + skipped > expected or (images + skipped < expected and not lost_shards and not limited):
-        raise RuntimeError(f"protocol {name} processed {images} + {skipped} skipped images of a {expected}-image "
-                           f"split: images were counted twice or lost")
+        raise RuntimeError(
+            f"protocol {name} processed {images} + {skipped} skipped images of a {expected}-image "
+            f"split: images were counted twice or lost"
+        )
     views = float(metrics["test/views"])
     result: dict[str, Any] = {
-        "top1_err": metrics["test/top1_err"], "top5_err": metrics["test/top5_err"], "images": images,
-        "skipped": skipped, "skipped_shards": datamodule.skip_totals().get("test_skipped_shards", 0),
-        "views_per_image": views / max(1, images), "images_per_s": images / seconds, "views_per_s": views / seconds,
+        "top1_err": metrics["test/top1_err"],
+        "top5_err": metrics["test/top5_err"],
+        "images": images,
+        "skipped": skipped,
+        "skipped_shards": datamodule.skip_totals().get("test_skipped_shards", 0),
+        "views_per_image": views / max(1, images),
+        "images_per_s": images / seconds,
+        "views_per_s": views / seconds,
         "seconds": seconds,
     }
     if keep_scores and members[0].kept_scores is not None:
@@ -119,9 +140,17 @@ def _test_protocol(name: str, members: list[SppClassifier], run_cfg: DictConfig,
     return result
 
 
-def evaluate(paths: Sequence[str], cfg: DictConfig, overrides: Sequence[str], output_dir: str | Path,
-             protocols: Sequence[str], trainer: Optional[pl.Trainer] = None, skip_inapplicable: bool = False,
-             save_scores: bool = False, schema: type = EvaluateConfig) -> dict[str, Any]:
+def evaluate(
+    paths: Sequence[str],
+    cfg: DictConfig,
+    overrides: Sequence[str],
+    output_dir: str | Path,
+    protocols: Sequence[str],
+    trainer: Optional[pl.Trainer] = None,
+    skip_inapplicable: bool = False,
+    save_scores: bool = False,
+    schema: type = EvaluateConfig,
+) -> dict[str, Any]:
     """Test the checkpoint(s) ``paths`` (an ensemble when several) with each protocol; write metrics.json and
     the markdown table into ``output_dir`` and return the results.
 
@@ -143,12 +172,19 @@ def evaluate(paths: Sequence[str], cfg: DictConfig, overrides: Sequence[str], ou
             return {}
     names = [model_name(c.model.arch, c.model.spp) for _, c, _ in loaded]
     name = names[0] if len(names) == 1 else f"ensemble of {len(names)} ({', '.join(sorted(set(names)))})"
-    log.info("evaluating %s (%s) on %s/%s with %s", ", ".join(paths), name, run_cfg.data.root, run_cfg.data.val_split,
-             ", ".join(protocols))
+    log.info(
+        "evaluating %s (%s) on %s/%s with %s",
+        ", ".join(paths),
+        name,
+        run_cfg.data.root,
+        run_cfg.data.val_split,
+        ", ".join(protocols),
+    )
     trainer = trainer or build_trainer(run_cfg)
-    per_protocol = {p: _test_protocol(p, members, run_cfg, cfg, trainer, saved_class_index(first), output_dir,
-                                      save_scores)
-                    for p in protocols}
+    per_protocol = {
+        p: _test_protocol(p, members, run_cfg, cfg, trainer, saved_class_index(first), output_dir, save_scores)
+        for p in protocols
+    }
     head = per_protocol[protocols[0]]
     results = {
         "checkpoint": str(Path(paths[0]).resolve()) if len(paths) == 1 else [str(Path(p).resolve()) for p in paths],
@@ -158,7 +194,9 @@ def evaluate(paths: Sequence[str], cfg: DictConfig, overrides: Sequence[str], ou
         "data": run_cfg.data.name,
         "split": run_cfg.data.val_split,
         "num_classes": run_cfg.data.num_classes,
-        "top1_err": head["top1_err"], "top5_err": head["top5_err"], "images": head["images"],
+        "top1_err": head["top1_err"],
+        "top5_err": head["top5_err"],
+        "images": head["images"],
         "skipped": head["skipped"],
         "skipped_shards": head["skipped_shards"],
         "epoch": first.get("epoch"),
@@ -176,6 +214,12 @@ def evaluate(paths: Sequence[str], cfg: DictConfig, overrides: Sequence[str], ou
 def run_evaluation(cfg: DictConfig) -> float:
     """``evaluate.py``: ``cfg.ckpt_path`` with every protocol of ``cfg.protocols``; returns the first one's
     top-1 error."""
-    results = evaluate(_ckpt_paths(cfg), cfg, HydraConfig.get().overrides.task, cfg.paths.output_dir,
-                       list(cfg.protocols), save_scores=cfg.save_scores)
+    results = evaluate(
+        _ckpt_paths(cfg),
+        cfg,
+        HydraConfig.get().overrides.task,
+        cfg.paths.output_dir,
+        list(cfg.protocols),
+        save_scores=cfg.save_scores,
+    )
     return float(results["top1_err"])

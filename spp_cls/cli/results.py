@@ -26,17 +26,23 @@ def _plain(value: Any) -> Any:
 
 def write_results(run_dir: str | Path, results: Mapping[str, Any]) -> Path:
     """Write ``results`` (tensors become numbers) to ``run_dir/metrics.json`` and return its path."""
-    return write_atomic(Path(run_dir) / METRICS_FILE,
-                        json.dumps({k: _plain(v) for k, v in results.items()}, indent=2, sort_keys=True) + "\n")
+    return write_atomic(
+        Path(run_dir) / METRICS_FILE,
+        json.dumps({k: _plain(v) for k, v in results.items()}, indent=2, sort_keys=True) + "\n",
+    )
 
 
 def protocol_table(results: Mapping[str, Any]) -> str:
     """Markdown table of an evaluation: one row per protocol."""
-    lines = ["| protocol | views/image | images | top-1 err % | top-5 err % | images/s | views/s |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| protocol | views/image | images | top-1 err % | top-5 err % | images/s | views/s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, r in results["protocols"].items():
-        lines.append(f"| {name} | {r['views_per_image']:.1f} | {r['images']} | {100 * r['top1_err']:.2f} | "
-                     f"{100 * r['top5_err']:.2f} | {r['images_per_s']:.1f} | {r['views_per_s']:.1f} |")
+        lines.append(
+            f"| {name} | {r['views_per_image']:.1f} | {r['images']} | {100 * r['top1_err']:.2f} | "
+            f"{100 * r['top5_err']:.2f} | {r['images_per_s']:.1f} | {r['views_per_s']:.1f} |"
+        )
     return "\n".join(lines)
 
 

@@ -44,7 +44,11 @@ def build_module(cfg: DictConfig) -> SppClassifier:
     lr = effective_lr(cfg.optim.lr, step_batch, cfg.optim.base_batch_size, cfg.optim.lr_scaling)
     log.info(
         "learning rate %.4g (optim.lr=%g for %d images, step batch %d, lr_scaling=%s)",
-        lr, cfg.optim.lr, cfg.optim.base_batch_size, step_batch, cfg.optim.lr_scaling,
+        lr,
+        cfg.optim.lr,
+        cfg.optim.base_batch_size,
+        step_batch,
+        cfg.optim.lr_scaling,
     )
     return SppClassifier(
         model=cast(dict[str, Any], OmegaConf.to_container(cfg.model, resolve=True)),
@@ -158,18 +162,32 @@ def run_training(cfg: DictConfig) -> Optional[float]:
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     except SIGTERMException:  # Lightning exits with status 0 here; a stopped run must not look finished
-        log.warning("stopped by SIGTERM after checkpoint %s; the same command (ckpt_path=auto) continues the run",
-                    _last_checkpoint(trainer))
+        log.warning(
+            "stopped by SIGTERM after checkpoint %s; the same command (ckpt_path=auto) continues the run",
+            _last_checkpoint(trainer),
+        )
         sys.exit(128 + signal.SIGTERM)
     results = _final_metrics(trainer, module, datamodule, cfg)
     results.update(skip_totals_of_all(trainer))
     if cfg.evaluate_protocols and not trainer.fast_dev_run:  # type: ignore[attr-defined]  # set by Lightning's setup
         if results.get("evaluated_checkpoint"):
-            evaluate([results["evaluated_checkpoint"]], cfg, [], run_dir / "eval", list(cfg.evaluate_protocols),
-                     trainer=trainer, skip_inapplicable=True, schema=TrainConfig)
+            evaluate(
+                [results["evaluated_checkpoint"]],
+                cfg,
+                [],
+                run_dir / "eval",
+                list(cfg.evaluate_protocols),
+                trainer=trainer,
+                skip_inapplicable=True,
+                schema=TrainConfig,
+            )
         else:
-            log.warning("evaluate_protocols=%s not run: the run keeps no %s checkpoint to test (evaluate.py takes "
-                        "a checkpoint file)", list(cfg.evaluate_protocols), cfg.eval_checkpoint)
+            log.warning(
+                "evaluate_protocols=%s not run: the run keeps no %s checkpoint to test (evaluate.py takes "
+                "a checkpoint file)",
+                list(cfg.evaluate_protocols),
+                cfg.eval_checkpoint,
+            )
     if trainer.is_global_zero:  # every DDP process gets the same synced metrics; one writes them
         path = write_results(run_dir, results)
         log.info("final metrics: %s", {k: results[k] for k in sorted(results) if k.startswith("val/")})

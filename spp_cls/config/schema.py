@@ -45,10 +45,12 @@ class ModelConfig:
     # window whatever the size: fewer bins below 224; the start-up validation refuses it unless chosen here)
     baseline_pool: str = "paper_bins"
     init: str = "kaiming"
-    # how the network runs, not what it is (README "Speed")
+    # how the network runs, not what it is (docs/speed.md)
     channels_last: bool = False  # weights and inputs in channels-last memory format (tensor cores' layout)
     compile: bool = False  # torch.compile the network (in place: checkpoints keep their keys)
-    compile_dynamic: Optional[bool] = True  # true: one graph for every input size; null: torch's choice; false: per size
+    compile_dynamic: Optional[bool] = (
+        True  # true: one graph for every input size; null: torch's choice; false: per size
+    )
     compile_mode: Optional[str] = None  # null (default) | reduce-overhead | max-autotune | max-autotune-no-cudagraphs
     compile_backend: str = "inductor"
 
@@ -187,8 +189,10 @@ def paper_epochs(arch: str) -> int:
 def tasks_per_node(devices: Any) -> int:
     """A cluster job's processes per node: one per device, so the device count must be a number."""
     if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
-        raise ValueError(f"trainer.devices={devices!r}: the submitit launchers start one process per device, so give "
-                         "the number of devices per node, e.g. trainer.devices=4")
+        raise ValueError(
+            f"trainer.devices={devices!r}: the submitit launchers start one process per device, so give "
+            "the number of devices per node, e.g. trainer.devices=4"
+        )
     return devices
 
 
@@ -200,8 +204,10 @@ def gpus_per_node(accelerator: str, devices: Any) -> Optional[int]:
 def task_cpus(num_workers: Any) -> int:
     """CPUs per training process: its loader workers and itself."""
     if num_workers == "auto":
-        raise ValueError("data.num_workers=auto: a cluster job's CPUs per task are its loader workers + 1, so give "
-                         "data.num_workers a number (e.g. the node's cores per GPU, less one)")
+        raise ValueError(
+            "data.num_workers=auto: a cluster job's CPUs per task are its loader workers + 1, so give "
+            "data.num_workers a number (e.g. the node's cores per GPU, less one)"
+        )
     return int(num_workers) + 1
 
 
@@ -212,7 +218,9 @@ def register_configs() -> None:
     (the names its users know), so Hydra merges them into the plugin's schema, which supplies every key they do
     not set. Hydra calls that matching deprecated; the note about it is silenced here.
     """
-    warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_(slurm|local)' is validated against ConfigStore")
+    warnings.filterwarnings(
+        "ignore", message=r"\s*'hydra/launcher/submitit_(slurm|local)' is validated against ConfigStore"
+    )
     OmegaConf.register_new_resolver("spp_run_dir", run_dir, replace=True)
     OmegaConf.register_new_resolver("spp_scaled", scaled_size, replace=True)
     OmegaConf.register_new_resolver("spp_paper_epochs", paper_epochs, replace=True)
@@ -224,4 +232,3 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="evaluate_schema", node=EvaluateConfig)
-

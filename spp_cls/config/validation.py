@@ -22,15 +22,15 @@ from omegaconf.errors import OmegaConfBaseException
 
 from spp_cls.config.schema import MULTI_SIZE_MAP_RATIO, RunConfig, TrainConfig, multi_size_map_ratio
 from spp_cls.data.config import data_errors, valid_workers
-from spp_cls.lightning.cluster import external_tasks, loader_workers
 from spp_cls.evaluation.protocols import PROTOCOLS
-from spp_cls.lightning.resume_checkpoint import FORMER_TARGETS, TARGET as RESUME_TARGET
+from spp_cls.lightning.cluster import external_tasks, loader_workers
 from spp_cls.lightning.optim import IMPLEMENTATIONS, LR_SCALINGS, SCHEDULERS
+from spp_cls.lightning.resume_checkpoint import FORMER_TARGETS
+from spp_cls.lightning.resume_checkpoint import TARGET as RESUME_TARGET
 from spp_cls.models import ARCHITECTURES, check_pyramid
 from spp_cls.models.architectures import BASELINE_BINS, BASELINE_POOLS
 from spp_cls.models.lrn import LRN_MODES
 from spp_cls.models.network import INIT_MODES
-
 
 log = logging.getLogger(__name__)
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -63,8 +63,10 @@ def _model_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
     check(m.fc_dim >= 1, f"model.fc_dim must be >= 1; got {m.fc_dim}")
     check(0 <= m.dropout < 1, f"model.dropout must be in [0, 1); got {m.dropout}")
     check(m.lrn in LRN_MODES, f"model.lrn={m.lrn!r} is not one of {list(LRN_MODES)}")
-    check(m.lrn_input_scale > 0, f"model.lrn_input_scale must be > 0 (1: the LRN's alpha as published); got "
-                                 f"{m.lrn_input_scale}")
+    check(
+        m.lrn_input_scale > 0,
+        f"model.lrn_input_scale must be > 0 (1: the LRN's alpha as published); got {m.lrn_input_scale}",
+    )
     check(m.init in INIT_MODES, f"model.init={m.init!r} is not one of {list(INIT_MODES)}")
     check(m.compile_mode in COMPILE_MODES, f"model.compile_mode={m.compile_mode!r} is not one of {list(COMPILE_MODES)}")
     if m.compile:
@@ -90,8 +92,10 @@ def _model_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
         f"data.crop_size={d.crop_size} is too small for model.arch={m.arch}: its conv stack needs >= {minimum}",
     )
     small = [s for s in d.train_sizes if s < minimum]
-    check(not small and (d.size_schedule != "random" or min(d.train_sizes) >= minimum),
-          f"data.train_sizes={list(d.train_sizes)}: {small} too small for model.arch={m.arch}, which needs >= {minimum}")
+    check(
+        not small and (d.size_schedule != "random" or min(d.train_sizes) >= minimum),
+        f"data.train_sizes={list(d.train_sizes)}: {small} too small for model.arch={m.arch}, which needs >= {minimum}",
+    )
     if not m.spp and d.crop_size >= minimum:
         _baseline_errors(cfg, check)
     if m.spp and multi_size and d.crop_size >= minimum:
@@ -109,18 +113,30 @@ def _baseline_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> Non
         return
     bins = arch.baseline_grid(d.crop_size, m.baseline_pool)
     if m.baseline_pool == "paper_bins":
-        check(bins == BASELINE_BINS,
-              f"data.crop_size={d.crop_size} leaves a {side}x{side} conv map for model.arch={m.arch} without SPP: too "
-              f"small for the paper's {BASELINE_BINS}x{BASELINE_BINS} last-pool bins (needs a crop >= "
-              f"{arch.min_input_size(BASELINE_BINS)}); use a larger crop, model.spp=true, or opt out with "
-              f"model.baseline_pool=paper_window (Table 1's window, fewer bins)")
+        check(
+            bins == BASELINE_BINS,
+            f"data.crop_size={d.crop_size} leaves a {side}x{side} conv map for model.arch={m.arch} without SPP: too "
+            f"small for the paper's {BASELINE_BINS}x{BASELINE_BINS} last-pool bins (needs a crop >= "
+            f"{arch.min_input_size(BASELINE_BINS)}); use a larger crop, model.spp=true, or opt out with "
+            f"model.baseline_pool=paper_window (Table 1's window, fewer bins)",
+        )
         return
-    check(bins >= 1, f"data.crop_size={d.crop_size} leaves a {side}x{side} conv map, too small for the last pooling of "
-                     f"{m.arch} without SPP (model.baseline_pool=paper_window); use a larger crop or model.spp=true")
+    check(
+        bins >= 1,
+        f"data.crop_size={d.crop_size} leaves a {side}x{side} conv map, too small for the last pooling of "
+        f"{m.arch} without SPP (model.baseline_pool=paper_window); use a larger crop or model.spp=true",
+    )
     if 1 <= bins != BASELINE_BINS:
-        log.warning("model.baseline_pool=paper_window: the no-SPP %s pools its %dx%d conv map to %dx%d bins (fc6 sees "
-                    "%d x C values, the paper's 36 x C only at 224 px): not the paper's baseline against SPP's 50 bins",
-                    m.arch, side, side, bins, bins, bins * bins)
+        log.warning(
+            "model.baseline_pool=paper_window: the no-SPP %s pools its %dx%d conv map to %dx%d bins (fc6 sees "
+            "%d x C values, the paper's 36 x C only at 224 px): not the paper's baseline against SPP's 50 bins",
+            m.arch,
+            side,
+            side,
+            bins,
+            bins,
+            bins * bins,
+        )
 
 
 def _multi_size_notes(cfg: DictConfig) -> None:
@@ -130,10 +146,20 @@ def _multi_size_notes(cfg: DictConfig) -> None:
     ratio = multi_size_map_ratio(m.arch, smallest, d.crop_size)
     if ratio < MULTI_SIZE_MAP_RATIO:
         arch = ARCHITECTURES[m.arch]
-        log.warning("data.train_sizes=%s: at %d px the %s conv map is %dx%d against %dx%d at data.crop_size=%d "
-                    "(ratio %.2f; the paper's 180/224 keeps %.2f or more)", list(d.train_sizes), smallest, m.arch,
-                    arch.feature_size(smallest), arch.feature_size(smallest), arch.feature_size(d.crop_size),
-                    arch.feature_size(d.crop_size), d.crop_size, ratio, MULTI_SIZE_MAP_RATIO)
+        log.warning(
+            "data.train_sizes=%s: at %d px the %s conv map is %dx%d against %dx%d at data.crop_size=%d "
+            "(ratio %.2f; the paper's 180/224 keeps %.2f or more)",
+            list(d.train_sizes),
+            smallest,
+            m.arch,
+            arch.feature_size(smallest),
+            arch.feature_size(smallest),
+            arch.feature_size(d.crop_size),
+            arch.feature_size(d.crop_size),
+            d.crop_size,
+            ratio,
+            MULTI_SIZE_MAP_RATIO,
+        )
 
 
 def _data_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
@@ -156,8 +182,10 @@ def _optim_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
     check(o.weight_decay >= 0, f"optim.weight_decay must be >= 0; got {o.weight_decay}")
     check(0 < o.lr_factor < 1, f"optim.lr_factor must be in (0, 1); got {o.lr_factor}")
     check(o.scheduler in SCHEDULERS, f"optim.scheduler={o.scheduler!r} is not one of {list(SCHEDULERS)}")
-    check(o.implementation in IMPLEMENTATIONS,
-          f"optim.implementation={o.implementation!r} is not one of {list(IMPLEMENTATIONS)}")
+    check(
+        o.implementation in IMPLEMENTATIONS,
+        f"optim.implementation={o.implementation!r} is not one of {list(IMPLEMENTATIONS)}",
+    )
     if o.scheduler == "plateau":
         check(o.lr_drops >= 0, f"optim.lr_drops must be >= 0; got {o.lr_drops}")
         check(o.plateau_patience >= 0, f"optim.plateau_patience must be >= 0; got {o.plateau_patience}")
@@ -177,7 +205,9 @@ def _optim_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
 def _trainer_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
     t = cfg.trainer
     check(t.max_epochs >= 1 or t.max_epochs == -1, f"trainer.max_epochs must be >= 1 (or -1); got {t.max_epochs}")
-    check(t.accumulate_grad_batches >= 1, f"trainer.accumulate_grad_batches must be >= 1; got {t.accumulate_grad_batches}")
+    check(
+        t.accumulate_grad_batches >= 1, f"trainer.accumulate_grad_batches must be >= 1; got {t.accumulate_grad_batches}"
+    )
     check(t.num_nodes >= 1, f"trainer.num_nodes must be >= 1; got {t.num_nodes}")
 
 
@@ -197,16 +227,21 @@ def _launch_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
     tasks = external_tasks()
     if tasks is not None:
         per_node, nodes = tasks
-        check(t.devices == per_node,
-              f"trainer.devices={t.devices} but {per_node} processes per node were started (Slurm --ntasks-per-node, "
-              f"hydra.launcher.tasks_per_node): one process per device, so set trainer.devices={per_node}")
-        check(t.num_nodes == nodes, f"trainer.num_nodes={t.num_nodes} but the job has {nodes} nodes (hydra.launcher.nodes)")
+        check(
+            t.devices == per_node,
+            f"trainer.devices={t.devices} but {per_node} processes per node were started (Slurm --ntasks-per-node, "
+            f"hydra.launcher.tasks_per_node): one process per device, so set trainer.devices={per_node}",
+        )
+        check(
+            t.num_nodes == nodes,
+            f"trainer.num_nodes={t.num_nodes} but the job has {nodes} nodes (hydra.launcher.nodes)",
+        )
         return
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     check(
         not multirun or (t.devices == 1 and t.num_nodes == 1),
-        f"trainer.devices={t.devices} trainer.num_nodes={t.num_nodes} in a Hydra multirun (-m) with the basic launcher: "
-        "Lightning would start the other DDP processes by re-running the whole command, sweep included. Use "
+        f"trainer.devices={t.devices} trainer.num_nodes={t.num_nodes} in a Hydra multirun (-m) with the basic "
+        "launcher: Lightning would start the other DDP processes by re-running the whole command, sweep included. Use "
         "hydra/launcher=submitit_local (this machine) or hydra/launcher=submitit_slurm, which start one process per "
         "device for each job, e.g. python train.py -m hydra/launcher=submitit_local trainer.devices=2 "
         "trainer.strategy=ddp ...; or sweep with trainer.devices=1",
@@ -243,9 +278,13 @@ def validate_train_config(cfg: DictConfig) -> None:
     """``validate_run_config`` plus the checks that only concern training."""
     validate_run_config(cfg, TrainConfig)
     if cfg.eval_checkpoint not in EVAL_CHECKPOINTS:
-        raise ConfigError(f"invalid config:\n  - eval_checkpoint={cfg.eval_checkpoint!r} is not one of {list(EVAL_CHECKPOINTS)}")
+        raise ConfigError(
+            f"invalid config:\n  - eval_checkpoint={cfg.eval_checkpoint!r} is not one of {list(EVAL_CHECKPOINTS)}"
+        )
     unknown = [p for p in cfg.evaluate_protocols if p not in PROTOCOLS]
     if unknown:
-        raise ConfigError(f"invalid config:\n  - evaluate_protocols: {unknown} unknown; choose from {sorted(PROTOCOLS)}")
+        raise ConfigError(
+            f"invalid config:\n  - evaluate_protocols: {unknown} unknown; choose from {sorted(PROTOCOLS)}"
+        )
     if cfg.ckpt_path not in (None, "auto") and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"invalid config:\n  - ckpt_path={cfg.ckpt_path} does not exist (use null or auto)")

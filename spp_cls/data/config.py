@@ -135,24 +135,32 @@ def value_errors(data: Any, prefix: str = "") -> list[str]:
     check(valid_workers(d.num_workers), f"{p}num_workers must be a number >= 0 or auto; got {d.num_workers!r}")
     check(d.crop_size >= 1, f"{p}crop_size must be >= 1; got {d.crop_size}")
     check(d.resize_size >= d.crop_size, f"{p}resize_size={d.resize_size} must be >= {p}crop_size={d.crop_size}")
-    check(d.interpolation in INTERPOLATIONS,
-          f"{p}interpolation={d.interpolation!r} is not one of {list(INTERPOLATIONS)}")
+    check(
+        d.interpolation in INTERPOLATIONS, f"{p}interpolation={d.interpolation!r} is not one of {list(INTERPOLATIONS)}"
+    )
     check(len(d.mean) == 3 and len(d.std) == 3, f"{p}mean and {p}std need 3 values each")
     check(all(s > 0 for s in d.std), f"{p}std values must be > 0; got {list(d.std)}")
     check(d.format in FORMATS, f"{p}format={d.format!r} is not one of {list(FORMATS)}")
-    check(d.size_schedule in SIZE_SCHEDULES,
-          f"{p}size_schedule={d.size_schedule!r} is not one of {list(SIZE_SCHEDULES)}")
-    check(len(d.train_sizes) >= 1 and min(d.train_sizes) >= 1,
-          f"{p}train_sizes must be one or more sizes >= 1; got {list(d.train_sizes)}")
+    check(
+        d.size_schedule in SIZE_SCHEDULES, f"{p}size_schedule={d.size_schedule!r} is not one of {list(SIZE_SCHEDULES)}"
+    )
+    check(
+        len(d.train_sizes) >= 1 and min(d.train_sizes) >= 1,
+        f"{p}train_sizes must be one or more sizes >= 1; got {list(d.train_sizes)}",
+    )
     check(d.train_crop in TRAIN_CROPS, f"{p}train_crop={d.train_crop!r} is not one of {list(TRAIN_CROPS)}")
     check(d.lighting_std >= 0, f"{p}lighting_std must be >= 0; got {d.lighting_std}")
-    check(len(d.eigval) == 3 and [len(r) for r in d.eigvec] == [3, 3, 3],
-          f"{p}eigval needs 3 values and {p}eigvec 3 rows of 3")
-    check(d.normalization in NORMALIZATIONS,
-          f"{p}normalization={d.normalization!r} is not one of {list(NORMALIZATIONS)}")
-    check(d.normalization != "mean_image" or bool(d.mean_image),
-          f"{p}normalization=mean_image needs {p}mean_image=FILE (from python -m spp_cls.data.stats); "
-          f"got {d.mean_image}")
+    check(
+        len(d.eigval) == 3 and [len(r) for r in d.eigvec] == [3, 3, 3],
+        f"{p}eigval needs 3 values and {p}eigvec 3 rows of 3",
+    )
+    check(
+        d.normalization in NORMALIZATIONS, f"{p}normalization={d.normalization!r} is not one of {list(NORMALIZATIONS)}"
+    )
+    check(
+        d.normalization != "mean_image" or bool(d.mean_image),
+        f"{p}normalization=mean_image needs {p}mean_image=FILE (from python -m spp_cls.data.stats); got {d.mean_image}",
+    )
     check(d.max_pixels >= 1, f"{p}max_pixels must be >= 1; got {d.max_pixels}")
     check(0 <= d.max_skip_fraction <= 1, f"{p}max_skip_fraction must be in [0, 1]; got {d.max_skip_fraction}")
     check(d.shuffle_buffer >= 1 and d.shard_size >= 1, f"{p}shuffle_buffer and {p}shard_size must be >= 1")
@@ -175,16 +183,23 @@ def source_errors(data: Any, prefix: str = "", readers: Optional[tuple[int, int]
             errors.append(message)
 
     if d.normalization == "mean_image" and d.mean_image:
-        check(Path(str(d.mean_image)).expanduser().is_file(),
-              f"{p}normalization=mean_image needs {p}mean_image=FILE (from python -m spp_cls.data.stats); "
-          f"got {d.mean_image}")
+        check(
+            Path(str(d.mean_image)).expanduser().is_file(),
+            f"{p}normalization=mean_image needs {p}mean_image=FILE (from python -m spp_cls.data.stats); "
+            f"got {d.mean_image}",
+        )
     if not _given(d, "root"):
-        check(False, f"{p}root is required for {p[:-1] or 'data'}={d.name}: the folder that holds {d.train_split}/ "
-                     f"and {d.val_split}/")
+        check(
+            False,
+            f"{p}root is required for {p[:-1] or 'data'}={d.name}: the folder that holds {d.train_split}/ "
+            f"and {d.val_split}/",
+        )
         return errors
     if d.synthetic is not None:
-        check(d.synthetic.num_classes == d.num_classes,
-              f"{p}synthetic.num_classes={d.synthetic.num_classes} must equal {p}num_classes={d.num_classes}")
+        check(
+            d.synthetic.num_classes == d.num_classes,
+            f"{p}synthetic.num_classes={d.synthetic.num_classes} must equal {p}num_classes={d.num_classes}",
+        )
         if OmegaConf.is_config(d.synthetic):  # a SyntheticSpec runs its own checks when it is made
             try:
                 SyntheticSpec(**OmegaConf.to_container(d.synthetic, resolve=True))  # type: ignore[arg-type]
@@ -193,8 +208,10 @@ def source_errors(data: Any, prefix: str = "", readers: Optional[tuple[int, int]
         return errors
     if d.format == "shards":
         remote = "://" in d.root or d.root.startswith("pipe:")
-        check(not d.root.startswith("pipe:") or d.allow_pipe,
-              f"{p}root={d.root} is a pipe: command; set {p}allow_pipe=true")
+        check(
+            not d.root.startswith("pipe:") or d.allow_pipe,
+            f"{p}root={d.root} is a pipe: command; set {p}allow_pipe=true",
+        )
         if remote:
             return errors
         try:
@@ -202,8 +219,10 @@ def source_errors(data: Any, prefix: str = "", readers: Optional[tuple[int, int]
         except (FileNotFoundError, ValueError, KeyError) as err:
             check(False, f"{p}root: {err}")
             return errors
-        check(len(manifest.classes) == d.num_classes,
-              f"{p}root={d.root}: the manifest has {len(manifest.classes)} classes but {p}num_classes={d.num_classes}")
+        check(
+            len(manifest.classes) == d.num_classes,
+            f"{p}root={d.root}: the manifest has {len(manifest.classes)} classes but {p}num_classes={d.num_classes}",
+        )
         for split in (d.train_split, d.val_split):
             try:
                 shards = len(manifest.split(split).shards)
@@ -220,8 +239,7 @@ def source_errors(data: Any, prefix: str = "", readers: Optional[tuple[int, int]
         if d.val_labels:
             check_layout(root, (d.train_split,), d.num_classes)
             check(Path(d.val_labels).expanduser().is_file(), f"{p}val_labels={d.val_labels} does not exist")
-            check((root / d.val_split).is_dir(),
-                  f"{p}root={d.root}: split folder {root / d.val_split} does not exist")
+            check((root / d.val_split).is_dir(), f"{p}root={d.root}: split folder {root / d.val_split} does not exist")
         else:
             check_layout(root, (d.train_split, d.val_split), d.num_classes)
     except (FileNotFoundError, ValueError) as err:
@@ -233,4 +251,3 @@ def data_errors(data: Any, prefix: str = "", readers: Optional[tuple[int, int]] 
     """Every problem of ``data``: its values, then its files."""
     errors = value_errors(data, prefix)
     return errors + source_errors(data, prefix, readers)
-

@@ -47,7 +47,9 @@ def _open_header(data: bytes, max_pixels: int) -> Image.Image:
         raise DecodeError(f"not a readable image ({err})") from None
     width, height = image.size
     if width * height > max_pixels:
-        raise DecodeError(f"{width}x{height} = {width * height} pixels is over the limit of {max_pixels} (data.max_pixels)")
+        raise DecodeError(
+            f"{width}x{height} = {width * height} pixels is over the limit of {max_pixels} (data.max_pixels)"
+        )
     if width < 1 or height < 1:
         raise DecodeError(f"degenerate size {width}x{height}")
     return image

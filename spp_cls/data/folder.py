@@ -63,11 +63,15 @@ def compare_classes(reference: list[str], other: list[str], reference_name: str,
     only_ref, only_other = sorted(set(reference) - set(other)), sorted(set(other) - set(reference))
     parts = []
     if only_ref:
-        parts.append(f"{len(only_ref)} in {reference_name} but not in {other_name} ({', '.join(only_ref[:5])}"
-                     f"{', ...' if len(only_ref) > 5 else ''})")
+        parts.append(
+            f"{len(only_ref)} in {reference_name} but not in {other_name} ({', '.join(only_ref[:5])}"
+            f"{', ...' if len(only_ref) > 5 else ''})"
+        )
     if only_other:
-        parts.append(f"{len(only_other)} in {other_name} but not in {reference_name} ({', '.join(only_other[:5])}"
-                     f"{', ...' if len(only_other) > 5 else ''})")
+        parts.append(
+            f"{len(only_other)} in {other_name} but not in {reference_name} ({', '.join(only_other[:5])}"
+            f"{', ...' if len(only_other) > 5 else ''})"
+        )
     raise ValueError("class folders differ between splits: " + "; ".join(parts))
 
 
@@ -132,8 +136,10 @@ def _cached_listing(split_dir: Path, key: str, cache_dir: Optional[Path], scan: 
             files = _read_cache(cache, key)  # written by the process that held the lock before this one
             if files is None:
                 files = scan()
-                write_atomic(cache, json.dumps({"version": LIST_CACHE_VERSION, "key": key, "root": str(split_dir),
-                                                "files": files}))
+                write_atomic(
+                    cache,
+                    json.dumps({"version": LIST_CACHE_VERSION, "key": key, "root": str(split_dir), "files": files}),
+                )
                 return files
     log.info("file list of %s from cache %s", split_dir, cache)
     return files
@@ -173,8 +179,9 @@ def list_class_folder_files(split_dir: Path, classes: list[str], cache_dir: Opti
     def scan() -> dict[str, list[str]]:
         files, ignored = _scan(split_dir, classes)
         if ignored:
-            log.warning("%s: ignored %d files without an image extension, e.g. %s", split_dir, len(ignored),
-                        ignored[:5])
+            log.warning(
+                "%s: ignored %d files without an image extension, e.g. %s", split_dir, len(ignored), ignored[:5]
+            )
         return files
 
     files = _cached_listing(split_dir, _tree_key(split_dir, classes), cache_dir, scan)

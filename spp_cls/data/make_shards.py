@@ -227,8 +227,9 @@ def shard_bounds(samples: int, shard_size: int, readers: Optional[int] = None) -
     return [(start, min(start + shard_size, samples)) for start in range(0, samples, shard_size)]
 
 
-def plan_split(split: str, split_dir: Path, samples: Sequence[Sample], seed: int, shard_size: int,
-               readers: Optional[int] = None) -> list[ShardPlan]:
+def plan_split(
+    split: str, split_dir: Path, samples: Sequence[Sample], seed: int, shard_size: int, readers: Optional[int] = None
+) -> list[ShardPlan]:
     """Shuffle the split's files with ``Random(seed)`` and cut them into shards (``shard_bounds``); a pure
     function of its inputs."""
     order = list(samples)
@@ -333,20 +334,30 @@ def write_shard(dst: Path, plan: ShardPlan, options: WriteOptions) -> ShardResul
                     except (OSError, DecodeError) as err:
                         skipped.append({"path": sample.src, "reason": str(err)})
                         continue
-                    writer.write({
-                        "__key__": sample.key,
-                        image_extension(data): data,
-                        "cls": str(sample.label).encode(),
-                        "src": sample.src.encode("utf-8"),
-                    })
+                    writer.write(
+                        {
+                            "__key__": sample.key,
+                            image_extension(data): data,
+                            "cls": str(sample.label).encode(),
+                            "src": sample.src.encode("utf-8"),
+                        }
+                    )
                     written += 1
             stream.flush()
             os.fsync(stream.fileno())
         size = tmp.stat().st_size if written else 0
-        write_json_atomic(sidecar, {
-            "name": plan.name, "split": plan.split, "index": plan.index, "plan": plan.digest,
-            "samples": written, "bytes": size, "skipped": skipped,
-        })
+        write_json_atomic(
+            sidecar,
+            {
+                "name": plan.name,
+                "split": plan.split,
+                "index": plan.index,
+                "plan": plan.digest,
+                "samples": written,
+                "bytes": size,
+                "skipped": skipped,
+            },
+        )
         _fsync_dir(dst)
         if written:
             os.replace(tmp, final)
@@ -415,8 +426,9 @@ def _check_same_run(previous: dict[str, Any], state: dict[str, Any], dst: Path) 
     if previous.get("format") != STATE_FORMAT or previous.get("version") != STATE_VERSION:
         raise ConversionError(f"{dst / STATE_NAME} is not a make_shards state file of version {STATE_VERSION}")
     old, new = previous.get("settings", {}), state["settings"]
-    differ = [f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in sorted(set(old) | set(new))
-              if old.get(k) != new.get(k)]
+    differ = [
+        f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
+    ]
     if differ:
         raise ConversionError(
             f"DST {dst} holds a conversion with other settings ({'; '.join(differ)}); rerun with the same "
@@ -447,8 +459,15 @@ class Progress:
         now = time.monotonic()
         if self.done >= self.total or self.done - self.last_done >= 0.05 * self.total or now - self.last_time >= 10:
             rate = (self.done - self.start_done) / max(now - self.start, 1e-9)
-            log.info("%d/%d images (%.1f%%), %.1f images/s, %d skipped; %s done",
-                     self.done, self.total, 100.0 * self.done / max(self.total, 1), rate, self.skipped, result.name)
+            log.info(
+                "%d/%d images (%.1f%%), %.1f images/s, %d skipped; %s done",
+                self.done,
+                self.total,
+                100.0 * self.done / max(self.total, 1),
+                rate,
+                self.skipped,
+                result.name,
+            )
             self.last_time, self.last_done = now, self.done
 
 
@@ -510,13 +529,17 @@ def convert(settings: ShardConfig, dst: Path, workers: int = 1) -> ConversionRep
     root = Path(settings.source)
     classes, listings = list_sources(settings)
     state = {
-        "format": STATE_FORMAT, "version": STATE_VERSION, "settings": settings.to_dict(), "classes": classes,
+        "format": STATE_FORMAT,
+        "version": STATE_VERSION,
+        "settings": settings.to_dict(),
+        "classes": classes,
         "listing": {s: {"files": len(v), "sha256": listing_digest(root / s, v)} for s, v in listings.items()},
     }
     _prepare_dst(dst, state)
 
-    plans = {s: plan_split(s, root / s, v, settings.seed, settings.shard_size, settings.readers)
-             for s, v in listings.items()}
+    plans = {
+        s: plan_split(s, root / s, v, settings.seed, settings.shard_size, settings.readers) for s, v in listings.items()
+    }
     results: dict[tuple[str, int], ShardResult] = {}
     pending: list[ShardPlan] = []
     for split, split_plans in plans.items():
@@ -529,12 +552,21 @@ def convert(settings: ShardConfig, dst: Path, workers: int = 1) -> ConversionRep
     report = ConversionReport(str(dst))
     for split, split_plans in plans.items():
         report.reused[split] = sum(1 for p in split_plans if (split, p.index) in results)
-        log.info("%s: %d files in %d shards of up to %d%s", split, len(listings[split]), len(split_plans),
-                 max(len(p.samples) for p in split_plans),
-                 f"; reusing {report.reused[split]} shards of an earlier run" if report.reused[split] else "")
+        log.info(
+            "%s: %d files in %d shards of up to %d%s",
+            split,
+            len(listings[split]),
+            len(split_plans),
+            max(len(p.samples) for p in split_plans),
+            f"; reusing {report.reused[split]} shards of an earlier run" if report.reused[split] else "",
+        )
         if settings.readers is not None and len(split_plans) < settings.readers:
-            log.warning("%s: %d files cannot fill %d shards (--readers): some readers of this split will get none",
-                        split, len(listings[split]), settings.readers)
+            log.warning(
+                "%s: %d files cannot fill %d shards (--readers): some readers of this split will get none",
+                split,
+                len(listings[split]),
+                settings.readers,
+            )
 
     total = sum(len(v) for v in listings.values())
     progress = Progress(total, sum(r.samples + len(r.skipped) for r in results.values()))
@@ -554,13 +586,25 @@ def convert(settings: ShardConfig, dst: Path, workers: int = 1) -> ConversionRep
         report.skipped[split] = skipped
         if not shards:
             log.warning("%s: every file was skipped; the split has no shards", split)
-    manifest = {"format": FORMAT, "version": VERSION, "classes": classes, "splits": splits,
-                "settings": settings.to_dict()}
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "classes": classes,
+        "splits": splits,
+        "settings": settings.to_dict(),
+    }
     write_json_atomic(dst / MANIFEST_NAME, manifest)
     _fsync_dir(dst)
     for split in plans:
-        log.info("%s: %d samples in %d shards (%d written, %d reused), %d skipped", split, report.samples[split],
-                 len(splits[split]["shards"]), report.written[split], report.reused[split], len(report.skipped[split]))
+        log.info(
+            "%s: %d samples in %d shards (%d written, %d reused), %d skipped",
+            split,
+            report.samples[split],
+            len(splits[split]["shards"]),
+            report.written[split],
+            report.reused[split],
+            len(report.skipped[split]),
+        )
     log.info("wrote %s", dst / MANIFEST_NAME)
     return report
 
@@ -572,32 +616,65 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m spp_cls.data.make_shards",
         description="Convert class folders (SRC/<split>/<class>/<image>, or a flat SRC/val/<image> with "
-                    "--val-labels) into shuffled WebDataset tar shards plus DST/manifest.json. Bad images are "
-                    "skipped and listed in the manifest. Rerun the same command to resume an interrupted run.",
+        "--val-labels) into shuffled WebDataset tar shards plus DST/manifest.json. Bad images are "
+        "skipped and listed in the manifest. Rerun the same command to resume an interrupted run.",
     )
     parser.add_argument("src", metavar="SRC", help="source root with one folder per split")
     parser.add_argument("dst", metavar="DST", help="output folder (new, empty, or an earlier run to resume)")
     parser.add_argument("--shard-size", type=int, default=1000, metavar="N", help="files per shard (default 1000)")
-    parser.add_argument("--resize-short", type=int, default=None, metavar="S",
-                        help="re-encode images whose short side is over S to short side S (default: keep the bytes)")
-    parser.add_argument("--quality", type=int, default=95, metavar="Q",
-                        help="JPEG quality of re-encoded images (with --resize-short; default 95)")
+    parser.add_argument(
+        "--resize-short",
+        type=int,
+        default=None,
+        metavar="S",
+        help="re-encode images whose short side is over S to short side S (default: keep the bytes)",
+    )
+    parser.add_argument(
+        "--quality",
+        type=int,
+        default=95,
+        metavar="Q",
+        help="JPEG quality of re-encoded images (with --resize-short; default 95)",
+    )
     parser.add_argument("--seed", type=int, default=0, metavar="K", help="seed of the shuffle (default 0)")
-    parser.add_argument("--splits", nargs="+", default=["train", "val"], metavar="SPLIT",
-                        help="split folders to convert (default: train val)")
-    parser.add_argument("--val-labels", default=None, metavar="PATH",
-                        help="label file of a flat SRC/val folder (LOC_val_solution.csv, val.txt, ground truth)")
-    parser.add_argument("--val-label-map", default=None, metavar="sorted|PATH",
-                        help="meaning of integer labels: 'sorted' (0-based, sorted training classes) or a "
-                             "map_clsloc.txt-style file")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="P",
-                        help=f"skip images with more pixels (default {DEFAULT_MAX_PIXELS})")
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="processes writing shards in parallel (default 1)")
-    parser.add_argument("--readers", type=int, default=None, metavar="N",
-                        help="readers the shards will have at once: GPUs x nodes x data.num_workers; a split that "
-                             "--shard-size would cut into fewer than N shards (e.g. val) gets N shards of near-equal "
-                             "size instead (default: no minimum)")
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        default=["train", "val"],
+        metavar="SPLIT",
+        help="split folders to convert (default: train val)",
+    )
+    parser.add_argument(
+        "--val-labels",
+        default=None,
+        metavar="PATH",
+        help="label file of a flat SRC/val folder (LOC_val_solution.csv, val.txt, ground truth)",
+    )
+    parser.add_argument(
+        "--val-label-map",
+        default=None,
+        metavar="sorted|PATH",
+        help="meaning of integer labels: 'sorted' (0-based, sorted training classes) or a map_clsloc.txt-style file",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="P",
+        help=f"skip images with more pixels (default {DEFAULT_MAX_PIXELS})",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="processes writing shards in parallel (default 1)"
+    )
+    parser.add_argument(
+        "--readers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="readers the shards will have at once: GPUs x nodes x data.num_workers; a split that "
+        "--shard-size would cut into fewer than N shards (e.g. val) gets N shards of near-equal "
+        "size instead (default: no minimum)",
+    )
     return parser
 
 

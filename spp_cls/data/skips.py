@@ -50,9 +50,11 @@ class SkipTracker:
         """Why this epoch's skips exceed the limit (None while they do not)."""
         if self.epoch_skipped <= self.max_fraction * self.expected:
             return None
-        return (f"{self.epoch_skipped} of the {self.expected} {self.split} images of this epoch could not be read "
-                f"({self.epoch_skipped / max(1, self.expected):.2%} > data.max_skip_fraction={self.max_fraction}); "
-                f"first: {self.first_paths}" + (f"; unreadable shards: {self.shard_errors}" if self.shard_errors else ""))
+        return (
+            f"{self.epoch_skipped} of the {self.expected} {self.split} images of this epoch could not be read "
+            f"({self.epoch_skipped / max(1, self.expected):.2%} > data.max_skip_fraction={self.max_fraction}); "
+            f"first: {self.first_paths}" + (f"; unreadable shards: {self.shard_errors}" if self.shard_errors else "")
+        )
 
     def check(self) -> None:
         """Raise ``DataQualityError`` if this epoch's skips exceed the limit."""
@@ -64,8 +66,10 @@ class SkipTracker:
         """A one-line report of this epoch's skips (None if there were none); starts the next epoch."""
         report = None
         if self.epoch_skipped or self.shard_errors:
-            report = (f"{self.split}: skipped {self.epoch_skipped} unreadable images this epoch"
-                      f" ({self.epoch_skipped / max(1, self.expected):.3%}); first: {self.first_paths}")
+            report = (
+                f"{self.split}: skipped {self.epoch_skipped} unreadable images this epoch"
+                f" ({self.epoch_skipped / max(1, self.expected):.3%}); first: {self.first_paths}"
+            )
             if self.shard_errors:
                 report += f"; unreadable shards: {self.shard_errors}"
         self.epoch_skipped, self.first_paths, self.shard_errors = 0, [], []

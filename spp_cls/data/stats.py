@@ -117,8 +117,14 @@ def compute_stats(
         dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_skipping
     )
     total = len(samples)
-    log.info("statistics of %d images of %s (center %d view of short side %d, %d workers)",
-             total, split_dir, size, settings.resize_size, workers)
+    log.info(
+        "statistics of %d images of %s (center %d view of short side %d, %d workers)",
+        total,
+        split_dir,
+        size,
+        settings.resize_size,
+        workers,
+    )
     acc = _Accumulator(size)
     skipped_paths: list[str] = []
     seen, next_report = 0, 1

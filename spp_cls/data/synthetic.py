@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spp_cls.io import exclusive_lock, remove_stale_temporaries, replace_directory, temporary_path
 from spp_cls.data.synthetic_scenes import MAX_CLASSES, class_folder_names, draw_scene
+from spp_cls.io import exclusive_lock, remove_stale_temporaries, replace_directory, temporary_path
 
 log = logging.getLogger(__name__)
 

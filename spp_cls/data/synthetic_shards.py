@@ -18,10 +18,10 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
-from spp_cls.io import exclusive_lock, remove_stale_temporaries, replace_directory, temporary_path, write_atomic
 from spp_cls.data.make_shards import STATE_NAME, ConversionError, ShardConfig, convert, shard_bounds
 from spp_cls.data.shard_manifest import MANIFEST_NAME
 from spp_cls.data.synthetic import MANIFEST, SyntheticSpec, ensure_synthetic_dataset, lock_path
+from spp_cls.io import exclusive_lock, remove_stale_temporaries, replace_directory, temporary_path, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,18 @@ def _needed_readers(spec: SyntheticSpec, shard_size: int, splits: Sequence[str],
     return None
 
 
-def ensure_synthetic_shards(folder: Path, shards: Path, spec: SyntheticSpec, shard_size: int, splits: Sequence[str],
-                            readers: int = 1) -> Path:
+def ensure_synthetic_shards(
+    folder: Path, shards: Path, spec: SyntheticSpec, shard_size: int, splits: Sequence[str], readers: int = 1
+) -> Path:
     """Generate the embedded set into ``folder`` if needed and make sure ``shards`` holds its current shards,
     cut into at least ``readers`` shards per split (the processes x loader workers that will read them)."""
     folder = ensure_synthetic_dataset(folder, spec)
-    settings = ShardConfig(source=str(folder.resolve()), shard_size=shard_size, splits=tuple(splits),
-                        readers=_needed_readers(spec, shard_size, splits, readers))
+    settings = ShardConfig(
+        source=str(folder.resolve()),
+        shard_size=shard_size,
+        splits=tuple(splits),
+        readers=_needed_readers(spec, shard_size, splits, readers),
+    )
     stamp = {"source_manifest": hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest(), **settings.to_dict()}
     if _is_current(shards, stamp):
         return shards

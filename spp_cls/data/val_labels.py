@@ -91,8 +91,13 @@ def read_val_labels(
     return labels
 
 
-def list_flat_split(split_dir: Path, labels_file: Path, classes: list[str], label_map: Optional[str] = None,
-                    cache_dir: Optional[Path] = None) -> list[Sample]:
+def list_flat_split(
+    split_dir: Path,
+    labels_file: Path,
+    classes: list[str],
+    label_map: Optional[str] = None,
+    cache_dir: Optional[Path] = None,
+) -> list[Sample]:
     """(path, class index) of a flat split; every image needs a label and every label a training class.
 
     The folder's names come from ``cache_dir`` when its listing there is current (``folder.py``); the

@@ -70,8 +70,9 @@ class FeatureMapViews:
 
     def _pooled_scores(self, model: SppNet, maps: torch.Tensor, windows: list, count: int) -> torch.Tensor:
         cells = [map_window(w, model.arch, maps.shape[-2], maps.shape[-1], self.mapping) for w in windows]
-        rows = torch.tensor([(m, *c) for m in range(maps.shape[0]) for c in cells], dtype=torch.float32,
-                            device=maps.device)
+        rows = torch.tensor(
+            [(m, *c) for m in range(maps.shape[0]) for c in cells], dtype=torch.float32, device=maps.device
+        )
         owner = torch.arange(maps.shape[0], device=maps.device).repeat_interleave(len(cells)) % count
         sums = torch.zeros(count, model.num_classes, dtype=torch.float32, device=maps.device)
         for start in range(0, rows.shape[0], self.chunk_views):

@@ -115,8 +115,10 @@ class TenCropView:
 
     def __call__(self, image: torch.Tensor, size: int, rng: Optional[random.Random] = None) -> dict[str, torch.Tensor]:
         h, w = image.shape[-2:]
-        crops = [resample_square(image, square_box(h, w, self.settings, p), size, self.settings.interpolation)
-                 for p in FIVE_POSITIONS]
+        crops = [
+            resample_square(image, square_box(h, w, self.settings, p), size, self.settings.interpolation)
+            for p in FIVE_POSITIONS
+        ]
         return {"image": torch.stack(crops + [c.flip(-1) for c in crops])}
 
 
@@ -206,8 +208,10 @@ class MultiView(TestProtocol):
         super().__init__(settings, options)
         mv = self.options.multiview
         if mv.layout not in LAYOUTS or mv.mapping not in MAPPINGS:
-            raise ValueError(f"protocol.multiview: layout must be one of {sorted(LAYOUTS)} and mapping one of "
-                             f"{list(MAPPINGS)}; got {mv.layout!r}, {mv.mapping!r}")
+            raise ValueError(
+                f"protocol.multiview: layout must be one of {sorted(LAYOUTS)} and mapping one of "
+                f"{list(MAPPINGS)}; got {mv.layout!r}, {mv.mapping!r}"
+            )
         self.scales = mv.resolved_scales(settings.crop_size)
         self.window = mv.window or settings.crop_size
         if min(self.scales) < self.window:

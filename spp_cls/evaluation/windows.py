@@ -51,8 +51,11 @@ def window_positions(height: int, width: int, side: int, layout: str) -> list[Wi
     along = {"left": 0, "middle": int(round((width - side) / 2)), "right": width - side}
     down = {"top": 0, "middle": int(round((height - side) / 2)), "bottom": height - side}
     named = {
-        "center": ("middle", "middle"), "top": ("middle", "top"), "bottom": ("middle", "bottom"),
-        "left": ("left", "middle"), "right": ("right", "middle"),
+        "center": ("middle", "middle"),
+        "top": ("middle", "top"),
+        "bottom": ("middle", "bottom"),
+        "left": ("left", "middle"),
+        "right": ("right", "middle"),
     }
     windows: list[Window] = []
     for position in LAYOUTS[layout]:
@@ -79,7 +82,9 @@ def _map_edges(start: int, side: int, arch: Architecture, size: int, mapping: st
     return left, right
 
 
-def map_window(window: Window, arch: Architecture, map_height: int, map_width: int, mapping: str) -> tuple[int, int, int, int]:
+def map_window(
+    window: Window, arch: Architecture, map_height: int, map_width: int, mapping: str
+) -> tuple[int, int, int, int]:
     """Inclusive feature-map box (x1, y1, x2, y2) of ``window``, as ``torchvision.ops.roi_pool`` takes it."""
     x1, x2 = _map_edges(window.x0, window.side, arch, map_width, mapping)
     y1, y2 = _map_edges(window.y0, window.side, arch, map_height, mapping)

@@ -18,8 +18,9 @@ from spp_cls.models import model_name
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m spp_cls.export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m spp_cls.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("ckpt", metavar="CKPT", help="checkpoint written by train.py")
     parser.add_argument("out", metavar="OUT", help=f"output file, by its suffix one of {', '.join(FORMATS)}")
     parser.add_argument("--height", type=int, help="example input height (default: the training crop)")

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from spp_cls.checkpointing import CheckpointError, load_safe
-from spp_cls.lightning.weights import load_weights
 from spp_cls.lightning import SppClassifier
+from spp_cls.lightning.weights import load_weights
 from spp_cls.models import SppNet, model_name
 
 

@@ -61,7 +61,8 @@ def save_export(model: SppNet, path: str | Path, height: int, width: int, dynami
         buffer = io.BytesIO()
         torch.export.save(torch.export.export(model, args, dynamic_shapes=dynamic_shapes), buffer)
         return write_atomic(path, buffer.getbuffer())
-    program = torch.onnx.export(model, args, dynamic_shapes=dynamic_shapes, dynamo=True,
-                                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
+    program = torch.onnx.export(
+        model, args, dynamic_shapes=dynamic_shapes, dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME]
+    )
     assert program is not None  # dynamo=True always returns the program
     return write_atomic(path, program.model_proto.SerializeToString())

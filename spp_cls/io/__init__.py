@@ -10,5 +10,11 @@ from spp_cls.io.files import (
     write_atomic,
 )
 
-__all__ = ["exclusive_lock", "host_name", "remove_stale_temporaries", "replace_directory", "temporary_path",
-           "write_atomic"]
+__all__ = [
+    "exclusive_lock",
+    "host_name",
+    "remove_stale_temporaries",
+    "replace_directory",
+    "temporary_path",
+    "write_atomic",
+]

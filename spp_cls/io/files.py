@@ -71,7 +71,7 @@ def _writer(tmp: Path, path: Path) -> Optional[tuple[str, int]]:
     """(host, pid) of the process that made the temporary ``tmp`` of ``path``; None if it is not one.
 
     Names written before host names were added (``.<name>.tmp-<pid>``) belong to this host."""
-    suffix = tmp.name[len(f".{path.name}{TEMPORARY_MARK}"):]
+    suffix = tmp.name[len(f".{path.name}{TEMPORARY_MARK}") :]
     if suffix.isdigit():
         return host_name(), int(suffix)
     parts = suffix.rsplit("-", 2)

@@ -31,17 +31,23 @@ class EpochSummary(pl.Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start = self._last_line = time.monotonic()
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         """Inside a long epoch, a progress line every ``progress_every_minutes`` (cluster logs have no bar)."""
         now = time.monotonic()
         if not trainer.is_global_zero or self.progress_every <= 0 or now - self._last_line < self.progress_every:
             return
         self._last_line = now
         loss = trainer.callback_metrics.get("train/loss_step")
-        log.info("epoch %d: batch %d/%s%s (%.0fs)", trainer.current_epoch + 1, batch_idx + 1,
-                 trainer.num_training_batches, f" train/loss={loss.item():.4f}" if loss is not None else "",
-                 now - self._start)
+        log.info(
+            "epoch %d: batch %d/%s%s (%.0fs)",
+            trainer.current_epoch + 1,
+            batch_idx + 1,
+            trainer.num_training_batches,
+            f" train/loss={loss.item():.4f}" if loss is not None else "",
+            now - self._start,
+        )
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -57,8 +63,15 @@ class EpochSummary(pl.Callback):
         )
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
         size = metrics.get("train/input_size")
-        log.info("epoch %d/%d: %s%s lr=%.3g (%.0fs)", trainer.current_epoch + 1, trainer.max_epochs, shown,
-                 f" size={size.item():.0f}" if size is not None else "", lr, time.monotonic() - self._start)
+        log.info(
+            "epoch %d/%d: %s%s lr=%.3g (%.0fs)",
+            trainer.current_epoch + 1,
+            trainer.max_epochs,
+            shown,
+            f" size={size.item():.0f}" if size is not None else "",
+            lr,
+            time.monotonic() - self._start,
+        )
         _report_skips(trainer, ("train", "val"))
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -34,8 +34,12 @@ from omegaconf import DictConfig
 SUBMITIT_EXECUTOR = "SUBMITIT_EXECUTOR"  # set by submitit in its jobs: "slurm" or "local"
 
 # Lightning's rank_zero_info logs through one of these (whichever Lightning package was imported last sets it)
-LIGHTNING_INFO_LOGGERS = ("lightning_fabric.utilities.rank_zero", "pytorch_lightning.utilities.rank_zero",
-                          "lightning.fabric.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero")
+LIGHTNING_INFO_LOGGERS = (
+    "lightning_fabric.utilities.rank_zero",
+    "pytorch_lightning.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning.pytorch.utilities.rank_zero",
+)
 # SLURMEnvironment.detect()'s warning wherever an srun binary exists and this process was not started by srun; here
 # the processes of a Slurm run are started by srun (sbatch script, submitit) and any other start is deliberate
 SRUN_HINT = "The `srun` command is available on your system but is not used"
@@ -190,8 +194,13 @@ def machine_gpus() -> list[str]:
     import subprocess
 
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=60, check=True).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
         return [line.strip() for line in out.splitlines() if line.strip()]
     except (OSError, subprocess.SubprocessError):
         return [gpu for gpu in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if gpu]
@@ -200,13 +209,16 @@ def machine_gpus() -> list[str]:
 def gpu_sets(gpus: list[str], per_job: int) -> list[list[str]]:
     """Disjoint sets of ``per_job`` GPUs, in order (0..n-1, n..2n-1, ...); leftover GPUs form no set."""
     if per_job < 1 or len(gpus) < per_job:
-        raise ValueError(f"a job needs {per_job} GPUs; the sweep has {len(gpus)}: {','.join(gpus) or 'none'} "
-                         f"(set {GPU_LIST} or trainer.devices)")
-    return [gpus[start:start + per_job] for start in range(0, len(gpus) - per_job + 1, per_job)]
+        raise ValueError(
+            f"a job needs {per_job} GPUs; the sweep has {len(gpus)}: {','.join(gpus) or 'none'} "
+            f"(set {GPU_LIST} or trainer.devices)"
+        )
+    return [gpus[start : start + per_job] for start in range(0, len(gpus) - per_job + 1, per_job)]
 
 
-def claim_gpu_set(sets: list[list[str]], lock_dir: Path, poll_s: float = 5.0,
-                  waiting: Optional[Callable[[], None]] = None) -> tuple[list[str], int]:
+def claim_gpu_set(
+    sets: list[list[str]], lock_dir: Path, poll_s: float = 5.0, waiting: Optional[Callable[[], None]] = None
+) -> tuple[list[str], int]:
     """The first free set and the open lock file that holds it (``flock``: until the file is closed, at the latest
     when the process exits); waits for a set when all are taken (``waiting`` is called once then)."""
     import fcntl
@@ -254,9 +266,17 @@ class LocalGpuSets(Callback):
         record = self.lock_dir / f"job-{job}-{hashlib.sha1(run_dir.encode()).hexdigest()[:12]}"
         if int(os.environ.get("SUBMITIT_LOCAL_GLOBALID", "0")) == 0:
             sets = gpu_sets(machine_gpus(), int(per_job))
-            gpus, lock = claim_gpu_set(sets, self.lock_dir, self.poll_s, waiting=lambda: log.info(
-                "waiting for %d free GPUs (%d sets of %s are in use)", per_job, len(sets),
-                ",".join(g for s in sets for g in s)))
+            gpus, lock = claim_gpu_set(
+                sets,
+                self.lock_dir,
+                self.poll_s,
+                waiting=lambda: log.info(
+                    "waiting for %d free GPUs (%d sets of %s are in use)",
+                    per_job,
+                    len(sets),
+                    ",".join(g for s in sets for g in s),
+                ),
+            )
             _held_locks.append(lock)  # held for the job's life
             temporary = record.with_suffix(".tmp")
             temporary.write_text(",".join(gpus))

@@ -41,8 +41,9 @@ def check_together(trainer: pl.Trainer, splits: Iterable[str]) -> None:
 class DataQualityGuard(pl.Callback):
     """Enforce ``data.max_skip_fraction`` collectively (see the module docstring); ``build_trainer`` always adds it."""
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if is_decision_step(trainer):
             check_together(trainer, ("train",))
 

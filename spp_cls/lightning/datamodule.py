@@ -55,6 +55,7 @@ from spp_cls.lightning.position import training_position
 
 log = logging.getLogger(__name__)
 
+
 class DataSetupError(ValueError):
     """The data cannot be used as configured (layout, labels, class index, shards); the message says why."""
 
@@ -143,9 +144,14 @@ class ClassificationDataModule(pl.LightningDataModule):
             raise DataSetupError("data.synthetic_folder is required for the embedded data set as shards")
         world, _ = self._world()
         try:
-            ensure_synthetic_shards(Path(self.config.synthetic_folder).expanduser(), Path(self.root), self.synthetic,
-                                    self.config.shard_size, (self.train_split, self.val_split),
-                                    readers=world * max(1, self.num_workers))
+            ensure_synthetic_shards(
+                Path(self.config.synthetic_folder).expanduser(),
+                Path(self.root),
+                self.synthetic,
+                self.config.shard_size,
+                (self.train_split, self.val_split),
+                readers=world * max(1, self.num_workers),
+            )
         except ConversionError as err:
             raise DataSetupError(f"data.root={self.root}: {err}") from err
 
@@ -163,8 +169,13 @@ class ClassificationDataModule(pl.LightningDataModule):
         index) into the cache; a current cache is left as it is."""
         cache = self._list_cache()
         stage = self._stage()
-        splits = ([self.train_split, self.val_split] if stage == "fit"
-                  else [self.val_split] if stage in ("validate", "test") else [])
+        splits = (
+            [self.train_split, self.val_split]
+            if stage == "fit"
+            else [self.val_split]
+            if stage in ("validate", "test")
+            else []
+        )
         for split in splits:
             split_dir = Path(self.root) / split
             if split == self.val_split and self.config.val_labels:
@@ -207,25 +218,39 @@ class ClassificationDataModule(pl.LightningDataModule):
         split_dir = Path(self.root) / split
         cache = self._list_cache()
         if split == self.val_split and self.config.val_labels:
-            return list_flat_split(split_dir, Path(self.config.val_labels).expanduser(), self.classes,
-                                   self.config.val_label_map, cache)
+            return list_flat_split(
+                split_dir, Path(self.config.val_labels).expanduser(), self.classes, self.config.val_label_map, cache
+            )
         compare_classes(self.classes, list_classes(split_dir), "the class index", str(split_dir))
         return list_class_folder_files(split_dir, self.classes, cache)
 
     def _folder_dataset(self, split: str, view: View) -> SkippingImageFolder:
         return SkippingImageFolder(
-            Path(self.root) / split, view, size=self.config.crop_size, classes=self.classes,
-            samples=self._folder_split(split), max_pixels=self.config.max_pixels,
+            Path(self.root) / split,
+            view,
+            size=self.config.crop_size,
+            classes=self.classes,
+            samples=self._folder_split(split),
+            max_pixels=self.config.max_pixels,
         )
 
     def _shard_stream(self, split: str, view: View, train: bool) -> ShardStream:
         assert self._manifest is not None
         world, rank = self._world()
         return ShardStream(
-            self._manifest.split(split), view, self.per_device_batch_size(), train=train,
-            sizes=self.train_sizes, schedule=self.config.size_schedule, seed=self.seed,
-            eval_size=self.config.crop_size, world_size=world, rank=rank, num_workers=self.num_workers,
-            shuffle_buffer=self.config.shuffle_buffer, max_pixels=self.config.max_pixels,
+            self._manifest.split(split),
+            view,
+            self.per_device_batch_size(),
+            train=train,
+            sizes=self.train_sizes,
+            schedule=self.config.size_schedule,
+            seed=self.seed,
+            eval_size=self.config.crop_size,
+            world_size=world,
+            rank=rank,
+            num_workers=self.num_workers,
+            shuffle_buffer=self.config.shuffle_buffer,
+            max_pixels=self.config.max_pixels,
             allow_pipe=self.config.allow_pipe,
         )
 
@@ -246,8 +271,11 @@ class ClassificationDataModule(pl.LightningDataModule):
             train_dir = Path(self.root) / self.train_split
             if fitting or not self.classes:
                 self._resolve_classes(list_classes(train_dir), str(train_dir))
-        views: dict[str, View] = {"train": TrainView(self.config), "val": CenterView(self.config),
-                                  "test": self.test_view}
+        views: dict[str, View] = {
+            "train": TrainView(self.config),
+            "val": CenterView(self.config),
+            "test": self.test_view,
+        }
         wanted = {"train": fitting, "val": stage in (None, "fit", "validate"), "test": stage in (None, "test")}
         for name, needed in wanted.items():
             if not needed:
@@ -275,25 +303,45 @@ class ClassificationDataModule(pl.LightningDataModule):
     def _loader(self, name: str) -> DataLoader:
         dataset = self.datasets[name]
         world, rank = self._world()
-        common: dict[str, Any] = dict(num_workers=self.num_workers, pin_memory=self._pin(), epoch_fn=self._epoch,
-                                      generator=loader_generator(mix_seed("loader", self.seed, name, rank)))
+        common: dict[str, Any] = dict(
+            num_workers=self.num_workers,
+            pin_memory=self._pin(),
+            epoch_fn=self._epoch,
+            generator=loader_generator(mix_seed("loader", self.seed, name, rank)),
+        )
         if isinstance(dataset, ShardStream):
             expected = len(dataset) * dataset.batch_size if name == "train" else self.split_size(name) // world
             loader = EpochAwareDataLoader(dataset, batch_size=None, persistent_workers=False, **common)
         elif name == "train":
             sampler = ScheduledBatchSampler(
-                dataset, self.per_device_batch_size(), self.train_sizes, self.config.size_schedule,
-                self.seed, num_replicas=world, rank=rank,
+                dataset,
+                self.per_device_batch_size(),
+                self.train_sizes,
+                self.config.size_schedule,
+                self.seed,
+                num_replicas=world,
+                rank=rank,
             )
             expected = len(sampler) * sampler.batch_size
-            loader = ResumableDataLoader(dataset, batch_sampler=sampler, collate_fn=collate_skipping,
-                                         persistent_workers=self.num_workers > 0, position_fn=self._position, **common)
+            loader = ResumableDataLoader(
+                dataset,
+                batch_sampler=sampler,
+                collate_fn=collate_skipping,
+                persistent_workers=self.num_workers > 0,
+                position_fn=self._position,
+                **common,
+            )
         else:
             split_sampler = RankSplitSampler(len(dataset), world, rank)
             expected = len(split_sampler)
-            loader = EpochAwareDataLoader(dataset, batch_size=self.per_device_batch_size(), sampler=split_sampler,
-                                          collate_fn=collate_skipping, persistent_workers=self.num_workers > 0,
-                                          **common)
+            loader = EpochAwareDataLoader(
+                dataset,
+                batch_size=self.per_device_batch_size(),
+                sampler=split_sampler,
+                collate_fn=collate_skipping,
+                persistent_workers=self.num_workers > 0,
+                **common,
+            )
         self.skips[name] = SkipTracker(name, max(1, expected), self.config.max_skip_fraction, deferred=world > 1)
         return loader
 
@@ -334,8 +382,13 @@ class ClassificationDataModule(pl.LightningDataModule):
 
     def skip_totals(self) -> dict[str, int]:
         totals = {f"{name}_skipped": t.total_skipped for name, t in self.skips.items()}
-        totals.update({f"{name}_skipped_shards": t.total_shards_skipped for name, t in self.skips.items()
-                       if t.total_shards_skipped})
+        totals.update(
+            {
+                f"{name}_skipped_shards": t.total_shards_skipped
+                for name, t in self.skips.items()
+                if t.total_shards_skipped
+            }
+        )
         return totals
 
     def epoch_state(self) -> dict[str, Any]:
@@ -343,9 +396,13 @@ class ClassificationDataModule(pl.LightningDataModule):
         tracker = self.skips.get("train")
         if tracker is None:
             return {}
-        return {"epoch_skipped": tracker.epoch_skipped, "total_skipped": tracker.total_skipped,
-                "total_shards_skipped": tracker.total_shards_skipped, "first_paths": list(tracker.first_paths),
-                "shard_errors": list(tracker.shard_errors)}
+        return {
+            "epoch_skipped": tracker.epoch_skipped,
+            "total_skipped": tracker.total_skipped,
+            "total_shards_skipped": tracker.total_shards_skipped,
+            "first_paths": list(tracker.first_paths),
+            "shard_errors": list(tracker.shard_errors),
+        }
 
     def load_epoch_state(self, state: dict[str, Any]) -> None:
         tracker = self.skips.get("train")

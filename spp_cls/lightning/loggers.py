@@ -13,9 +13,9 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional
 
+from lightning_fabric.loggers.logger import rank_zero_experiment
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
-from lightning_fabric.loggers.logger import rank_zero_experiment
 
 
 class ContinuingCSVLogger(CSVLogger):

@@ -111,8 +111,11 @@ class SppClassifier(pl.LightningModule):
         if self.runtime.get("channels_last"):
             model.to(memory_format=torch.channels_last)
         if self.runtime.get("compile"):
-            options = dict(dynamic=self.runtime.get("compile_dynamic", True), mode=self.runtime.get("compile_mode"),
-                           backend=self.runtime.get("compile_backend", "inductor"))
+            options = dict(
+                dynamic=self.runtime.get("compile_dynamic", True),
+                mode=self.runtime.get("compile_mode"),
+                backend=self.runtime.get("compile_backend", "inductor"),
+            )
             model.compile(**options)
             for name in PROTOCOL_PARTS:
                 part = getattr(model, name, None)
@@ -195,8 +198,14 @@ class SppClassifier(pl.LightningModule):
             return
         totals = torch.stack([loss_sum.float(), loss_sum.new_tensor(float(count), dtype=torch.float32)])
         totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
-        self.log("train/loss_step", totals[0] / totals[1].clamp(min=1.0), on_step=True, on_epoch=False, prog_bar=True,
-                 batch_size=max(count, 1))
+        self.log(
+            "train/loss_step",
+            totals[0] / totals[1].clamp(min=1.0),
+            on_step=True,
+            on_epoch=False,
+            prog_bar=True,
+            batch_size=max(count, 1),
+        )
 
     def _empty_batch_loss(self) -> Optional[torch.Tensor]:
         """What a training step returns when this process has no image to train on.
@@ -212,8 +221,9 @@ class SppClassifier(pl.LightningModule):
         self._log_step_loss(zero.detach(), 0)
         self._log_epoch("train/loss_epoch", self.train_loss, batch_size=1)
         for name in ("top1_err", "top5_err", "images"):
-            self._log_epoch(f"train/{name}", getattr(self, f"train_{name.split('_')[0]}"), prog_bar=name == "top1_err",
-                            batch_size=1)
+            self._log_epoch(
+                f"train/{name}", getattr(self, f"train_{name.split('_')[0]}"), prog_bar=name == "top1_err", batch_size=1
+            )
         return zero
 
     def _running_train_metrics(self) -> dict[str, Metric]:
@@ -224,8 +234,10 @@ class SppClassifier(pl.LightningModule):
     def epoch_state(self) -> dict[str, Any]:
         """The training epoch's sums so far (on CPU), for a checkpoint taken inside the epoch."""
         # these metrics' states are tensors (no list states)
-        return {name: {k: cast(torch.Tensor, v).detach().cpu() for k, v in metric.metric_state.items()}
-                for name, metric in self._running_train_metrics().items()}
+        return {
+            name: {k: cast(torch.Tensor, v).detach().cpu() for k, v in metric.metric_state.items()}
+            for name, metric in self._running_train_metrics().items()
+        }
 
     def load_epoch_state(self, state: dict[str, Any]) -> None:
         """Continue the epoch's sums from a checkpoint (the metrics have just been reset, so merging restores them)."""

@@ -71,8 +71,13 @@ def build_optimization(params: Any, optim: dict[str, Any], lr: float, monitor: s
     ``step_milestones`` (epochs).
     """
     params = list(params)
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=optim["momentum"], weight_decay=optim["weight_decay"],
-                                **sgd_implementation(params, optim.get("implementation", "auto")))
+    optimizer = torch.optim.SGD(
+        params,
+        lr=lr,
+        momentum=optim["momentum"],
+        weight_decay=optim["weight_decay"],
+        **sgd_implementation(params, optim.get("implementation", "auto")),
+    )
     factor = optim["lr_factor"]
     if optim["scheduler"] == "plateau":
         scheduler: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -84,8 +89,10 @@ def build_optimization(params: Any, optim: dict[str, Any], lr: float, monitor: s
             threshold_mode="abs",
             min_lr=lr * factor ** optim["lr_drops"],
         )
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "monitor": monitor, "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": monitor, "interval": "epoch"},
+        }
     if optim["scheduler"] == "step":
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(optim["step_milestones"]), gamma=factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -27,8 +27,13 @@ def rng_state() -> dict[str, Any]:
     cuda = [torch.cuda.get_rng_state(torch.cuda.current_device())] if _uses_cuda() else []
     return {
         "python": (version, tuple(mt), py_gauss),
-        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "torch": torch.get_rng_state(),
         "cuda": list(cuda),
     }

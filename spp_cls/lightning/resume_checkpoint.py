@@ -64,8 +64,13 @@ class ResumeCheckpoint(pl.Callback):
         filename: file name without ``.ckpt``.
     """
 
-    def __init__(self, dirpath: str | Path, every_minutes: Optional[float] = 30.0, signals: Sequence[str] = SIGNALS,
-                 filename: str = "last") -> None:
+    def __init__(
+        self,
+        dirpath: str | Path,
+        every_minutes: Optional[float] = 30.0,
+        signals: Sequence[str] = SIGNALS,
+        filename: str = "last",
+    ) -> None:
         if every_minutes is not None and every_minutes < 0:
             raise ValueError(f"every_minutes must be >= 0 or null; got {every_minutes}")
         unknown = [name for name in signals if name not in signal.Signals.__members__]
@@ -102,8 +107,9 @@ class ResumeCheckpoint(pl.Callback):
             self._save(trainer, boundary=True)
         self._forward_signal(trainer)
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         progress = trainer.fit_loop.epoch_loop.batch_progress
         if progress.is_last_batch or progress.current.ready % trainer.accumulate_grad_batches:
             # the epoch boundary saves after validation and the epoch's schedule step; accumulated gradients
@@ -139,8 +145,14 @@ class ResumeCheckpoint(pl.Callback):
 
     def _forward(self, trainer: pl.Trainer, signum: int) -> None:
         epoch, batch = training_position(trainer)
-        log.info("%s received: %s holds epoch %d, batch %d (global step %d); handing the signal on",
-                 signal.Signals(signum).name, self.path, epoch + 1, batch, trainer.global_step)
+        log.info(
+            "%s received: %s holds epoch %d, batch %d (global step %d); handing the signal on",
+            signal.Signals(signum).name,
+            self.path,
+            epoch + 1,
+            batch,
+            trainer.global_step,
+        )
         self.signals.forward(signum)
 
     def _save(self, trainer: pl.Trainer, boundary: bool) -> None:
@@ -182,13 +194,18 @@ class ResumeCheckpoint(pl.Callback):
     def _restore_rank_state(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         states, self._loaded = self._loaded, None
         if not states:
-            log.warning("the checkpoint holds no random generator states (not written by spp-cls's ResumeCheckpoint): "
-                        "the run continues, but not as an uninterrupted run would")
+            log.warning(
+                "the checkpoint holds no random generator states (not written by spp-cls's ResumeCheckpoint): "
+                "the run continues, but not as an uninterrupted run would"
+            )
             return
         if len(states) != trainer.world_size:
-            log.warning("the checkpoint was written by %d processes and this run has %d: random generators and the "
-                        "epoch's running sums start afresh, so the result will differ from an uninterrupted run",
-                        len(states), trainer.world_size)
+            log.warning(
+                "the checkpoint was written by %d processes and this run has %d: random generators and the "
+                "epoch's running sums start afresh, so the result will differ from an uninterrupted run",
+                len(states),
+                trainer.world_size,
+            )
             return
         state = states[trainer.global_rank]
         set_rng_state(state["rng"])

@@ -74,8 +74,9 @@ class Throughput(pl.Callback):
     ) -> None:
         self._start = time.perf_counter()
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         now = time.perf_counter()
         images = int(batch["target"].shape[0]) if batch.get("image") is not None else 0
         seconds, wait = now - self._last_end, self._start - self._last_end
@@ -87,14 +88,20 @@ class Throughput(pl.Callback):
         step = trainer.global_step - 1  # the step Lightning files this batch's metrics under
         every = trainer.log_every_n_steps  # type: ignore[attr-defined]  # set by Lightning's logger connector
         if trainer.loggers and every > 0 and (step + 1) % every == 0 and step != self._logged_step:
-            metrics = {"perf/images_per_s": self.interval.rate(trainer.world_size),
-                       "perf/data_wait": self.interval.wait_share()}
+            metrics = {
+                "perf/images_per_s": self.interval.rate(trainer.world_size),
+                "perf/data_wait": self.interval.wait_share(),
+            }
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=step)
             self.interval, self._logged_step = Window(), step
         if self.every_s > 0 and now - self._last_line >= self.every_s:
-            log.info("epoch %d, batch %d: %s", trainer.current_epoch + 1, batch_idx + 1,
-                     describe(self.line, trainer.world_size))
+            log.info(
+                "epoch %d, batch %d: %s",
+                trainer.current_epoch + 1,
+                batch_idx + 1,
+                describe(self.line, trainer.world_size),
+            )
             self.line, self._last_line = Window(), now
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

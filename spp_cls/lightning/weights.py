@@ -17,8 +17,9 @@ def load_weights(module: SppClassifier, state_dict: dict[str, torch.Tensor], ckp
     unexpected = sorted(set(state_dict) - set(expected))
     wrong = [k for k in expected if k in state_dict and state_dict[k].shape != expected[k].shape]
     if missing or unexpected or wrong:
-        details = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
-                   for k in wrong[:3]]
+        details = [
+            f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}" for k in wrong[:3]
+        ]
         details += [f"missing {k}" for k in missing[:3]] + [f"unexpected {k}" for k in unexpected[:3]]
         raise CheckpointError(
             f"checkpoint {ckpt_path} does not fit the configured model {name} with "

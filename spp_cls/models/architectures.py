@@ -1,7 +1,7 @@
 """The conv stacks of the paper's Table 1 as data, and the arithmetic of their feature-map sizes.
 
 Keeping the layers as plain specs lets one piece of code build the networks (``network.py``), check an input
-size before training starts (config validation), and print the map sizes in the README and tests.
+size before training starts (config validation), and print the map sizes in the docs and tests.
 
 Paddings are not printed in the paper ("adjusted to produce the expected output feature map size"); the
 values below reproduce every map size of Table 1 at 224 px and ZF-5's 10x10 at 180 px. At 180 px, the

@@ -27,8 +27,15 @@ def create_classifier(
 ) -> SppNet:
     """SPP models get ``pyramid``; no-SPP models are built for ``input_size`` (the training crop) with the last
     pool ``baseline_pool``."""
-    kwargs: dict[str, Any] = dict(num_classes=num_classes, width=width, fc_dim=fc_dim, dropout=dropout, lrn=lrn,
-                  lrn_input_scale=lrn_input_scale, init=init)
+    kwargs: dict[str, Any] = dict(
+        num_classes=num_classes,
+        width=width,
+        fc_dim=fc_dim,
+        dropout=dropout,
+        lrn=lrn,
+        lrn_input_scale=lrn_input_scale,
+        init=init,
+    )
     if spp:
         kwargs["pyramid"] = list(pyramid)
     else:

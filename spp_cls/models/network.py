@@ -245,8 +245,9 @@ class SppNet(nn.Module):
             if not isinstance(m, (nn.Conv2d, nn.Linear)):
                 continue
             if init == "kaiming" and m is not self.fc8:
-                nn.init.kaiming_normal_(m.weight, mode="fan_out" if isinstance(m, nn.Conv2d) else "fan_in",
-                                        nonlinearity="relu")
+                nn.init.kaiming_normal_(
+                    m.weight, mode="fan_out" if isinstance(m, nn.Conv2d) else "fan_in", nonlinearity="relu"
+                )
             else:
                 nn.init.normal_(m.weight, 0.0, 0.01)
             assert m.bias is not None  # every conv and linear layer here has a bias

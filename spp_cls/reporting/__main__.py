@@ -28,24 +28,31 @@ def _plain(dirs: list[str], columns: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m spp_cls.reporting", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m spp_cls.reporting", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="run or sweep directories (searched at any depth)")
     parser.add_argument("--out", help="where the report goes (default: the first DIR/report)")
-    parser.add_argument("--protocol", choices=SOURCES,
-                        help="metric source of the tables: an evaluate.py protocol, or val (the training run's final "
-                             "validation); default per table: ten_view if every run has it, else center, else val")
+    parser.add_argument(
+        "--protocol",
+        choices=SOURCES,
+        help="metric source of the tables: an evaluate.py protocol, or val (the training run's final "
+        "validation); default per table: ten_view if every run has it, else center, else val",
+    )
     style = parser.add_mutually_exclusive_group()
     style.add_argument("--plain", action="store_true", help="only the table of evaluate.py results, a row per protocol")
-    style.add_argument("--columns", action="store_true",
-                       help="only the table of evaluate.py results, protocols as columns")
+    style.add_argument(
+        "--columns", action="store_true", help="only the table of evaluate.py results, protocols as columns"
+    )
     args = parser.parse_args(argv)
     if args.plain or args.columns:
         return _plain(args.dirs, args.columns)
     report = build_report(args.dirs, args.protocol)
     if report.runs == 0:
-        print(f"no training runs (.hydra/config.yaml) below {', '.join(args.dirs)}; the evaluation results:",
-              file=sys.stderr)
+        print(
+            f"no training runs (.hydra/config.yaml) below {', '.join(args.dirs)}; the evaluation results:",
+            file=sys.stderr,
+        )
         return _plain(args.dirs, columns=False)
     out = Path(args.out) if args.out else Path(args.dirs[0]) / "report"
     paths = report.write(out)

@@ -38,8 +38,12 @@ def spread(curves: Sequence[Curve]) -> tuple[list[int], list[float], list[float]
         for epoch, value in curve:
             by_epoch.setdefault(epoch, []).append(value)
     epochs = sorted(by_epoch)
-    return (epochs, [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs], [min(by_epoch[e]) for e in epochs],
-            [max(by_epoch[e]) for e in epochs])
+    return (
+        epochs,
+        [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs],
+        [min(by_epoch[e]) for e in epochs],
+        [max(by_epoch[e]) for e in epochs],
+    )
 
 
 def error_curves_png(title: str, series: Sequence[Series]) -> bytes:
@@ -52,8 +56,15 @@ def error_curves_png(title: str, series: Sequence[Series]) -> bytes:
         if not epochs:
             continue
         colour = ARM_COLOURS.get(item.arm, "#9467bd")
-        axes.plot(epochs, mean, color=colour, linestyle="--" if item.dashed else "-", marker="o", markersize=2.5,
-                  label=f"{item.label} (n={len(item.curves)})")
+        axes.plot(
+            epochs,
+            mean,
+            color=colour,
+            linestyle="--" if item.dashed else "-",
+            marker="o",
+            markersize=2.5,
+            label=f"{item.label} (n={len(item.curves)})",
+        )
         axes.fill_between(epochs, low, high, color=colour, alpha=0.18, linewidth=0)
     axes.set_title(title, fontsize=10)
     axes.set_xlabel("epoch")

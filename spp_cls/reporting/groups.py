@@ -14,9 +14,23 @@ from spp_cls.reporting.runs import ARMS, DONE, ErrorRate, Run, flatten
 
 #: config keys that say where or how a run was executed (or logged), not what was trained: runs that differ
 #: only in these and the seed are repeats of one experiment. A key covers its sub-keys.
-NOT_EXPERIMENT = ("seed", "task_name", "tags", "ckpt_path", "evaluate_protocols", "paths", "hydra", "logger",
-                  "data.root", "data.synthetic_folder", "data.list_cache_dir", "data.num_workers", "model.paper_epochs",
-                  "trainer.enable_progress_bar", "trainer.log_every_n_steps")
+NOT_EXPERIMENT = (
+    "seed",
+    "task_name",
+    "tags",
+    "ckpt_path",
+    "evaluate_protocols",
+    "paths",
+    "hydra",
+    "logger",
+    "data.root",
+    "data.synthetic_folder",
+    "data.list_cache_dir",
+    "data.num_workers",
+    "model.paper_epochs",
+    "trainer.enable_progress_bar",
+    "trainer.log_every_n_steps",
+)
 ContextKey = tuple[tuple[str, str], ...]  # (config key, value as text) per context key
 
 #: always part of a group's context: the paper's numbers only hold for ImageNet
@@ -37,8 +51,9 @@ class Stat:
 def stat(values: Sequence[float]) -> Stat:
     """The mean ± sample std of ``values`` (std needs two values)."""
     values = list(values)
-    return Stat(statistics.fmean(values) if values else None, statistics.stdev(values) if len(values) > 1 else None,
-                len(values))
+    return Stat(
+        statistics.fmean(values) if values else None, statistics.stdev(values) if len(values) > 1 else None, len(values)
+    )
 
 
 def seed_order(seed: Any) -> tuple[int, Any]:
@@ -49,8 +64,9 @@ def seed_order(seed: Any) -> tuple[int, Any]:
 def experiment_config(run: Run) -> dict[str, Any]:
     """The flat config that identifies the experiment: without the seed and :data:`NOT_EXPERIMENT`, and without
     settings the run does not use (the pyramid of a no-SPP model, the schedule of single-size training)."""
-    config = {k: v for k, v in flatten(run.config).items()
-              if not any(k == p or k.startswith(p + ".") for p in NOT_EXPERIMENT)}
+    config = {
+        k: v for k, v in flatten(run.config).items() if not any(k == p or k.startswith(p + ".") for p in NOT_EXPERIMENT)
+    }
     if not run.spp:
         config.pop("model.pyramid", None)
     if run.arm in ("no_spp", "single"):
@@ -182,7 +198,6 @@ def context_keys(groups: Sequence[Group]) -> list[str]:
             if len({_text(g.config.get(key)) for g in alike if key in g.config}) > 1:
                 keys.add(key)
     return list(ALWAYS_CONTEXT) + sorted(keys - set(ALWAYS_CONTEXT))
-
 
 
 def result_sets(groups: Sequence[Group]) -> list[tuple[ContextKey, list[Group]]]:

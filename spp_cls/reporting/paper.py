@@ -13,8 +13,12 @@ from dataclasses import dataclass
 from typing import Optional
 
 #: the paper's networks in its column order, with the names it prints
-NETWORKS: dict[str, str] = {"zf5": "ZF-5", "convnet5": "Convnet*-5", "overfeat5": "Overfeat-5",
-                            "overfeat7": "Overfeat-7"}
+NETWORKS: dict[str, str] = {
+    "zf5": "ZF-5",
+    "convnet5": "Convnet*-5",
+    "overfeat5": "Overfeat-5",
+    "overfeat7": "Overfeat-7",
+}
 #: Tables 2-4 use the 4-level 50-bin pyramid
 PAPER_PYRAMID: tuple[int, ...] = (6, 3, 2, 1)
 #: data.name values that are ImageNet 2012 (the only data the paper's numbers are about)
@@ -101,8 +105,10 @@ TABLE4_TEN_VIEW = PaperError(29.68, 10.95)
 TABLE4_SCALES: tuple[int, ...] = (224, 256, 300, 360, 448, 560)
 TABLE4_LAYOUT = "eighteen"
 #: with the 2 full-image views (protocol.multiview.full_views) -> (views, error); without them top-5 only
-TABLE4_MULTIVIEW: dict[bool, tuple[int, PaperError]] = {True: (98, PaperError(27.86, 9.14)),
-                                                        False: (96, PaperError(None, 9.36))}
+TABLE4_MULTIVIEW: dict[bool, tuple[int, PaperError]] = {
+    True: (98, PaperError(27.86, 9.14)),
+    False: (96, PaperError(None, 9.36)),
+}
 
 
 def paper_error(arch: str, arm: str, pyramid: Optional[tuple[int, ...]]) -> Optional[PaperError]:
@@ -121,8 +127,9 @@ def paper_bins(arm: str, pyramid: Optional[tuple[int, ...]]) -> Optional[int]:
     return sum(n * n for n in pyramid) if pyramid in PAPER_PYRAMIDS else None
 
 
-def table4_multiview(full_views: bool, scales: Optional[tuple[int, ...]], layout: str, window: Optional[int],
-                     crop_size: int) -> Optional[tuple[int, PaperError]]:
+def table4_multiview(
+    full_views: bool, scales: Optional[tuple[int, ...]], layout: str, window: Optional[int], crop_size: int
+) -> Optional[tuple[int, PaperError]]:
     """The paper's (views, error) for a multi-view test configured so (``protocol.multiview``); None unless it is
     the paper's: its 6 scales (as given or scaled to the crop), 18 windows a scale of the crop's size."""
     paper_scales = tuple(round(s * crop_size / 224) for s in TABLE4_SCALES)

@@ -46,29 +46,55 @@ from spp_cls.reporting.text import NONE, difference, md_table, number, stat_text
 
 SOURCE_TEXT: dict[str, str] = {
     "ten_view": "evaluate.py `ten_view`: 10 views (the center and 4 corner crops, each mirrored), the paper's "
-                "Table 2 protocol",
-    "center": "evaluate.py `center`: one center crop (the paper's Table 3 \"1 crop\")",
-    "full": "evaluate.py `full`: the whole image as one view (the paper's Table 3 \"1 full\")",
+    "Table 2 protocol",
+    "center": 'evaluate.py `center`: one center crop (the paper\'s Table 3 "1 crop")',
+    "full": 'evaluate.py `full`: the whole image as one view (the paper\'s Table 3 "1 full")',
     "full_flip": "evaluate.py `full_flip`: the whole image and its mirror",
     "multiview_18": "evaluate.py `multiview_18`: 18 views on the feature maps of one scale (a step towards Table 4; "
-                    "the paper gives no number for it)",
+    "the paper gives no number for it)",
     "multiview_96": "evaluate.py `multiview_96`: 96 views on the feature maps at 6 scales",
     "multiview": "evaluate.py `multiview`: 96 views on the feature maps at 6 scales + 2 full-image views (the paper's "
-                 "Table 4)",
+    "Table 4)",
     "val": "the training runs' own validation after training (`val/*` in their metrics.json, on the training-time "
-           "validation view, of the checkpoint `eval_checkpoint` names)",
+    "validation view, of the checkpoint `eval_checkpoint` names)",
 }
-EVALUATE_HINT = ("python evaluate.py ckpt_path=<run>/checkpoints/last.ckpt protocols=[center,ten_view,full,multiview], "
-                 "or train with evaluate_protocols=[...]")
+EVALUATE_HINT = (
+    "python evaluate.py ckpt_path=<run>/checkpoints/last.ckpt protocols=[center,ten_view,full,multiview], "
+    "or train with evaluate_protocols=[...]"
+)
 NOT_DONE_MARK = "†"
 #: the multi-view protocols of Table 4, fewest views first
 MULTIVIEW = ("multiview_18", "multiview_96", "multiview")
 REPORT_MD, REPORT_CSV = "report.md", "report.csv"
-CSV_COLUMNS = ("context", "data", "arch", "network", "arm", "pyramid", "source", "checkpoints", "n", "runs", "not_done",
-               "seeds",
-               "top1_mean", "top1_std", "top5_mean", "top5_std", "paper_top1", "paper_top5", "diff_top1", "diff_top5",
-               "gain_top1_mean", "gain_top1_std", "gain_top5_mean", "gain_top5_std", "gain_n", "paper_gain_top1",
-               "paper_gain_top5")
+CSV_COLUMNS = (
+    "context",
+    "data",
+    "arch",
+    "network",
+    "arm",
+    "pyramid",
+    "source",
+    "checkpoints",
+    "n",
+    "runs",
+    "not_done",
+    "seeds",
+    "top1_mean",
+    "top1_std",
+    "top5_mean",
+    "top5_std",
+    "paper_top1",
+    "paper_top5",
+    "diff_top1",
+    "diff_top5",
+    "gain_top1_mean",
+    "gain_top1_std",
+    "gain_top5_mean",
+    "gain_top5_std",
+    "gain_n",
+    "paper_gain_top1",
+    "paper_gain_top5",
+)
 
 
 def network_name(arch: str) -> str:
@@ -147,8 +173,9 @@ def _metric_line(ctx: ResultSet) -> str:
     if ctx.requested and have < seeds:
         line += "; the others are left out of the numbers"
     elif not ctx.requested and ctx.source != "ten_view" and seeds:
-        missing = [f"`{p}` is missing for {seeds - ctx.seeds_with(p)[0]}" for p in ("ten_view", "center")
-                   if p != ctx.source]
+        missing = [
+            f"`{p}` is missing for {seeds - ctx.seeds_with(p)[0]}" for p in ("ten_view", "center") if p != ctx.source
+        ]
         line += f" ({', '.join(missing)}: the default takes the first source every sample has: ten_view, center, val)"
     if ctx.source != "ten_view":
         line += ". The paper's numbers in Table 2 and the extra lines are 10-view"
@@ -158,31 +185,47 @@ def _metric_line(ctx: ResultSet) -> str:
 def _checkpoint_line(ctx: ResultSet) -> str:
     """Which checkpoint the numbers of the tables come from: the final model (as the paper reports), or a warning
     where some are the best-on-validation checkpoint, chosen on the very split whose numbers they are."""
-    suppliers = [(run, kind) for g in ctx.groups for seed, run in g.suppliers(ctx.source).items()
-                 for kind in [g.checkpoints(ctx.source)[seed]]]
+    suppliers = [
+        (run, kind)
+        for g in ctx.groups
+        for seed, run in g.suppliers(ctx.source).items()
+        for kind in [g.checkpoints(ctx.source)[seed]]
+    ]
     if not suppliers:
         return ""
     kinds = {kind: sum(k == kind for _, k in suppliers) for kind in dict.fromkeys(k for _, k in suppliers)}
     if set(kinds) == {LAST}:
-        return ("**Checkpoint: numbers from the final model of each run** (`last.ckpt`, `eval_checkpoint=last`), as "
-                "the paper reports its final models: none is selected on the split it reports.")
+        return (
+            "**Checkpoint: numbers from the final model of each run** (`last.ckpt`, `eval_checkpoint=last`), as "
+            "the paper reports its final models: none is selected on the split it reports."
+        )
     parts = []
     if kinds.get(BEST):
         old = sum(k == BEST and not run.eval_checkpoint_recorded for run, k in suppliers)
-        parts.append(f"{kinds[BEST]} of {len(suppliers)} (group, seed) samples come from the best checkpoint (the "
-                     "epoch of lowest validation error), chosen on the split these numbers report: they are "
-                     "optimistic, most for an arm whose error zig-zags by epoch (multi-size)"
-                     + (f"; {old} of them from runs older than `eval_checkpoint`, which always tested the best "
-                        "checkpoint" if old else ""))
+        parts.append(
+            f"{kinds[BEST]} of {len(suppliers)} (group, seed) samples come from the best checkpoint (the "
+            "epoch of lowest validation error), chosen on the split these numbers report: they are "
+            "optimistic, most for an arm whose error zig-zags by epoch (multi-size)"
+            + (
+                f"; {old} of them from runs older than `eval_checkpoint`, which always tested the best checkpoint"
+                if old
+                else ""
+            )
+        )
     others = {k: n for k, n in kinds.items() if k not in (LAST, BEST)}
     if others:
-        parts.append(f"{sum(others.values())} from other checkpoint files (" +
-                     ", ".join(f"`{k}`: {n}" for k, n in others.items()) + ")")
+        parts.append(
+            f"{sum(others.values())} from other checkpoint files ("
+            + ", ".join(f"`{k}`: {n}" for k, n in others.items())
+            + ")"
+        )
     if kinds.get(LAST):
         parts.append(f"{kinds[LAST]} from the final model")
     lead = "**Warning: selected on the split they report.** " if kinds.get(BEST) else "**Checkpoint:** "
-    return ("> " + lead + "; ".join(parts) + ". The paper reports final models: train with `eval_checkpoint=last` (the "
-            "default) or evaluate `<run>/checkpoints/last.ckpt` with evaluate.py.")
+    return (
+        "> " + lead + "; ".join(parts) + ". The paper reports final models: train with `eval_checkpoint=last` (the "
+        "default) or evaluate `<run>/checkpoints/last.ckpt` with evaluate.py."
+    )
 
 
 @dataclass
@@ -206,26 +249,35 @@ def _counted_metric(group: Group, key: str) -> list[Any]:
 
 def _simple_rows(ctx: ResultSet) -> list[SettingRow]:
     """Settings that are one config value each, against the paper's value."""
+
     def described(value: Any, names: dict[str, str]) -> str:
         return f"{names.get(str(value), value)} (`{value}`)" if str(value) in names else str(value)
 
     normalisation = {"channel": "per-channel mean/std", "mean_image": "per-pixel mean image"}
     crops = {"random": "random position", "five": "center or 4 corners"}
-    specs = [("crop", "data.crop_size", paper.PAPER_CROP, {}),
-             ("resize (short side)", "data.resize_size", paper.PAPER_RESIZE, {}),
-             ("training crop", "data.train_crop", paper.PAPER_TRAIN_CROP, crops),
-             ("width (× Table 1's channels)", "model.width", paper.PAPER_WIDTH, {}),
-             ("fc6/fc7", "model.fc_dim", paper.PAPER_FC_DIM, {}),
-             ("dropout", "model.dropout", paper.PAPER_DROPOUT, {}),
-             ("momentum", "optim.momentum", paper.PAPER_MOMENTUM, {}),
-             ("weight decay", "optim.weight_decay", paper.PAPER_WEIGHT_DECAY, {}),
-             ("normalisation", "data.normalization", paper.PAPER_NORMALIZATION, normalisation)]
+    specs = [
+        ("crop", "data.crop_size", paper.PAPER_CROP, {}),
+        ("resize (short side)", "data.resize_size", paper.PAPER_RESIZE, {}),
+        ("training crop", "data.train_crop", paper.PAPER_TRAIN_CROP, crops),
+        ("width (× Table 1's channels)", "model.width", paper.PAPER_WIDTH, {}),
+        ("fc6/fc7", "model.fc_dim", paper.PAPER_FC_DIM, {}),
+        ("dropout", "model.dropout", paper.PAPER_DROPOUT, {}),
+        ("momentum", "optim.momentum", paper.PAPER_MOMENTUM, {}),
+        ("weight decay", "optim.weight_decay", paper.PAPER_WEIGHT_DECAY, {}),
+        ("normalisation", "data.normalization", paper.PAPER_NORMALIZATION, normalisation),
+    ]
     rows = []
     for label, key, expected, names in specs:
         values = [v for g in ctx.groups if (v := g.config.get(key)) is not None]
         if values:
-            rows.append(SettingRow(label, _joined(described(v, names) for v in values), described(expected, names),
-                                   any(str(v) != str(expected) for v in values)))
+            rows.append(
+                SettingRow(
+                    label,
+                    _joined(described(v, names) for v in values),
+                    described(expected, names),
+                    any(str(v) != str(expected) for v in values),
+                )
+            )
     return rows
 
 
@@ -236,8 +288,14 @@ def _size_rows(ctx: ResultSet) -> list[SettingRow]:
         configured = [g.config.get("data.train_sizes") for g in ctx.groups if g.arm == arm]
         sizes = [list(v) for v in configured if isinstance(v, list)]
         if sizes:
-            rows.append(SettingRow(f"{ARMS[arm]} sizes", _joined(sizes), str(expected),
-                                   any(sorted(map(str, v)) != sorted(map(str, expected)) for v in sizes)))
+            rows.append(
+                SettingRow(
+                    f"{ARMS[arm]} sizes",
+                    _joined(sizes),
+                    str(expected),
+                    any(sorted(map(str, v)) != sorted(map(str, expected)) for v in sizes),
+                )
+            )
     return rows
 
 
@@ -259,8 +317,11 @@ def _training_rows(ctx: ResultSet) -> list[SettingRow]:
     rows = []
     schedules = [t for g in ctx.groups if (t := _schedule_text(g.config))]
     if schedules:
-        expected = {"optim.scheduler": paper.PAPER_SCHEDULER, "optim.lr_factor": paper.PAPER_LR_FACTOR,
-                    "optim.lr_drops": paper.PAPER_LR_DROPS}
+        expected = {
+            "optim.scheduler": paper.PAPER_SCHEDULER,
+            "optim.lr_factor": paper.PAPER_LR_FACTOR,
+            "optim.lr_drops": paper.PAPER_LR_DROPS,
+        }
         paper_text = _schedule_text(expected) or ""
         rows.append(SettingRow("schedule", _joined(schedules), paper_text, any(t != paper_text for t in schedules)))
     batches = []
@@ -271,19 +332,32 @@ def _training_rows(ctx: ResultSet) -> list[SettingRow]:
             batches += recorded
         elif config.get("data.batch_size") is not None and config.get("optim.lr") is not None:
             batch = int(config["data.batch_size"]) * int(config.get("trainer.accumulate_grad_batches", 1))
-            lr = effective_lr(float(config["optim.lr"]), batch, int(config.get("optim.base_batch_size", 128)),
-                              str(config.get("optim.lr_scaling", "linear")))
+            lr = effective_lr(
+                float(config["optim.lr"]),
+                batch,
+                int(config.get("optim.base_batch_size", 128)),
+                str(config.get("optim.lr_scaling", "linear")),
+            )
             batches.append((batch, lr))
     if batches:
-        rows.append(SettingRow("batch at learning rate", _joined(f"{b} at {lr:.4g}" for b, lr in batches),
-                               f"{paper.PAPER_BATCH} at {paper.PAPER_LR:g}",
-                               any(b != paper.PAPER_BATCH or abs(lr - paper.PAPER_LR) > 1e-9 for b, lr in batches)))
+        rows.append(
+            SettingRow(
+                "batch at learning rate",
+                _joined(f"{b} at {lr:.4g}" for b, lr in batches),
+                f"{paper.PAPER_BATCH} at {paper.PAPER_LR:g}",
+                any(b != paper.PAPER_BATCH or abs(lr - paper.PAPER_LR) > 1e-9 for b, lr in batches),
+            )
+        )
     epochs = {network_name(g.arch): g.config.get("trainer.max_epochs") for g in ctx.groups if g.arch in paper.NETWORKS}
     if epochs:
-        rows.append(SettingRow("epochs", ", ".join(f"{n} {e}" for n, e in epochs.items()),
-                               ", ".join(f"{n} {paper_epochs(a)}" for a, n in paper.NETWORKS.items() if n in epochs),
-                               any(e != paper_epochs(a) for a, n in paper.NETWORKS.items()
-                                   if (e := epochs.get(n)) is not None)))
+        rows.append(
+            SettingRow(
+                "epochs",
+                ", ".join(f"{n} {e}" for n, e in epochs.items()),
+                ", ".join(f"{n} {paper_epochs(a)}" for a, n in paper.NETWORKS.items() if n in epochs),
+                any(e != paper_epochs(a) for a, n in paper.NETWORKS.items() if (e := epochs.get(n)) is not None),
+            )
+        )
     return rows
 
 
@@ -315,16 +389,19 @@ def _lrn_rows(ctx: ResultSet) -> list[SettingRow]:
         elif scale is None:
             texts.append(f"{lrn}, input scale not recorded")
         else:
-            texts.append(f"{lrn}, input scale {scale:.3g}" + (" (inert: Caffe's α on normalised input)"
-                                                               if scale == 1.0 else ""))
+            texts.append(
+                f"{lrn}, input scale {scale:.3g}" + (" (inert: Caffe's α on normalised input)" if scale == 1.0 else "")
+            )
         if equivalent is not None:
             equivalents.append(f"{equivalent:.3g}")
-        differs |= (lrn != paper.PAPER_LRN or scale is None or equivalent is None
-                    or abs(scale - equivalent) > 0.01 * equivalent)
+        differs |= (
+            lrn != paper.PAPER_LRN or scale is None or equivalent is None or abs(scale - equivalent) > 0.01 * equivalent
+        )
     if not texts:
         return []
-    paper_text = f"{paper.PAPER_LRN} on 0–255 input" + (f" (input scale {_joined(equivalents)} here: 255 × data.std)"
-                                                        if equivalents else "")
+    paper_text = f"{paper.PAPER_LRN} on 0–255 input" + (
+        f" (input scale {_joined(equivalents)} here: 255 × data.std)" if equivalents else ""
+    )
     return [SettingRow("LRN", _joined(texts), paper_text, differs)]
 
 
@@ -336,8 +413,11 @@ def _bins_rows(ctx: ResultSet) -> list[SettingRow]:
         ours = list(dict.fromkeys(zip(_counted_metric(group, "bins"), _counted_metric(group, "fc6_inputs"))))
         bins = paper.paper_bins(group.arm, group.pyramid)
         channels = paper.PAPER_CHANNELS.get(group.arch)
-        theirs = f"{bins} / {bins * channels:,}" if bins is not None and channels else (
-            str(bins) if bins is not None else f"{NONE} (no such arm)")
+        theirs = (
+            f"{bins} / {bins * channels:,}"
+            if bins is not None and channels
+            else (str(bins) if bins is not None else f"{NONE} (no such arm)")
+        )
         label = f"{network_name(group.arch)} {group.label}: bins / fc6 input"
         if not ours:
             rows.append(SettingRow(label, "not recorded (metrics.json before `bins`)", theirs, None))
@@ -350,14 +430,18 @@ def _bins_rows(ctx: ResultSet) -> list[SettingRow]:
 def _settings_table(ctx: ResultSet) -> list[str]:
     """Where the runs depart from the paper's setting, as a table (setting | ours | paper), and what matches it:
     the paper's numbers beside ours come from its setting, so each difference is a reason they may differ."""
-    rows = (_simple_rows(ctx) + _size_rows(ctx) + _training_rows(ctx) + _lrn_rows(ctx) + _bins_rows(ctx))
+    rows = _simple_rows(ctx) + _size_rows(ctx) + _training_rows(ctx) + _lrn_rows(ctx) + _bins_rows(ctx)
     shown = [r for r in rows if r.differs is not False]
     same = [r.setting for r in rows if r.differs is False]
     out = []
     if shown:
-        out += ["**Setting vs the paper's** — where these runs depart from it (or their files do not say); the "
-                "paper's numbers beside ours come from its setting", "",
-                md_table(["setting", "ours", "paper"], [[r.setting, r.ours, r.paper] for r in shown], right=()), ""]
+        out += [
+            "**Setting vs the paper's** — where these runs depart from it (or their files do not say); the "
+            "paper's numbers beside ours come from its setting",
+            "",
+            md_table(["setting", "ours", "paper"], [[r.setting, r.ours, r.paper] for r in shown], right=()),
+            "",
+        ]
     if same:
         out += [("As in the paper: " if shown else "**Setting: as the paper's** in ") + ", ".join(same) + ".", ""]
     return out
@@ -395,15 +479,37 @@ def _gains(ctx: ResultSet) -> list[str]:
         found = paired_gains(baseline, group, ctx.source)
         top1, top5 = difference_stats(found)
         paper1, paper5 = _paper_gain(group.arch, group.arm, group.pyramid)
-        rows.append([network_name(group.arch), group.label, _per_seed(found), stat_text(top1, True),
-                     number(paper1, True), _per_seed(found, top5=True), stat_text(top5, True), number(paper5, True)])
+        rows.append(
+            [
+                network_name(group.arch),
+                group.label,
+                _per_seed(found),
+                stat_text(top1, True),
+                number(paper1, True),
+                _per_seed(found, top5=True),
+                stat_text(top5, True),
+                number(paper5, True),
+            ]
+        )
     if not rows:
         return []
-    header = ["network", "SPP arm", "top-1 gain per seed", "top-1 gain", "paper", "top-5 gain per seed", "top-5 gain",
-              "paper"]
-    return ["**SPP vs no SPP, paired by seed** — gain = no-SPP error − SPP error of the same seed (positive: SPP "
-            "better; the paper's brackets), mean ± std (n pairs)", "",
-            md_table(header, rows, right=range(2, len(header))), ""]
+    header = [
+        "network",
+        "SPP arm",
+        "top-1 gain per seed",
+        "top-1 gain",
+        "paper",
+        "top-5 gain per seed",
+        "top-5 gain",
+        "paper",
+    ]
+    return [
+        "**SPP vs no SPP, paired by seed** — gain = no-SPP error − SPP error of the same seed (positive: SPP "
+        "better; the paper's brackets), mean ± std (n pairs)",
+        "",
+        md_table(header, rows, right=range(2, len(header))),
+        "",
+    ]
 
 
 def _extras(ctx: ResultSet) -> list[str]:
@@ -415,13 +521,25 @@ def _extras(ctx: ResultSet) -> list[str]:
         top1, top5 = group.stats(ctx.source)
         theirs = paper.paper_error(group.arch, group.arm, group.pyramid)
         paper1, paper5 = (theirs.top1, theirs.top5) if theirs else (None, None)
-        rows.append([network_name(group.arch), ARMS.get(group.arm, group.arm), pyramid_text(group.pyramid),
-                     *_beside(group, top1, paper1), *_beside(group, top5, paper5)])
+        rows.append(
+            [
+                network_name(group.arch),
+                ARMS.get(group.arm, group.arm),
+                pyramid_text(group.pyramid),
+                *_beside(group, top1, paper1),
+                *_beside(group, top5, paper5),
+            ]
+        )
     if not rows:
         return []
     header = ["network", "arm", "pyramid", "top-1 ours", "paper", "Δ", "top-5 ours", "paper", "Δ"]
-    return ["**Pyramid and random-size training** (paper: ZF-5 30-bin pyramid {4,3,2,1}; Overfeat-7 random size in "
-            "[180, 224]) — Δ = ours − paper", "", md_table(header, rows, right=range(3, len(header))), ""]
+    return [
+        "**Pyramid and random-size training** (paper: ZF-5 30-bin pyramid {4,3,2,1}; Overfeat-7 random size in "
+        "[180, 224]) — Δ = ours − paper",
+        "",
+        md_table(header, rows, right=range(3, len(header))),
+        "",
+    ]
 
 
 def _table3(ctx: ResultSet) -> list[str]:
@@ -435,9 +553,15 @@ def _table3(ctx: ResultSet) -> list[str]:
         full1 = group.stats("full")[0]
         theirs = paper.TABLE3.get((group.arm, group.arch)) if group.pyramid == paper.PAPER_PYRAMID else None
         gap = difference_stats(differences(full, crop))[0]
-        rows.append([f"{network_name(group.arch)}, {group.label}", *_beside(group, crop1, theirs and theirs[0]),
-                     *_beside(group, full1, theirs and theirs[1]), stat_text(gap, True),
-                     number(theirs and theirs[1] - theirs[0], True)])
+        rows.append(
+            [
+                f"{network_name(group.arch)}, {group.label}",
+                *_beside(group, crop1, theirs and theirs[0]),
+                *_beside(group, full1, theirs and theirs[1]),
+                stat_text(gap, True),
+                number(theirs and theirs[1] - theirs[0], True),
+            ]
+        )
     title = "**Table 3, one view, top-1 error (%)**: 1 crop (`center`) vs 1 full image (`full`), SPP networks"
     if not rows:
         return [title, "", f"No `center` or `full` evaluations of SPP runs here ({EVALUATE_HINT}).", ""]
@@ -448,8 +572,11 @@ def _table3(ctx: ResultSet) -> list[str]:
 def _views(group: Group, protocol: str) -> Optional[float]:
     """Mean views per image of the evaluations of ``protocol`` that the group's numbers come from (square images
     get fewer distinct windows at the smallest scale: 92-94 of the 96 + 2 on a set with square images)."""
-    found = [e["views_per_image"] for run in group.suppliers(protocol).values()
-             if (e := run.evaluation(protocol)) and e.get("views_per_image") is not None]
+    found = [
+        e["views_per_image"]
+        for run in group.suppliers(protocol).values()
+        if (e := run.evaluation(protocol)) and e.get("views_per_image") is not None
+    ]
     return sum(found) / len(found) if found else None
 
 
@@ -492,8 +619,12 @@ def _table4(ctx: ResultSet) -> list[str]:
     title = "**Table 4, multi-view testing of the best network**"
     candidates = [g for g in ctx.groups if g.arm != "no_spp" and any(g.errors(p) for p in MULTIVIEW)]
     if not candidates:
-        return [title, "", f"No multi-view evaluations ({', '.join(f'`{p}`' for p in MULTIVIEW)}) of SPP runs here "
-                f"({EVALUATE_HINT}).", ""]
+        return [
+            title,
+            "",
+            f"No multi-view evaluations ({', '.join(f'`{p}`' for p in MULTIVIEW)}) of SPP runs here ({EVALUATE_HINT}).",
+            "",
+        ]
 
     def rank(group: Group) -> tuple[int, float]:
         means = [group.stats(p)[0].mean for p in ("ten_view", *MULTIVIEW)]
@@ -514,38 +645,76 @@ def _table4(ctx: ResultSet) -> list[str]:
         paper_views, theirs = found if found else (None, None)
         paper1, paper5 = (theirs.top1, theirs.top5) if theirs else (None, None)
         top1, top5 = best.stats(protocol)
-        row = [_multiview_label(protocol, key), NONE if views is None else f"{views:.1f}",
-               NONE if paper_views is None else str(paper_views), *_beside(best, top1, paper1),
-               *_beside(best, top5, paper5)]
+        row = [
+            _multiview_label(protocol, key),
+            NONE if views is None else f"{views:.1f}",
+            NONE if paper_views is None else str(paper_views),
+            *_beside(best, top1, paper1),
+            *_beside(best, top5, paper5),
+        ]
         if protocol == "ten_view":
             row += [NONE] * 4
         else:
             gain1, gain5 = difference_stats(differences(best.errors("ten_view"), best.errors(protocol)))
             ten = paper.TABLE4_TEN_VIEW
-            row += [stat_text(gain1, True), number(difference(ten.top1, paper1), True),
-                    stat_text(gain5, True), number(difference(ten.top5, paper5), True)]
+            row += [
+                stat_text(gain1, True),
+                number(difference(ten.top1, paper1), True),
+                stat_text(gain5, True),
+                number(difference(ten.top5, paper5), True),
+            ]
         rows.append(row)
-    note = (f"Best network here: {network_name(best.arch)} {best.label} (lowest 10-view top-1 among SPP groups with "
-            "multi-view evaluations)")
+    note = (
+        f"Best network here: {network_name(best.arch)} {best.label} (lowest 10-view top-1 among SPP groups with "
+        "multi-view evaluations)"
+    )
     arm, arch = paper.TABLE4_NETWORK
     if (best.arm, best.arch, best.pyramid) != (arm, arch, paper.PAPER_PYRAMID):
         note += f"; the paper's rows are {network_name(arch)} {ARMS[arm]}"
-    note += ("; views/image: the mean over images (a square image has fewer distinct windows at the smallest "
-             "scale); the paper's number is that of the same test setting (its 6 scales, 18 windows a scale), "
-             "and `multiview_18` (one scale) has none")
-    header = ["test", "views/image ours", "paper", "top-1 ours", "paper", "Δ", "top-5 ours", "paper", "Δ",
-              "top-1 gain over 10-view", "paper", "top-5 gain over 10-view", "paper"]
-    return [title + " — Δ = ours − paper; gain = 10-view error − this error, paired by seed", "", note + ".", "",
-            md_table(header, rows), ""]
+    note += (
+        "; views/image: the mean over images (a square image has fewer distinct windows at the smallest "
+        "scale); the paper's number is that of the same test setting (its 6 scales, 18 windows a scale), "
+        "and `multiview_18` (one scale) has none"
+    )
+    header = [
+        "test",
+        "views/image ours",
+        "paper",
+        "top-1 ours",
+        "paper",
+        "Δ",
+        "top-5 ours",
+        "paper",
+        "Δ",
+        "top-1 gain over 10-view",
+        "paper",
+        "top-5 gain over 10-view",
+        "paper",
+    ]
+    return [
+        title + " — Δ = ours − paper; gain = 10-view error − this error, paired by seed",
+        "",
+        note + ".",
+        "",
+        md_table(header, rows),
+        "",
+    ]
 
 
 def _figures(ctx: ResultSet, index: int, total: int, curves: dict[Path, Curve], figures: dict[str, bytes]) -> list[str]:
     """A figure per network of the set (added to ``figures``) and the markdown that embeds them."""
     out = []
     for arch in ctx.archs:
-        series = [Series(g.label, g.arm, g.pyramid not in (None, paper.PAPER_PYRAMID),
-                         [curves[r.path] for r in g.counted if curves.get(r.path)])
-                  for g in ctx.groups if g.arch == arch]
+        series = [
+            Series(
+                g.label,
+                g.arm,
+                g.pyramid not in (None, paper.PAPER_PYRAMID),
+                [curves[r.path] for r in g.counted if curves.get(r.path)],
+            )
+            for g in ctx.groups
+            if g.arch == arch
+        ]
         series = [s for s in series if s.curves]
         if not series:
             continue
@@ -554,8 +723,11 @@ def _figures(ctx: ResultSet, index: int, total: int, curves: dict[Path, Curve], 
         figures[name] = error_curves_png(title + (f" (result set {index})" if total > 1 else ""), series)
         out += [f"![{title}]({name})", ""]
     if out:
-        out.insert(0, "**Validation top-1 error per epoch** (the training runs' per-epoch validation, whatever the "
-                      "metric above; done runs only; line: mean over seeds, band: min–max over seeds)\n")
+        out.insert(
+            0,
+            "**Validation top-1 error per epoch** (the training runs' per-epoch validation, whatever the "
+            "metric above; done runs only; line: mean over seeds, band: min–max over seeds)\n",
+        )
     return out
 
 
@@ -567,19 +739,25 @@ def _heading(ctx: ResultSet, index: int, total: int) -> list[str]:
     out = [f"## Results{f' {index} of {total}' if total > 1 else ''}: data `{data}`, task `{tasks}`", ""]
     apart = [f"`{k}={v}`" for k, v in ctx.context if k not in ALWAYS_CONTEXT]
     if apart:
-        out += ["Settings of this result set (where groups of one network and arm differ): " + ", ".join(apart) + ".",
-                ""]
+        out += [
+            "Settings of this result set (where groups of one network and arm differ): " + ", ".join(apart) + ".",
+            "",
+        ]
     return out
 
 
-def _context_section(ctx: ResultSet, index: int, total: int, curves: dict[Path, Curve],
-                     figures: dict[str, bytes]) -> list[str]:
+def _context_section(
+    ctx: ResultSet, index: int, total: int, curves: dict[Path, Curve], figures: dict[str, bytes]
+) -> list[str]:
     out = _heading(ctx, index, total)
     if not ctx.imagenet:
         data = ", ".join(sorted({f"`{g.data_name}`" for g in ctx.groups}))
-        out += [f"> **Not ImageNet.** These runs use the data set {data}; the paper's numbers are for ImageNet 2012 "
-                "val. They are shown beside ours for orientation only: the differences are not a reproduction "
-                "check.", ""]
+        out += [
+            f"> **Not ImageNet.** These runs use the data set {data}; the paper's numbers are for ImageNet 2012 "
+            "val. They are shown beside ours for orientation only: the differences are not a reproduction "
+            "check.",
+            "",
+        ]
     out += _settings_table(ctx)
     out += [_metric_line(ctx), ""]
     checkpoint = _checkpoint_line(ctx)
@@ -623,18 +801,48 @@ def _runs_section(found: Discovery, groups: Sequence[Group], base: Path, curves:
         else:
             epochs = f"{len(curves.get(run.path, []))}/{run.get('trainer.max_epochs', '?')}"
         val = run.error("val")
-        note = run.detail or ("seed also in a newer run: each metric from the newest run that has it"
-                              if id(run) in repeated else "")
-        rows.append([_relative(run.path, base), network_name(run.arch), ARMS.get(run.arm, run.arm),
-                     pyramid_text(run.pyramid), str(run.seed), run.status, epochs,
-                     f"{number(val.top1)} / {number(val.top5)}" if val else NONE, _tested(run), _evaluations(run),
-                     note])
-    header = ["run", "network", "arm", "pyramid", "seed", "status", "epochs", "val top-1 / top-5 %", "tested",
-              "evaluations (checkpoint)", "note"]
-    out = ["## Runs", "", f"Paths relative to `{base}`; epochs of a run that is not done: validated so far / "
-           "configured; tested: the checkpoint of the run's own validation after training and its "
-           "`evaluate_protocols` (`eval_checkpoint`: last = the final model, best = the epoch of lowest validation "
-           "error).", "", md_table(header, rows, right={4, 6, 7}), ""]
+        note = run.detail or (
+            "seed also in a newer run: each metric from the newest run that has it" if id(run) in repeated else ""
+        )
+        rows.append(
+            [
+                _relative(run.path, base),
+                network_name(run.arch),
+                ARMS.get(run.arm, run.arm),
+                pyramid_text(run.pyramid),
+                str(run.seed),
+                run.status,
+                epochs,
+                f"{number(val.top1)} / {number(val.top5)}" if val else NONE,
+                _tested(run),
+                _evaluations(run),
+                note,
+            ]
+        )
+    header = [
+        "run",
+        "network",
+        "arm",
+        "pyramid",
+        "seed",
+        "status",
+        "epochs",
+        "val top-1 / top-5 %",
+        "tested",
+        "evaluations (checkpoint)",
+        "note",
+    ]
+    out = [
+        "## Runs",
+        "",
+        f"Paths relative to `{base}`; epochs of a run that is not done: validated so far / "
+        "configured; tested: the checkpoint of the run's own validation after training and its "
+        "`evaluate_protocols` (`eval_checkpoint`: last = the final model, best = the epoch of lowest validation "
+        "error).",
+        "",
+        md_table(header, rows, right={4, 6, 7}),
+        "",
+    ]
     if found.unmatched_evaluations:
         out += ["Evaluations not used (ensembles, or of checkpoints outside these folders):", ""]
         out += [f"- `{_relative(p, base)}`" for p in found.unmatched_evaluations] + [""]
@@ -661,23 +869,37 @@ def _csv(sets: Sequence[ResultSet]) -> str:
             gains = paired_gains(baseline, group, ctx.source) if baseline and group.arm != "no_spp" else []
             gain1, gain5 = difference_stats(gains)
             paper_gain = _paper_gain(group.arch, group.arm, group.pyramid) if group.arm != "no_spp" else (None, None)
-            writer.writerow({
-                "context": context_text(ctx.context), "data": group.data_name, "arch": group.arch,
-                "network": network_name(group.arch), "arm": group.arm, "pyramid": pyramid_text(group.pyramid),
-                "source": ctx.source, "checkpoints": " ".join(group.checkpoints(ctx.source).values()),
-                "n": top1.n, "runs": len(group.runs),
-                "not_done": sum(r.status != DONE for r in group.runs),
-                "seeds": " ".join(str(s) for s in group.errors(ctx.source)),
-                "top1_mean": cell(top1.mean), "top1_std": cell(top1.std), "top5_mean": cell(top5.mean),
-                "top5_std": cell(top5.std), "paper_top1": cell(paper1),
-                "paper_top5": cell(paper5),
-                "diff_top1": cell(difference(top1.mean, paper1)),
-                "diff_top5": cell(difference(top5.mean, paper5)),
-                "gain_top1_mean": cell(gain1.mean), "gain_top1_std": cell(gain1.std),
-                "gain_top5_mean": cell(gain5.mean), "gain_top5_std": cell(gain5.std),
-                "gain_n": gain1.n if gains else "",
-                "paper_gain_top1": cell(paper_gain[0]), "paper_gain_top5": cell(paper_gain[1]),
-            })
+            writer.writerow(
+                {
+                    "context": context_text(ctx.context),
+                    "data": group.data_name,
+                    "arch": group.arch,
+                    "network": network_name(group.arch),
+                    "arm": group.arm,
+                    "pyramid": pyramid_text(group.pyramid),
+                    "source": ctx.source,
+                    "checkpoints": " ".join(group.checkpoints(ctx.source).values()),
+                    "n": top1.n,
+                    "runs": len(group.runs),
+                    "not_done": sum(r.status != DONE for r in group.runs),
+                    "seeds": " ".join(str(s) for s in group.errors(ctx.source)),
+                    "top1_mean": cell(top1.mean),
+                    "top1_std": cell(top1.std),
+                    "top5_mean": cell(top5.mean),
+                    "top5_std": cell(top5.std),
+                    "paper_top1": cell(paper1),
+                    "paper_top5": cell(paper5),
+                    "diff_top1": cell(difference(top1.mean, paper1)),
+                    "diff_top5": cell(difference(top5.mean, paper5)),
+                    "gain_top1_mean": cell(gain1.mean),
+                    "gain_top1_std": cell(gain1.std),
+                    "gain_top5_mean": cell(gain5.mean),
+                    "gain_top5_std": cell(gain5.std),
+                    "gain_n": gain1.n if gains else "",
+                    "paper_gain_top1": cell(paper_gain[0]),
+                    "paper_gain_top5": cell(paper_gain[1]),
+                }
+            )
     return buffer.getvalue()
 
 
@@ -714,15 +936,21 @@ def build_report(dirs: Sequence[str | Path], protocol: Optional[str] = None) -> 
     base = Path(os.path.commonpath([str(Path(d).resolve()) for d in dirs]))
     status = {s: sum(r.status == s for r in found.runs) for s in ("done", "running", "failed")}
     evaluations = sum(len(r.evaluations) for r in found.runs)
-    md = ["# SPP-net experiments report", "",
-          f"Made {time.strftime('%Y-%m-%d %H:%M')} from " + ", ".join(f"`{d}`" for d in dirs) + ".", "",
-          f"**Training runs: {len(found.runs)}** ({status['done']} done, {status['running']} running, "
-          f"{status['failed']} failed) in {len(groups)} experiment groups; {evaluations} evaluate.py results matched "
-          "to runs. Runs that are not done are listed with their status and left out of every number.", "",
-          "Numbers are error rates in %, as mean ± sample standard deviation (n) over the seeds of one experiment "
-          "(runs whose configs differ only in `seed`, `task_name` and where they ran); several done runs with one seed "
-          "are one sample, each metric from the newest run that has it. "
-          "The paper's numbers (He et al., TPAMI 2015, ImageNet 2012 val) stand beside ours.", ""]
+    md = [
+        "# SPP-net experiments report",
+        "",
+        f"Made {time.strftime('%Y-%m-%d %H:%M')} from " + ", ".join(f"`{d}`" for d in dirs) + ".",
+        "",
+        f"**Training runs: {len(found.runs)}** ({status['done']} done, {status['running']} running, "
+        f"{status['failed']} failed) in {len(groups)} experiment groups; {evaluations} evaluate.py results matched "
+        "to runs. Runs that are not done are listed with their status and left out of every number.",
+        "",
+        "Numbers are error rates in %, as mean ± sample standard deviation (n) over the seeds of one experiment "
+        "(runs whose configs differ only in `seed`, `task_name` and where they ran); several done runs with one seed "
+        "are one sample, each metric from the newest run that has it. "
+        "The paper's numbers (He et al., TPAMI 2015, ImageNet 2012 val) stand beside ours.",
+        "",
+    ]
     not_done = [r for r in found.runs if r.status != DONE]
     if not_done:
         listed = [f"`{_relative(r.path, base)}` {r.status}" + (f" ({r.detail})" if r.detail else "") for r in not_done]

@@ -2,8 +2,9 @@
 were configured with, and the error rates that they and their evaluate.py evaluations wrote.
 
 A training run is a folder with ``.hydra/config.yaml`` whose config has no ``protocols`` key (evaluate.py runs
-have one). Its files are those of README "Run directories"; only files are read (and the config resolvers of
-spp_cls.config.schema used), so a report can be made on any machine that holds copies of the run folders.
+have one). Its files are those of docs/getting-started.md ("Run directories"); only files are read (and the
+config resolvers of spp_cls.config.schema used), so a report can be made on any machine that holds copies of the
+run folders.
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ START_MARKER = "- run directory: "
 DONE, RUNNING, FAILED = "done", "running", "failed"
 
 #: how a network was trained, in the order of the paper's Table 2 rows
-ARMS: dict[str, str] = {"no_spp": "no SPP", "single": "SPP single-size", "multi": "SPP multi-size",
-                        "random": "SPP random-size"}
+ARMS: dict[str, str] = {
+    "no_spp": "no SPP",
+    "single": "SPP single-size",
+    "multi": "SPP multi-size",
+    "random": "SPP random-size",
+}
 #: which checkpoint a number comes from: the final model, or the epoch of lowest validation error (selected on
 #: the split it reports); runs written before metrics.json had ``eval_checkpoint`` tested the best checkpoint
 LAST, BEST = "last", "best"
@@ -285,7 +290,7 @@ def run_status(path: Path) -> tuple[str, str]:
     if error_at >= 0 and text.rfind(START_MARKER) < error_at:
         restart = text.rfind(START_MARKER)
         first_error = min(i for m in ERROR_MARKERS if (i := text.find(m, max(restart, 0))) >= 0)
-        return FAILED, _error_line(text[text.rfind("\n", 0, first_error) + 1:])
+        return FAILED, _error_line(text[text.rfind("\n", 0, first_error) + 1 :])
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(log.stat().st_mtime))
     return RUNNING, f"train.log last written {stamp}"
 
@@ -306,8 +311,9 @@ def read_run(path: Path) -> Optional[Run]:
     overrides_file = path / OVERRIDES_FILE
     overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
     status, detail = run_status(path)
-    run = Run(path=path, config=_resolve(config), overrides=[str(o) for o in overrides or []], status=status,
-              detail=detail)
+    run = Run(
+        path=path, config=_resolve(config), overrides=[str(o) for o in overrides or []], status=status, detail=detail
+    )
     if status == DONE:
         run.metrics = _read_json(path / METRICS_FILE)
         run.finished = (path / METRICS_FILE).stat().st_mtime

@@ -53,8 +53,10 @@ def format_columns(rows: list[dict[str, Any]]) -> str:
     lines = [("model", "SPP levels", "images", *(f"{p} top-1/top-5 %" for p in protocols))]
     for entry in evaluations.values():
         first = entry["row"]
-        cells = [f"{100 * entry[p]['top1_err']:.2f} / {100 * entry[p]['top5_err']:.2f}" if p in entry else "-"
-                 for p in protocols]
+        cells = [
+            f"{100 * entry[p]['top1_err']:.2f} / {100 * entry[p]['top5_err']:.2f}" if p in entry else "-"
+            for p in protocols
+        ]
         lines.append((first["model"], _pyramid(first), str(first["images"]), *cells))
     return "\n".join(_aligned(lines) + _chance(rows))
 

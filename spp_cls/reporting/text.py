@@ -30,6 +30,7 @@ def difference(ours: Optional[float], paper: Optional[float]) -> Optional[float]
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Optional[Container[int]] = None) -> str:
     """A markdown table; the columns in ``right`` (default: all but the first) are right-aligned (numbers)."""
+
     def line(cells: Sequence[str]) -> str:
         return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 

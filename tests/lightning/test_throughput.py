@@ -45,7 +45,8 @@ def test_window_rates_and_the_line() -> None:
 
 
 def test_a_slow_loader_shows_as_data_wait(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """Loading takes 0.2 s a batch, a step of this tiny model a few milliseconds: most of the time is waiting."""
+    """Loading takes 0.5 s a batch, a step of this tiny model a few milliseconds (tens under a loaded CPU, and a
+    first step with one-off set-up): most of the time is waiting, by a margin that holds on a busy machine."""
     torch.manual_seed(0)
     module = SppClassifier(model=MODEL, optim=OPTIM, num_classes=CLASSES, input_size=48, lr=0.05)
     trainer = pl.Trainer(
@@ -60,12 +61,12 @@ def test_a_slow_loader_shows_as_data_wait(tmp_path: Path, caplog: pytest.LogCapt
         enable_model_summary=False,
     )
     with caplog.at_level(logging.INFO, logger="spp_cls.lightning.throughput"):
-        trainer.fit(module, DataLoader(Slow(0.2, 4), batch_size=None))
+        trainer.fit(module, DataLoader(Slow(0.5, 4), batch_size=None))
     lines = [r.getMessage() for r in caplog.records if r.name == "spp_cls.lightning.throughput"]
     assert len(lines) == 1 and lines[0].startswith("epoch 1: ") and "starves the device" in lines[0], lines
     with (tmp_path / "metrics.csv").open(newline="") as f:
         rows = [row for row in csv.DictReader(f) if row.get("perf/images_per_s")]
     assert [int(r["step"]) for r in rows] == [1, 3]  # the steps Lightning writes its own step metrics at
     for row in rows:
-        assert 0 < float(row["perf/images_per_s"]) < 2 / 0.2  # 2 images a batch, at most one batch per 0.2 s
+        assert 0 < float(row["perf/images_per_s"]) < 2 / 0.5  # 2 images a batch, at most one batch per 0.5 s
         assert 0.5 < float(row["perf/data_wait"]) <= 1
