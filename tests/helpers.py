@@ -25,3 +25,16 @@ def run_script(
         text=True,
         timeout=timeout,
     )
+
+
+#: SGD settings of the Lightning module for tests that build it directly (a step schedule, no plateau logic)
+STEP_OPTIM = dict(
+    momentum=0.9,
+    weight_decay=5e-4,
+    scheduler="step",
+    lr_factor=0.1,
+    lr_drops=2,
+    plateau_patience=1,
+    plateau_threshold=1e-3,
+    step_milestones=[5],
+)

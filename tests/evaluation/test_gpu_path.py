@@ -11,18 +11,9 @@ import torch
 from spp_cls.evaluation.protocols import build_protocol
 from spp_cls.lightning import SppClassifier
 from tests.evaluation.test_precision import OPTIONS, SETTINGS, normalised_batch, small_model
+from tests.helpers import STEP_OPTIM as OPTIM
 
 MODEL = dict(arch="zf5", spp=True, width=0.125, fc_dim=32, dropout=0.0)
-OPTIM = dict(
-    momentum=0.9,
-    weight_decay=5e-4,
-    scheduler="step",
-    lr_factor=0.1,
-    lr_drops=2,
-    plateau_patience=1,
-    plateau_threshold=1e-3,
-    step_milestones=[5],
-)
 AUTOTUNED = {
     "center": True,
     "ten_view": True,

@@ -16,17 +16,7 @@ from spp_cls.data.config import DataConfig
 from spp_cls.lightning import ClassificationDataModule, SafeCheckpointIO, SppClassifier
 from spp_cls.lightning.position import training_position
 from spp_cls.lightning.resume_checkpoint import ResumeCheckpoint
-
-OPTIM = dict(
-    momentum=0.9,
-    weight_decay=5e-4,
-    scheduler="step",
-    lr_factor=0.1,
-    lr_drops=2,
-    plateau_patience=1,
-    plateau_threshold=1e-3,
-    step_milestones=[5],
-)
+from tests.helpers import STEP_OPTIM as OPTIM
 
 
 class AtBatchEnd(pl.Callback):

@@ -15,18 +15,9 @@ from torch.utils.data import DataLoader
 
 from spp_cls.lightning import SppClassifier
 from spp_cls.lightning.optim import build_optimization
+from tests.helpers import STEP_OPTIM as OPTIM
 
 MODEL = dict(arch="zf5", spp=True, width=0.125, fc_dim=16, dropout=0.0)
-OPTIM = dict(
-    momentum=0.9,
-    weight_decay=5e-4,
-    scheduler="step",
-    lr_factor=0.1,
-    lr_drops=2,
-    plateau_patience=1,
-    plateau_threshold=1e-3,
-    step_milestones=[5],
-)
 CLASSES = 5
 
 
