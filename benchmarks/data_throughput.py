@@ -436,8 +436,11 @@ def _decode_jpeg_tensor(data: bytes) -> torch.Tensor:
 
 
 def _time_batches(timer: StageTimer, stage: str, samples: list[Any], collate: Callable[[list[Any]], Any]) -> None:
+    """Time ``collate`` on batches of ``samples``; dict samples are copied first (untimed), as
+    ``collate_skipping`` pops their ``image``: the caller's samples stay whole for the next stage."""
     for start in range(0, len(samples), BATCH_SIZE):
-        timer.time(stage, collate, samples[start : start + BATCH_SIZE])
+        batch = [dict(s) if isinstance(s, dict) else s for s in samples[start : start + BATCH_SIZE]]
+        timer.time(stage, collate, batch)
 
 
 def ours_breakdown(paths: Sequence[str], size: int) -> dict[str, float]:
