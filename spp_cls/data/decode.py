@@ -3,15 +3,22 @@
 The one decoder behind class folders, shards, the shard converter and the benchmark, so that every source
 accepts and rejects the same files:
 
-- JPEG (recognised by its magic bytes) is decoded by torchvision's libjpeg-turbo decoder straight into a
-  tensor, which is faster than PIL's decode + array copy. When the image is at least twice as large as the
-  pipeline needs (``min_short_side``), PIL's ``draft`` lets libjpeg decode it at 1/2, 1/4 or 1/8 scale
-  instead (DCT scaling): most of the decoding work is skipped. CMYK and gray JPEGs come out as RGB.
+- JPEG (recognised by its magic bytes and header) is decoded by libjpeg-turbo through ``simplejpeg`` (chosen
+  over PyTurboJPEG, which needs a system libturbojpeg, and Pillow, which copies through a PIL image:
+  docs/data.md has the comparison). When the pipeline needs fewer pixels (``min_short_side``), libjpeg-turbo
+  scales the DCT so that most of the decoding work is skipped. Only reductions of at least
+  ``MIN_REDUCTION`` are used: libjpeg-turbo's fractional scales (7/8 ... 5/8) run a generic IDCT and decode
+  *slower* than the full size (``benchmarks/jpeg_decoders.py``); 1/2, 1/4 and 1/8 are its fast paths.
+  Gray JPEGs come out as RGB. A JPEG libjpeg-turbo refuses (CMYK/YCCK, a corrupt stream) goes to Pillow,
+  which decides.
 - Anything else PIL can open (PNG named ``.JPEG``, palette, RGBA, 16-bit, gray, ...) is converted to RGB:
   alpha is dropped, 16-bit values are scaled to 8 bits.
 - Empty, truncated, non-image and over-``max_pixels`` inputs raise ``DecodeError``; the caller skips and
   counts them. The pixel limit is checked from the header, before any pixel is decoded, so a 14000x14000
   "decompression bomb" costs microseconds, not gigabytes.
+
+The tensor is a (3, H, W) view of libjpeg-turbo's (H, W, 3) output (channels-last strides): the views'
+resampling works channels-last anyway, so no transposing copy is made.
 """
 
 from __future__ import annotations
@@ -20,12 +27,14 @@ import io
 import warnings
 
 import numpy as np
+import simplejpeg
 import torch
 from PIL import Image, UnidentifiedImageError
-from torchvision.io import ImageReadMode, decode_jpeg
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own warning threshold (about 9459 x 9459)
+#: the smallest DCT reduction used (original side / decoded side): libjpeg-turbo's fast 1/2, 1/4, 1/8 only
+MIN_REDUCTION = 2.0
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
@@ -56,7 +65,8 @@ def _open_header(data: bytes, max_pixels: int) -> Image.Image:
 
 
 def _draft_scale(size: tuple[int, int], min_short_side: int | None) -> int:
-    """The largest power-of-two reduction (1, 2, 4, 8) that keeps the short side >= ``min_short_side``."""
+    """The largest power-of-two reduction (1, 2, 4, 8) that keeps the short side >= ``min_short_side``
+    (Pillow's ``draft``, for the JPEGs that libjpeg-turbo's RGB output refuses)."""
     if not min_short_side:
         return 1
     short = min(size)
@@ -64,6 +74,29 @@ def _draft_scale(size: tuple[int, int], min_short_side: int | None) -> int:
         if short // scale >= min_short_side:
             return scale
     return 1
+
+
+def _decode_turbo(data: bytes, min_short_side: int | None, max_pixels: int) -> torch.Tensor | None:
+    """libjpeg-turbo's decode, at the smallest fast scale that keeps the short side >= ``min_short_side``;
+    None when libjpeg-turbo cannot give RGB for these bytes (Pillow decides then)."""
+    try:
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+    except ValueError:
+        return None
+    if width * height > max_pixels:
+        raise DecodeError(
+            f"{width}x{height} = {width * height} pixels is over the limit of {max_pixels} (data.max_pixels)"
+        )
+    if colorspace not in ("Gray", "YCbCr", "RGB") or height < 1 or width < 1:
+        return None  # CMYK / YCCK / unknown: Pillow converts them
+    need = min_short_side or 0
+    try:
+        array = simplejpeg.decode_jpeg(
+            data, colorspace="RGB", min_height=need, min_width=need, min_factor=MIN_REDUCTION
+        )
+    except ValueError:
+        return None  # truncated or corrupt: Pillow's stricter reader decides and names the problem
+    return torch.from_numpy(array).permute(2, 0, 1)
 
 
 def _pil_to_rgb_tensor(image: Image.Image) -> torch.Tensor:
@@ -91,16 +124,15 @@ def decode_rgb(data: bytes, min_short_side: int | None = None, max_pixels: int =
             decoded at a reduced scale that still keeps it (``None``: always full size).
         max_pixels: images with more pixels are rejected (from the header, before decoding).
     """
+    if data.startswith(JPEG_MAGIC):
+        decoded = _decode_turbo(data, min_short_side, max_pixels)
+        if decoded is not None:
+            return decoded
     image = _open_header(data, max_pixels)
     try:
-        if data.startswith(JPEG_MAGIC) and image.format == "JPEG":
+        if image.format == "JPEG":
             scale = _draft_scale(image.size, min_short_side)
-            if scale == 1:
-                try:
-                    return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
-                except RuntimeError:
-                    pass  # a variant libjpeg-turbo's tensor decoder rejects: PIL below decides
-            else:
+            if scale > 1:
                 image.draft("RGB", (image.size[0] // scale, image.size[1] // scale))
         image.load()
         return _pil_to_rgb_tensor(image)

@@ -40,8 +40,9 @@ def test_jpeg_is_decoded_at_reduced_size_only_when_enough_pixels_remain() -> Non
     data = buffer.getvalue()
     assert decode_rgb(data).shape == (3, 400, 640)
     assert decode_rgb(data, min_short_side=100).shape == (3, 100, 160)  # 1/4 scale keeps >= 100
-    assert decode_rgb(data, min_short_side=150).shape == (3, 200, 320)  # 1/2
-    assert decode_rgb(data, min_short_side=201).shape == (3, 400, 640)  # 1/2 would be too small
+    assert decode_rgb(data, min_short_side=150).shape == (3, 150, 240)  # 3/8 (libjpeg-turbo's M/8 scales)
+    assert decode_rgb(data, min_short_side=200).shape == (3, 200, 320)  # 1/2
+    assert decode_rgb(data, min_short_side=201).shape == (3, 400, 640)  # 5/8 would fit but is below MIN_REDUCTION
     full, half = decode_rgb(data).float(), decode_rgb(data, min_short_side=200).float()
     pooled = torch.nn.functional.avg_pool2d(full[None], 2)[0]
     assert (pooled - half).abs().mean() < 4  # the same picture, at half resolution
