@@ -68,7 +68,15 @@ class OptimConfig:
     plateau_patience: int = 3
     plateau_threshold: float = 1e-3
     step_milestones: List[int] = field(default_factory=lambda: [30, 60])
-    implementation: str = "auto"  # SGD: auto (fused on a GPU) | fused | foreach | for_loop
+    implementation: str = "auto"  # auto (fused on a GPU: SGD, AdamW) | fused | foreach | for_loop
+    # the modern recipe (docs/recipe.md); the defaults are the paper's
+    name: str = "sgd"  # sgd (the paper's, torch) | adamw | lamb | lion (timm's create_optimizer_v2)
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])  # optim.name != sgd
+    eps: float = 1e-8  # optim.name != sgd (those that have one)
+    warmup_epochs: float = 0.0  # scheduler=cosine: linear warmup over this many epochs (fractions allowed)
+    label_smoothing: float = 0.0  # of the training cross-entropy (validation reports the plain one)
+    mixup_alpha: float = 0.0  # > 0: MixUp (torchvision) on each training batch, Beta(alpha, alpha)
+    cutmix_alpha: float = 0.0  # > 0: CutMix; with mixup_alpha too, one of the two per batch, each half the time
 
 
 @dataclass
@@ -127,6 +135,9 @@ class TrainConfig(RunConfig):
     # which checkpoint the after-training validation and protocols test: last (the final model, as the paper
     # reports) | best (lowest validation error: selected on the split it then reports)
     eval_checkpoint: str = "last"
+    # which weights of that checkpoint: ema (the EMA of callbacks=ema, when the run kept one; else its only
+    # weights) | raw (the optimizer's weights); training's own validations follow it too
+    eval_weights: str = "ema"
     # after training, validate that checkpoint (eval_checkpoint) and write metrics.json into the run dir
     validate_best: bool = True
     # then test it with these protocols (evaluate.py's) into <run>/eval/; those that need SPP are skipped for
@@ -139,6 +150,7 @@ class EvaluateConfig(RunConfig):
     ckpt_path: Any = MISSING  # a path, or a list of paths (an ensemble: scores averaged)
     protocols: List[str] = field(default_factory=lambda: ["center"])
     save_scores: bool = False  # per-image scores of every protocol as scores_<protocol>_rank<r>.npz
+    eval_weights: str = "ema"  # ema (the checkpoint's EMA weights, when its run kept one) | raw
 
 
 def run_dir() -> str:
