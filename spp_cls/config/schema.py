@@ -45,6 +45,13 @@ class ModelConfig:
     # window whatever the size: fewer bins below 224; the start-up validation refuses it unless chosen here)
     baseline_pool: str = "paper_bins"
     init: str = "kaiming"
+    # a timm backbone (model=timm, docs/backbones.md): its timm name (conf/model/timm.yaml sets arch to it too);
+    # null: the paper network model.arch. pretrained: timm's weights for it, from pretrained_file when given (a local
+    # file), else from timm's hub; backbone_kwargs: further timm.create_model arguments (e.g. drop_path_rate)
+    backbone: Optional[str] = None
+    pretrained: bool = False
+    pretrained_file: Optional[str] = None
+    backbone_kwargs: Dict[str, Any] = field(default_factory=dict)
     # how the network runs, not what it is (docs/speed.md)
     channels_last: bool = False  # weights and inputs in channels-last memory format (tensor cores' layout)
     compile: bool = False  # torch.compile the network (in place: checkpoints keep their keys)
