@@ -24,7 +24,8 @@ from spp_cls.config.schema import MULTI_SIZE_MAP_RATIO, RunConfig, TrainConfig, 
 from spp_cls.data.config import data_errors, valid_workers
 from spp_cls.evaluation.protocols import PROTOCOLS
 from spp_cls.lightning.cluster import external_tasks, loader_workers
-from spp_cls.lightning.optim import IMPLEMENTATIONS, LR_SCALINGS, SCHEDULERS
+from spp_cls.lightning.ema import EVAL_WEIGHTS
+from spp_cls.lightning.optim import FUSED_OPTIMIZERS, IMPLEMENTATIONS, LR_SCALINGS, OPTIMIZERS, SCHEDULERS
 from spp_cls.lightning.resume_checkpoint import FORMER_TARGETS
 from spp_cls.lightning.resume_checkpoint import TARGET as RESUME_TARGET
 from spp_cls.models import ARCHITECTURES, check_pyramid
@@ -186,7 +187,10 @@ def _optim_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
         o.implementation in IMPLEMENTATIONS,
         f"optim.implementation={o.implementation!r} is not one of {list(IMPLEMENTATIONS)}",
     )
-    if o.scheduler == "plateau":
+    _recipe_errors(cfg, check)
+    if o.scheduler == "cosine":
+        check(t.max_epochs >= 1, f"optim.scheduler=cosine needs trainer.max_epochs >= 1; got {t.max_epochs}")
+    elif o.scheduler == "plateau":
         check(o.lr_drops >= 0, f"optim.lr_drops must be >= 0; got {o.lr_drops}")
         check(o.plateau_patience >= 0, f"optim.plateau_patience must be >= 0; got {o.plateau_patience}")
         check(
@@ -200,6 +204,39 @@ def _optim_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
             all(m >= 1 for m in milestones) and milestones == sorted(set(milestones)),
             f"optim.step_milestones must be increasing positive epochs; got {milestones}",
         )
+
+
+def _recipe_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
+    """The modern recipe's switches (docs/recipe.md): optimizer, warmup, label smoothing, MixUp/CutMix, EMA."""
+    o = cfg.optim
+    check(o.name in OPTIMIZERS, f"optim.name={o.name!r} is not one of {list(OPTIMIZERS)}")
+    check(
+        o.implementation != "fused" or o.name in FUSED_OPTIMIZERS,
+        f"optim.implementation=fused: optim.name={o.name!r} has no fused kernel (those with one: "
+        f"{list(FUSED_OPTIMIZERS)})",
+    )
+    check(
+        len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
+        f"optim.betas must be two numbers in [0, 1); got {list(o.betas)}",
+    )
+    check(o.eps > 0, f"optim.eps must be > 0; got {o.eps}")
+    check(o.warmup_epochs >= 0, f"optim.warmup_epochs must be >= 0; got {o.warmup_epochs}")
+    check(
+        o.warmup_epochs == 0 or o.scheduler == "cosine",
+        f"optim.warmup_epochs={o.warmup_epochs} needs optim.scheduler=cosine (got {o.scheduler})",
+    )
+    check(
+        o.scheduler != "cosine" or cfg.trainer.max_epochs < 1 or o.warmup_epochs < cfg.trainer.max_epochs,
+        f"optim.warmup_epochs={o.warmup_epochs} leaves no cosine in trainer.max_epochs={cfg.trainer.max_epochs}",
+    )
+    check(0 <= o.label_smoothing < 1, f"optim.label_smoothing must be in [0, 1); got {o.label_smoothing}")
+    check(o.mixup_alpha >= 0, f"optim.mixup_alpha must be >= 0 (0: off); got {o.mixup_alpha}")
+    check(o.cutmix_alpha >= 0, f"optim.cutmix_alpha must be >= 0 (0: off); got {o.cutmix_alpha}")
+    eval_weights = cfg.get("eval_weights", "ema")
+    check(eval_weights in EVAL_WEIGHTS, f"eval_weights={eval_weights!r} is not one of {list(EVAL_WEIGHTS)}")
+    ema = cfg.callbacks.get("ema")
+    if ema and "decay" in ema:
+        check(0 < ema.decay < 1, f"callbacks.ema.decay must be in (0, 1); got {ema.decay}")
 
 
 def _trainer_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
