@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 from pathlib import Path
-from typing import Callable
+from typing import Callable, cast
 
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -32,6 +32,7 @@ from spp_cls.models import ARCHITECTURES, check_pyramid
 from spp_cls.models.architectures import BASELINE_BINS, BASELINE_POOLS
 from spp_cls.models.lrn import LRN_MODES
 from spp_cls.models.network import INIT_MODES
+from spp_cls.models.timm_backbone import backbone_errors
 
 log = logging.getLogger(__name__)
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -55,6 +56,13 @@ def _checker(errors: list[str]) -> Callable[[bool, str], None]:
 
 def _model_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
     m, d = cfg.model, cfg.data
+    check(m.compile_mode in COMPILE_MODES, f"model.compile_mode={m.compile_mode!r} is not one of {list(COMPILE_MODES)}")
+    if m.compile:
+        backends = torch.compiler.list_backends(exclude_tags=())
+        check(m.compile_backend in backends, f"model.compile_backend={m.compile_backend!r} is not one of {backends}")
+    if m.backbone:
+        _backbone_errors(cfg, check)
+        return
     check(m.arch in ARCHITECTURES, f"model.arch={m.arch!r} is not one of {sorted(ARCHITECTURES)}")
     try:
         check_pyramid(list(m.pyramid))
@@ -69,10 +77,6 @@ def _model_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
         f"model.lrn_input_scale must be > 0 (1: the LRN's alpha as published); got {m.lrn_input_scale}",
     )
     check(m.init in INIT_MODES, f"model.init={m.init!r} is not one of {list(INIT_MODES)}")
-    check(m.compile_mode in COMPILE_MODES, f"model.compile_mode={m.compile_mode!r} is not one of {list(COMPILE_MODES)}")
-    if m.compile:
-        backends = torch.compiler.list_backends(exclude_tags=())
-        check(m.compile_backend in backends, f"model.compile_backend={m.compile_backend!r} is not one of {backends}")
     multi_size = len(set(d.train_sizes)) > 1
     check(
         m.spp or not multi_size,
@@ -101,6 +105,25 @@ def _model_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
         _baseline_errors(cfg, check)
     if m.spp and multi_size and d.crop_size >= minimum:
         _multi_size_notes(cfg)
+
+
+def _backbone_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
+    """A timm backbone (model=timm): both heads take any size, so multi-size training and the full-image
+    protocols apply to either; the paper networks' keys (lrn, init, baseline_pool) do not apply."""
+    m, d = cfg.model, cfg.data
+    check(m.arch == m.backbone, f"model.arch={m.arch!r} must name model.backbone={m.backbone!r} (model=timm sets it)")
+    try:
+        check_pyramid(list(m.pyramid))
+    except ValueError as err:
+        check(False, f"model.pyramid: {err}")
+    check(m.width > 0, f"model.width must be > 0; got {m.width}")
+    check(0 <= m.dropout < 1, f"model.dropout must be in [0, 1); got {m.dropout}")
+    sizes = [d.crop_size, *d.train_sizes] if d.crop_size >= 1 else []
+    kwargs = OmegaConf.to_container(m.backbone_kwargs)
+    for message in backbone_errors(
+        m.backbone, m.width, m.fc_dim, m.pretrained, m.pretrained_file, cast(dict, kwargs), sizes
+    ):
+        check(False, message)
 
 
 def _baseline_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:

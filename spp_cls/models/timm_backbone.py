@@ -1,0 +1,202 @@
+"""An SPP head or the backbone's own global pooling on any timm CNN (``model=timm model.backbone=<name>``).
+
+Both heads see the same map, the one the backbone's own head pools (timm's ``forward_features``), and both
+accept inputs of any size: the comparison is pooling against pooling. The head after the pooling is the same
+for both: ``pre_logits`` (``fc_dim=0``: dropout only, as timm's heads; else fc -> ReLU -> dropout) and ``fc8``
+(float32 under autocast, as the paper's networks). With ``spp=False`` the pooling is the backbone's own
+(timm's head built with ``num_classes=0`` and moved to ``pool``: ConvNeXt's keeps its LayerNorm after the
+pool), so ``fc_dim=0``
+gives exactly the backbone's own global-pooling classifier.
+
+The module has the parts the test protocols and the export call on the paper's ``SppNet``: ``features``
+(the last map), ``pool``, ``pre_logits``, ``fc8``, ``pyramid`` (SPP), ``arch`` (the map's geometry,
+``timm_geometry.py``), ``spp``, ``num_classes``, ``fixed_input_size`` (None: any size).
+"""
+
+# No "from __future__ import annotations": FX copies string annotations into traced code (see network.py).
+
+import os
+from typing import Any, Optional, Sequence
+
+import timm
+import torch
+from torch import nn
+
+from spp_cls.models.network import ClassifierLinear
+from spp_cls.models.spp import SpatialPyramidPool, check_pyramid
+from spp_cls.models.timm_geometry import BackboneGeometry
+from spp_cls.models.timm_width import width_kwargs
+
+
+class ForwardFeatures(nn.Module):
+    """A timm model's ``forward_features`` as a module (the protocols call ``features`` on whole images)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(x)
+
+
+def take_pool(model: nn.Module) -> nn.Module:
+    """Take the backbone's own head (its classifier already removed: ``num_classes=0``) out of ``model`` and
+    return it: the ``head`` module (ConvNeXt, RegNet: pooling, a norm where there is one) or ``global_pool``
+    (ResNet). Taken out, not shared, so that its parameters are saved once, under ``pool``."""
+    for name in ("head", "global_pool"):
+        part = getattr(model, name, None)
+        if isinstance(part, nn.Module) and not isinstance(part, nn.Identity):
+            setattr(model, name, nn.Identity())
+            return part
+    raise ValueError(f"{type(model).__name__} has neither a head module nor a global_pool that spp-cls can take")
+
+
+def build_backbone(
+    name: str,
+    spp: bool,
+    width: float = 1.0,
+    pretrained: bool = False,
+    pretrained_file: Optional[str] = None,
+    backbone_kwargs: Optional[dict] = None,
+    in_chans: int = 3,
+) -> nn.Module:
+    """The timm model ``name`` without its classifier: with ``spp`` also without its pooling (timm's
+    ``global_pool=''``), and without a head module whose parameters would then be unused (ConvNeXt's norm)."""
+    kwargs: dict[str, Any] = dict(backbone_kwargs or {})
+    kwargs.update(width_kwargs(name, width, kwargs))
+    if pretrained_file:
+        kwargs["pretrained_cfg_overlay"] = dict(file=str(pretrained_file))
+    model = timm.create_model(
+        name, pretrained=pretrained, num_classes=0, global_pool="" if spp else "avg", in_chans=in_chans, **kwargs
+    )
+    if spp and isinstance(getattr(model, "head", None), nn.Module):
+        model.head = nn.Identity()  # forward_features does not use it; its norm would have no gradient
+    return model
+
+
+class TimmBackboneNet(nn.Module):
+    """A timm backbone's last feature map, pooled by SPP (``spp=True``) or by the backbone's global pooling.
+
+    Args:
+        backbone: a timm model name whose ``forward_features`` returns an (N, C, H, W) map.
+        num_classes: size of fc8 (0: no fc8, the model returns the pre-logits).
+        spp: SPP (``pyramid``) instead of the backbone's global pooling.
+        pyramid: SPP levels, in output order.
+        width: channel multiplier (ResNet and ConvNeXt families: ``timm_width.py``).
+        fc_dim: width of the fc layer between pooling and fc8; 0: none (pooling -> dropout -> fc8).
+        dropout: dropout before fc8.
+        pretrained: load timm's pretrained weights of ``backbone`` (from ``pretrained_file`` when given, else
+            from timm's hub).
+        pretrained_file: a local weights file for ``pretrained``.
+        backbone_kwargs: further arguments of ``timm.create_model`` (e.g. ``drop_path_rate``).
+        in_chans: input channels.
+    """
+
+    def __init__(
+        self,
+        backbone: str,
+        num_classes: int = 1000,
+        spp: bool = True,
+        pyramid: Sequence[int] = (6, 3, 2, 1),
+        width: float = 1.0,
+        fc_dim: int = 0,
+        dropout: float = 0.0,
+        pretrained: bool = False,
+        pretrained_file: Optional[str] = None,
+        backbone_kwargs: Optional[dict] = None,
+        in_chans: int = 3,
+    ) -> None:
+        super().__init__()
+        if fc_dim < 0 or num_classes < 0 or not 0.0 <= dropout < 1.0:
+            raise ValueError(
+                f"need fc_dim >= 0, num_classes >= 0 and 0 <= dropout < 1; "
+                f"got fc_dim={fc_dim}, num_classes={num_classes}, dropout={dropout}"
+            )
+        self.spp = spp
+        self.pyramid = check_pyramid(pyramid) if spp else ()
+        self.num_classes = num_classes
+        self.fc_dim = fc_dim
+        self.drop_rate = dropout
+        self.in_chans = in_chans
+        self.fixed_input_size: Optional[tuple[int, int]] = None  # both heads take any size
+
+        def build(pretrained: bool = False) -> nn.Module:
+            return build_backbone(backbone, spp, width, pretrained, pretrained_file, backbone_kwargs, in_chans)
+
+        model = build(pretrained)
+        info = model.feature_info[-1]
+        self.features = ForwardFeatures(model)
+        self.arch = BackboneGeometry(backbone, int(info["reduction"]), lambda: ForwardFeatures(build()), in_chans)
+        self.num_features = int(model.num_features)
+        self.feature_info = [dict(info, module="features.model." + info["module"])]
+        if spp:
+            self.pool: nn.Module = SpatialPyramidPool(self.pyramid)
+            in_dim = self.pool.output_dim(self.num_features)
+        else:
+            in_dim = int(getattr(model, "head_hidden_size", None) or self.num_features)
+            self.pool = take_pool(model)
+        layers: list[nn.Module] = [] if fc_dim == 0 else [nn.Linear(in_dim, fc_dim), nn.ReLU(inplace=True)]
+        self.pre_logits = nn.Sequential(*layers, nn.Dropout(dropout))
+        self.head_hidden_size = fc_dim or in_dim
+        self.fc8: nn.Module = ClassifierLinear(self.head_hidden_size, num_classes) if num_classes else nn.Identity()
+        for m in self.pre_logits.modules():
+            if isinstance(m, nn.Linear):  # followed by a ReLU: He-normal, as the paper's fc6/fc7
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+        if isinstance(self.fc8, nn.Linear):
+            nn.init.normal_(self.fc8.weight, 0.0, 0.01)
+            nn.init.zeros_(self.fc8.bias)
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc8
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.pre_logits(torch.flatten(self.pool(x), 1))
+        return x if pre_logits else self.fc8(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def backbone_errors(
+    backbone: str,
+    width: float = 1.0,
+    fc_dim: int = 0,
+    pretrained: bool = False,
+    pretrained_file: Optional[str] = None,
+    backbone_kwargs: Optional[dict] = None,
+    sizes: Sequence[int] = (),
+) -> list[str]:
+    """What is wrong with these settings of a timm backbone, by config key (the start-up check): an unknown
+    name, a width timm cannot apply, a missing weights file, input ``sizes`` the backbone cannot take. The
+    model is built on the meta device (no memory, no weights) to find the map's sizes."""
+    if not timm.is_model(backbone):
+        return [f"model.backbone={backbone!r} is not a timm model name (timm.list_models() lists them)"]
+    errors = []
+    if fc_dim < 0:
+        errors.append(f"model.fc_dim must be >= 0 for a timm backbone (0: pooling -> fc8); got {fc_dim}")
+    if pretrained_file and not pretrained:
+        errors.append(f"model.pretrained_file={pretrained_file} is given but model.pretrained=false: set it true")
+    if pretrained_file and not os.path.isfile(pretrained_file):
+        errors.append(f"model.pretrained_file={pretrained_file} is not a file")
+    if pretrained and width != 1.0:
+        errors.append(f"model.pretrained=true needs the backbone's own widths; got model.width={width}")
+    try:
+        kwargs = dict(backbone_kwargs or {})
+        kwargs.update(width_kwargs(backbone, width, kwargs))
+        with torch.device("meta"):
+            model = timm.create_model(backbone, num_classes=0, global_pool="", **kwargs)
+    except (ValueError, TypeError, AssertionError) as err:
+        return errors + [f"model.backbone={backbone} with model.width={width}, model.backbone_kwargs: {err}"]
+    geometry = BackboneGeometry(backbone, int(model.feature_info[-1]["reduction"]), lambda: ForwardFeatures(model))
+    out = model.forward_features(torch.empty(1, 3, 64, 64, device="meta")) if min(sizes, default=64) >= 64 else None
+    if out is not None and out.dim() != 4:
+        errors.append(f"model.backbone={backbone}: its features are {tuple(out.shape)}, not an (N, C, H, W) map")
+    small = sorted({s for s in sizes if geometry.feature_size(s) < 1})
+    if small:
+        errors.append(f"input sides {small} are too small for model.backbone={backbone}: it needs >= "
+                      f"{geometry.min_input_size(1)}")
+    return errors

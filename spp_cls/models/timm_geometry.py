@@ -1,0 +1,99 @@
+"""The last feature map's geometry of a timm backbone (``MapGeometry``), for the window -> feature-map mapping
+of the multi-view protocol, the export's smallest dynamic side and the start-up size checks.
+
+timm states each feature map's total stride (``feature_info``: ``reduction``) but not where the receptive field
+of cell 0 is centred, which the mapping also needs (the paper's "proper offset"); the paper's networks compute
+it from their layer specs (``Architecture.first_center``), which a backbone of any family does not have.
+It is measured instead: the gradient of one column of last-map cells with respect to a random input is
+non-zero exactly on the pixels that column depends on, and the midpoint of that support is the column's
+centre, ``first_center + stride * j``. Every conv and pool window is centred on its own output cell, so the
+support of every path through the network (residual branches included) has the same midpoint; the input is
+widened until the support no longer touches the image's borders (zero padding would cut it). Only the
+horizontal axis is measured: the backbones here are built of square, symmetrically padded windows.
+
+Map sizes are computed on a copy of the backbone on the meta device (shapes without memory or arithmetic).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import torch
+from torch import nn
+
+#: the widest input the offset measurement tries before giving up
+MAX_MEASURE_WIDTH = 8192
+
+
+def measure_first_center(features: nn.Module, stride: int, in_chans: int, height: int) -> float:
+    """Image x of the receptive-field centre of last-map column 0, measured on ``features`` (put in eval mode)
+    with inputs ``height`` pixels high, widened from 16 strides until the measured support is inside them."""
+    features.eval()
+    width = 16 * stride
+    torch.manual_seed(0)
+    while width <= MAX_MEASURE_WIDTH:
+        with torch.inference_mode(False), torch.enable_grad():
+            x = torch.randn(2, in_chans, height, width, requires_grad=True)
+            out = features(x)
+            column = out.shape[-1] // 2
+            out[..., column].sum().backward()
+            assert x.grad is not None
+            support = x.grad.abs().sum(dim=(0, 1, 2)).nonzero().flatten()
+        left, right = int(support.min()), int(support.max())
+        if left > 0 and right < width - 1:
+            return (left + right) / 2 - stride * column
+        width *= 2
+    raise ValueError(f"the receptive field of the last map is wider than {MAX_MEASURE_WIDTH} px; cannot measure it")
+
+
+class BackboneGeometry:
+    """``MapGeometry`` of a timm backbone's last feature map.
+
+    Args:
+        name: the backbone's timm name.
+        total_stride: the last map's ``reduction`` in timm's ``feature_info``.
+        build: builds the backbone's feature extractor afresh (random weights); called on the meta device for
+            map sizes, and once on the CPU, when ``first_center`` is first asked for, to measure it.
+        in_chans: input channels.
+    """
+
+    def __init__(self, name: str, total_stride: int, build: Callable[[], nn.Module], in_chans: int = 3) -> None:
+        self.name = self.title = name
+        self.total_stride = total_stride
+        self._build = build
+        self.in_chans = in_chans
+
+    @functools.cached_property
+    def _meta(self) -> nn.Module:
+        with torch.device("meta"):
+            return self._build().eval()
+
+    @functools.cached_property
+    def first_center(self) -> float:
+        """Image position (pixel i centred at i) of the receptive-field centre of last-map cell 0, measured."""
+        return measure_first_center(self._build(), self.total_stride, self.in_chans, self.min_input_size(1))
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019  # one geometry per network; sizes repeat (crop, window)
+    def feature_size(self, size: int) -> int:
+        """Side of the last map for a square input of side ``size``; 0 if the backbone cannot take it."""
+        try:
+            out = self._meta(torch.empty(1, self.in_chans, size, size, device="meta"))
+        except (RuntimeError, ValueError):
+            return 0
+        return int(out.shape[-1])
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019
+    def min_input_size(self, map_size: int = 1) -> int:
+        """Smallest input side that leaves a ``map_size`` x ``map_size`` map (bisection: sizes grow with input)."""
+        high = self.total_stride * map_size
+        while self.feature_size(high) < map_size:
+            high *= 2
+        low = 0  # feature_size(low) < map_size <= feature_size(high)
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (low, middle) if self.feature_size(middle) >= map_size else (middle, high)
+        return high
+
+    def __repr__(self) -> str:
+        return f"BackboneGeometry({self.name!r}, total_stride={self.total_stride})"
