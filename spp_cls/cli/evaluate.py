@@ -29,6 +29,7 @@ from spp_cls.evaluation.config import ProtocolConfig
 from spp_cls.evaluation.protocols import PROTOCOLS, build_protocol
 from spp_cls.lightning import SppClassifier
 from spp_cls.lightning.datamodule import saved_datamodule_state
+from spp_cls.lightning.ema import checkpoint_weights
 from spp_cls.lightning.weights import load_weights
 from spp_cls.models import model_name
 
@@ -82,7 +83,9 @@ def _load_member(
         input_size=run_cfg.data.crop_size,
         lr=0.0,
     )
-    load_weights(module, checkpoint["state_dict"], path, model_name(run_cfg.model.arch, run_cfg.model.spp))
+    state, weights = checkpoint_weights(checkpoint, cfg.get("eval_weights", "ema"))
+    load_weights(module, state, path, model_name(run_cfg.model.arch, run_cfg.model.spp))
+    checkpoint["evaluated_weights"] = weights
     return module, run_cfg, checkpoint
 
 
@@ -200,6 +203,10 @@ def evaluate(
         "skipped": head["skipped"],
         "skipped_shards": head["skipped_shards"],
         "epoch": first.get("epoch"),
+        # ema | raw: the weights tested (eval_weights=ema gives raw for a checkpoint trained without EMA)
+        "evaluated_weights": [c.get("evaluated_weights") for _, _, c in loaded]
+        if len(loaded) > 1
+        else first.get("evaluated_weights"),
         "protocols": per_protocol,
     }
     if trainer.is_global_zero:

@@ -5,6 +5,10 @@ After training, the validation and the protocols (``evaluate_protocols``) test t
 the end of training, so it holds the final weights), as the paper reports its final models. ``best`` tests the
 epoch with the lowest validation error instead, which is chosen on the very split it then reports, so its
 numbers are optimistic. metrics.json names the file tested (``evaluated_checkpoint``) either way.
+
+``eval_weights`` picks the weights of that file: ``ema`` (the default) the moving average of ``callbacks=ema``
+when the run kept one, ``raw`` the optimizer's own (``spp_cls.lightning.ema``); metrics.json says which were
+tested (``evaluated_weights``) and records the recipe's settings (``recipe``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from spp_cls.config.validation import validate_train_config
 from spp_cls.lightning import MONITOR, SppClassifier
 from spp_cls.lightning.cluster import process_rank
 from spp_cls.lightning.data_quality import skip_totals_of_all
+from spp_cls.lightning.ema import EMA, checkpoint_weights, has_ema
 from spp_cls.lightning.optim import effective_lr
 from spp_cls.lightning.resume_checkpoint import ResumeCheckpoint
 from spp_cls.models import model_name
@@ -57,7 +62,27 @@ def build_module(cfg: DictConfig) -> SppClassifier:
         input_size=cfg.data.crop_size,
         lr=lr,
         run_config=cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)),
+        seed=cfg.seed,
     )
+
+
+def recipe_settings(cfg: DictConfig, trainer: pl.Trainer) -> dict[str, Any]:
+    """The training recipe's switches as metrics.json records them (the report's settings): the optimizer,
+    schedule, label smoothing, MixUp/CutMix, augmentation, EMA and gradient accumulation."""
+    o = cfg.optim
+    ema = [c for c in trainer.callbacks if isinstance(c, EMA)]  # type: ignore[attr-defined]  # set by Lightning
+    return {
+        "optimizer": o.get("name", "sgd"),
+        "scheduler": o.scheduler,
+        "warmup_epochs": o.get("warmup_epochs", 0.0),
+        "weight_decay": o.weight_decay,
+        "label_smoothing": o.get("label_smoothing", 0.0),
+        "mixup_alpha": o.get("mixup_alpha", 0.0),
+        "cutmix_alpha": o.get("cutmix_alpha", 0.0),
+        "auto_augment": cfg.data.get("auto_augment", "none"),
+        "ema_decay": ema[0].decay if ema else None,
+        "accumulate_grad_batches": cfg.trainer.accumulate_grad_batches,
+    }
 
 
 def _evaluated_checkpoint(trainer: pl.Trainer, cfg: DictConfig) -> Optional[str]:
@@ -96,9 +121,16 @@ def _final_metrics(trainer: pl.Trainer, module: SppClassifier, datamodule: Any, 
     if cfg.eval_checkpoint == "best" and not best:
         log.warning("eval_checkpoint=best, but the run keeps no best checkpoint: testing the final weights")
     results: dict[str, Any] = {}
+    weights = "raw"  # the weights in memory (no checkpoint file) are the raw ones
     if cfg.validate_best and not trainer.fast_dev_run:  # type: ignore[attr-defined]  # set by Lightning's setup
-        log.info("validating %s (eval_checkpoint=%s)", evaluated or "the final weights in memory", cfg.eval_checkpoint)
-        results = dict(trainer.validate(module, datamodule=datamodule, ckpt_path=evaluated, weights_only=True)[0])
+        ckpt_path, weights = _weights_to_validate(module, evaluated, cfg.eval_weights)
+        log.info(
+            "validating the %s weights of %s (eval_checkpoint=%s)",
+            weights,
+            evaluated or "the final model in memory",
+            cfg.eval_checkpoint,
+        )
+        results = dict(trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)[0])
     results.update(
         model=model_name(cfg.model.arch, cfg.model.spp),
         pyramid=list(cfg.model.pyramid) if cfg.model.spp else None,
@@ -107,6 +139,9 @@ def _final_metrics(trainer: pl.Trainer, module: SppClassifier, datamodule: Any, 
         global_step=trainer.global_step,
         eval_checkpoint=cfg.eval_checkpoint,
         evaluated_checkpoint=evaluated,
+        eval_weights=cfg.eval_weights,
+        evaluated_weights=weights,
+        recipe=recipe_settings(cfg, trainer),
         best_checkpoint=best,
         last_checkpoint=_last_checkpoint(trainer),
         step_batch=cfg.data.batch_size * cfg.trainer.accumulate_grad_batches,
@@ -115,6 +150,22 @@ def _final_metrics(trainer: pl.Trainer, module: SppClassifier, datamodule: Any, 
         **_head_inputs(module),
     )
     return results
+
+
+def _weights_to_validate(
+    module: SppClassifier, evaluated: Optional[str], eval_weights: str
+) -> tuple[Optional[str], str]:
+    """What ``trainer.validate`` gets as ``ckpt_path`` to test ``eval_weights`` of the file ``evaluated``, and
+    which weights those are. Lightning loads a checkpoint's ``state_dict``, which is the EMA when the run kept
+    one; the raw weights of such a file are loaded into the module here instead (and no path is given)."""
+    if evaluated is None:
+        return None, "raw"
+    checkpoint = load_safe(evaluated, mmap=True)
+    state, weights = checkpoint_weights(checkpoint, eval_weights)
+    if weights == "raw" and has_ema(checkpoint):
+        module.load_state_dict(state)
+        return None, weights
+    return evaluated, weights
 
 
 def _last_checkpoint(trainer: pl.Trainer) -> Optional[str]:
@@ -159,6 +210,9 @@ def run_training(cfg: DictConfig) -> Optional[float]:
         purge_step = first_logged_step(load_safe(resume, mmap=True))
         log.info("resuming from %s", resume)
     trainer = build_trainer(cfg, purge_step)
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]  # set by Lightning's callback connector
+        if isinstance(callback, EMA):  # training's validations test the weights that will be reported
+            callback.validate_average = cfg.eval_weights == "ema"
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     except SIGTERMException:  # Lightning exits with status 0 here; a stopped run must not look finished

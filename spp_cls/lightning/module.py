@@ -3,6 +3,11 @@
 Validation uses the center-crop view (the loader's transform); ``test`` runs whatever test protocol is
 attached with ``set_protocol`` and is what ``evaluate.py`` reports.
 
+The modern recipe's switches (``optim.*``, docs/recipe.md) act in ``training_step``: MixUp/CutMix of the normalised
+batch on the device (``mixing.py``), label smoothing of the training cross-entropy (validation reports the plain
+one, comparable across recipes). With mixed targets the training top-1/top-5 errors count against each image's
+dominant label (the larger weight of its mix), so they are not comparable with those of an unmixed run.
+
 A step must not wait for the device (the host queues the next steps while it computes): the running metrics
 never read a device value back (``nan_strategy="disable"``), each epoch metric is handed to Lightning once an
 epoch (every call moves it to the device again, host time of the order of a millisecond), and the step loss is
@@ -23,7 +28,9 @@ from torchmetrics import MeanMetric, Metric, SumMetric
 from spp_cls.evaluation.metrics import TopKError
 from spp_cls.evaluation.protocols import TestProtocol
 from spp_cls.lightning.datamodule import adopt_legacy_state
+from spp_cls.lightning.mixing import build_mixer, dominant_label
 from spp_cls.lightning.optim import build_optimization
+from spp_cls.lightning.position import training_position
 from spp_cls.models import SppNet, create_classifier
 
 MONITOR = "val/top1_err"
@@ -50,6 +57,7 @@ class SppClassifier(pl.LightningModule):
         lr: the learning rate after batch-size scaling.
         run_config: the whole resolved run config, kept in every checkpoint so evaluate.py can rebuild the
             run's model and data without the run directory.
+        seed: the run's seed (MixUp/CutMix draw each batch's mix from it and the batch's place in the run).
     """
 
     def __init__(
@@ -60,6 +68,7 @@ class SppClassifier(pl.LightningModule):
         input_size: int,
         lr: float,
         run_config: Optional[dict[str, Any]] = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -79,6 +88,8 @@ class SppClassifier(pl.LightningModule):
             setattr(self, f"{split}_images", SumMetric(nan_strategy="disable"))
             setattr(self, f"{split}_skipped", SumMetric(nan_strategy="disable"))
         self._logged: set[str] = set()  # epoch metrics handed to Lightning in the current epoch
+        self.mixer = build_mixer(num_classes, optim)
+        self.label_smoothing = float(optim.get("label_smoothing", 0.0))
 
     def set_protocol(self, protocol: TestProtocol, ensemble: Sequence[SppNet] = (), keep_scores: bool = False) -> None:
         """Use ``protocol`` for ``trainer.test`` (its view must be the one the test loader applies).
@@ -157,9 +168,12 @@ class SppClassifier(pl.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._logged.clear()
 
-    def _log_split(self, split: str, scores: torch.Tensor, batch: dict[str, Any]) -> None:
-        """Update and log the split's error metrics and sample counts (epoch-level, synced over devices)."""
-        target = batch["target"]
+    def _log_split(
+        self, split: str, scores: torch.Tensor, batch: dict[str, Any], target: Optional[torch.Tensor] = None
+    ) -> None:
+        """Update and log the split's error metrics and sample counts (epoch-level, synced over devices);
+        ``target``: the labels to count against, if not the batch's own (mixed batches: the dominant labels)."""
+        target = batch["target"] if target is None else target
         size = target.numel()
         metrics = {
             "top1_err": (getattr(self, f"{split}_top1"), (scores, target)),
@@ -179,14 +193,20 @@ class SppClassifier(pl.LightningModule):
         self._log_skipped("train", batch)
         if batch["image"] is None:  # every image of this process's batch was unreadable
             return self._empty_batch_loss()
-        logits = self.model(self._images(batch))
-        loss = F.cross_entropy(logits, batch["target"])
+        images, target = self._images(batch), batch["target"]
+        if self.mixer is not None:
+            epoch, index = training_position(self.trainer)
+            images, target = self.mixer(
+                images, target, int(self.hparams.get("seed", 0)), epoch, index, self.global_rank
+            )
+        logits = self.model(images)
+        loss = F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
         self._log_step_loss(loss.detach() * logits.shape[0], logits.shape[0])
         self.train_loss.update(loss.detach(), weight=logits.shape[0])
         self._log_epoch("train/loss_epoch", self.train_loss, batch_size=logits.shape[0])
         # one size per epoch (multi-size training): the epoch mean is that size
         self._log_epoch("train/input_size", float(batch["image"].shape[-1]), batch_size=1)
-        self._log_split("train", logits.detach(), batch)
+        self._log_split("train", logits.detach(), batch, dominant_label(target) if target.ndim == 2 else None)
         return loss
 
     def _log_step_loss(self, loss_sum: torch.Tensor, count: int) -> None:
@@ -275,4 +295,14 @@ class SppClassifier(pl.LightningModule):
         adopt_legacy_state(checkpoint)
 
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
-        return build_optimization(self.model.parameters(), self.hparams["optim"], self.hparams["lr"], MONITOR)
+        optim, trainer = self.hparams["optim"], self._trainer  # no trainer: a test building the optimizers
+        cosine = optim.get("scheduler") == "cosine" and trainer is not None
+        return build_optimization(
+            self.model,
+            optim,
+            self.hparams["lr"],
+            MONITOR,
+            # the number of optimizer steps of the fit (accumulation and batch limits counted); only cosine needs it
+            total_steps=trainer.estimated_stepping_batches if cosine else None,  # type: ignore[union-attr]
+            max_epochs=trainer.max_epochs if trainer is not None else None,
+        )

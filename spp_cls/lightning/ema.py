@@ -1,0 +1,112 @@
+"""An exponential moving average (EMA) of the weights, through Lightning's ``EMAWeightAveraging``, and the choice
+between the EMA and the raw weights of a checkpoint (``eval_weights=ema|raw``).
+
+Lightning's callback keeps the average, saves it in every checkpoint as ``state_dict`` (the raw weights under
+``current_model_state``, the average's counter under ``averaging_state``) and restores both on resume. ``EMA``
+adjusts it to this project's runs in four ways:
+
+- exact resume whatever the callback order: a checkpoint written in a batch end before the callback's own update
+  of that step (``ResumeCheckpoint`` may come first) first makes that update, as the uninterrupted run does a
+  moment later; otherwise the resumed run would miss one update;
+- the average lives on the module's device once the fit has put it there (Lightning builds it in ``setup``,
+  before the module moves to the GPU);
+- training's validations test the weights ``eval_weights`` names (``validate_average``), so the plateau schedule
+  and best.ckpt follow the weights that will be reported; outside the fit (``trainer.validate``/``test``) it
+  neither loads nor swaps anything: the caller chooses the weights;
+- at the end of training the module keeps its raw weights (the checkpoint holds both), so the final checkpoint
+  written after it still has the raw weights under ``current_model_state``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Optional
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks.weight_averaging import EMAWeightAveraging
+from pytorch_lightning.trainer.states import TrainerFn
+
+#: eval_weights: the EMA weights (when the checkpoint has them) or the optimizer's own
+EVAL_WEIGHTS = ("ema", "raw")
+#: where Lightning's WeightAveraging puts the raw weights in a checkpoint (``state_dict`` then holds the average)
+RAW_STATE = "current_model_state"
+
+
+class EMA(EMAWeightAveraging):
+    """EMA of all parameters and buffers, updated after every optimizer step (see the module docstring).
+
+    Args:
+        decay: the weight of the average in each update (0.9998: a horizon of ~5,000 steps).
+        update_starting_at_step: first optimizer step (0-based) that updates the average (None: the first).
+        validate_average: training's validations test the average (eval_weights=ema) rather than the raw weights.
+    """
+
+    def __init__(
+        self, decay: float = 0.9998, update_starting_at_step: Optional[int] = None, validate_average: bool = True
+    ) -> None:
+        if not 0 < decay < 1:
+            raise ValueError(f"callbacks.ema.decay must be in (0, 1); got {decay}")
+        super().__init__(decay=decay, update_starting_at_step=update_starting_at_step)
+        self.decay, self.validate_average = decay, validate_average
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        with warnings.catch_warnings():  # the module's configure_model only applies runtime switches: no sharding
+            warnings.filterwarnings("ignore", message=".*WeightAveraging callback with a model that overrides")
+            super().setup(trainer, pl_module, stage)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._average_model is not None:
+            self._average_model.to(pl_module.device)
+
+    def _catch_up(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The update of the step just taken, if this callback has not made it yet (see the module docstring)."""
+        step = trainer.global_step
+        if self._average_model is not None and step > self._latest_update_step and self.should_update(step - 1):
+            self._average_model.update_parameters(pl_module)
+            self._latest_update_step = step
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
+            self._catch_up(trainer, pl_module)
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+    def _swaps(self, trainer: pl.Trainer) -> bool:
+        return self.validate_average and trainer.state.fn == TrainerFn.FITTING
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._swaps(trainer):
+            super().on_validation_epoch_start(trainer, pl_module)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._swaps(trainer):
+            super().on_validation_epoch_end(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._catch_up(trainer, pl_module)  # keep the raw weights in the module (see the module docstring)
+
+
+def has_ema(checkpoint: dict[str, Any]) -> bool:
+    """Whether the checkpoint was written with an EMA (its ``state_dict`` is then the average)."""
+    return isinstance(checkpoint.get(RAW_STATE), dict)
+
+
+def checkpoint_weights(checkpoint: dict[str, Any], eval_weights: str) -> tuple[dict[str, torch.Tensor], str]:
+    """The module state of a training checkpoint that ``eval_weights`` asks for, and which weights it is
+    (``ema`` or ``raw``): ``ema`` gives the average when the run kept one and the only weights there are
+    otherwise (``raw``), so the default works for every checkpoint."""
+    if eval_weights not in EVAL_WEIGHTS:
+        raise ValueError(f"eval_weights must be one of {list(EVAL_WEIGHTS)}; got {eval_weights!r}")
+    if not has_ema(checkpoint):
+        return checkpoint["state_dict"], "raw"
+    if eval_weights == "raw":
+        return checkpoint[RAW_STATE], "raw"
+    return checkpoint["state_dict"], "ema"
