@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Optional
 
+import torch
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
@@ -27,6 +28,7 @@ from spp_cls.data.synthetic import SyntheticSpec
 
 #: where the images come from: class folders (root/<split>/<class>/<image>) | WebDataset shards (root/manifest.json)
 FORMATS = ("folders", "shards")
+DECODE_DEVICES = ("cpu", "cuda")
 INTERPOLATIONS = ("bilinear", "bicubic")
 TRAIN_CROPS = ("random", "five")
 NORMALIZATIONS = ("channel", "mean_image")
@@ -91,6 +93,9 @@ class DataConfig:
     # bad input
     max_pixels: int = 89_478_485
     reduced_decode: bool = True
+    # where JPEGs of the training and validation views are decoded: cpu (loader workers) | cuda (the batch's GPU,
+    # nvJPEG, from bytes the workers read; device_decode.py)
+    decode_device: str = "cpu"
     max_skip_fraction: float = 0.001
 
     def __post_init__(self) -> None:
@@ -161,6 +166,9 @@ def value_errors(data: Any, prefix: str = "") -> list[str]:
         d.normalization != "mean_image" or bool(d.mean_image),
         f"{p}normalization=mean_image needs {p}mean_image=FILE (from python -m spp_cls.data.stats); got {d.mean_image}",
     )
+    check(
+        d.decode_device in DECODE_DEVICES, f"{p}decode_device={d.decode_device!r} is not one of {list(DECODE_DEVICES)}"
+    )
     check(d.max_pixels >= 1, f"{p}max_pixels must be >= 1; got {d.max_pixels}")
     check(0 <= d.max_skip_fraction <= 1, f"{p}max_skip_fraction must be in [0, 1]; got {d.max_skip_fraction}")
     check(d.shuffle_buffer >= 1 and d.shard_size >= 1, f"{p}shuffle_buffer and {p}shard_size must be >= 1")
@@ -182,6 +190,10 @@ def source_errors(data: Any, prefix: str = "", readers: Optional[tuple[int, int]
         if not ok:
             errors.append(message)
 
+    check(
+        d.decode_device != "cuda" or torch.cuda.is_available(),
+        f"{p}decode_device=cuda needs a CUDA device, and this machine has none (use {p}decode_device=cpu)",
+    )
     if d.normalization == "mean_image" and d.mean_image:
         check(
             Path(str(d.mean_image)).expanduser().is_file(),

@@ -32,6 +32,7 @@ from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from spp_cls.data.decode import DEFAULT_MAX_PIXELS, DecodeError, decode_rgb
+from spp_cls.data.device_decode import ENCODED_FIELDS, view_sample
 from spp_cls.data.sampling import SampleKey
 from spp_cls.data.transforms import View
 from spp_cls.io import exclusive_lock, write_atomic
@@ -207,6 +208,8 @@ class SkippingImageFolder(ImageFolder):
         samples: (path, class index) pairs (default: listed from ``root``, through ``list_cache_dir``).
         max_pixels: larger images are skipped.
         list_cache_dir: where file lists are cached (None: no cache).
+        encoded: deliver JPEG bytes and the view's plan instead of the view, for decoding on the device
+            (``device_decode.py``).
     """
 
     def __init__(
@@ -218,10 +221,11 @@ class SkippingImageFolder(ImageFolder):
         samples: Optional[list[Sample]] = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         list_cache_dir: Optional[Path] = None,
+        encoded: bool = False,
     ) -> None:
         self._given_classes, self._given_samples, self._list_cache_dir = classes, samples, list_cache_dir
         super().__init__(str(root))
-        self.view, self.size, self.max_pixels = view, size, max_pixels
+        self.view, self.size, self.max_pixels, self.encoded = view, size, max_pixels, encoded
 
     def find_classes(self, directory: Union[str, Path]) -> tuple[list[str], dict[str, int]]:
         classes = self._given_classes if self._given_classes is not None else list_classes(Path(directory))
@@ -243,13 +247,12 @@ class SkippingImageFolder(ImageFolder):
         try:
             with open(path, "rb") as f:
                 data = f.read()
-            image = decode_rgb(data, self.view.decode_short_side(size) if self.view else None, self.max_pixels)
+            if self.view is None:
+                return {"image": decode_rgb(data, None, self.max_pixels), "target": target}
+            sample = view_sample(data, self.view, size, rng, self.max_pixels, self.encoded, path)
         except (OSError, DecodeError) as err:
             log.warning("skipping %s: %s", path, err)
             return Skipped(path, str(err))
-        if self.view is None:
-            return {"image": image, "target": target}
-        sample = self.view(image, size, rng)
         sample["target"] = target
         return sample
 
@@ -270,9 +273,11 @@ def collate_skipping(batch: list[Union[dict[str, Any], Skipped]]) -> dict[str, A
     if not kept:
         result.update(image=None, target=None)
         return result
-    images = [sample.pop("image") for sample in kept]
+    lists = {key: [sample.pop(key) for sample in kept] for key in ENCODED_FIELDS if key in kept[0]}
+    images = [sample.pop("image") for sample in kept] if "image" in kept[0] else None
     result.update(default_collate(kept))
-    result["image"] = collate_images(images)
+    result.update(lists)  # an encoded batch (device_decode.py): bytes and plans, decoded on the device
+    result["image"] = collate_images(images) if images is not None else None
     return result
 
 

@@ -35,7 +35,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 from webdataset.filters import shuffle as wds_shuffle
 from webdataset.tariterators import group_by_keys, tar_file_expander, url_opener
 
-from spp_cls.data.decode import DecodeError, decode_rgb
+from spp_cls.data.decode import DecodeError
+from spp_cls.data.device_decode import view_sample
 from spp_cls.data.folder import Skipped, collate_skipping
 from spp_cls.data.sampling import input_size_for_epoch, mix_seed, sample_seed
 from spp_cls.data.shard_manifest import IMAGE_EXTENSIONS, ShardSplit
@@ -82,6 +83,7 @@ class ShardStream(IterableDataset):
         shuffle_buffer: samples held by webdataset's shuffle buffer in each worker (training).
         max_pixels: larger images are skipped.
         allow_pipe: allow ``pipe:`` shard URLs.
+        encoded: deliver JPEG bytes and the view's plan, for decoding on the device (``device_decode.py``).
     """
 
     def __init__(
@@ -100,13 +102,14 @@ class ShardStream(IterableDataset):
         shuffle_buffer: int = 2000,
         max_pixels: int = 89_478_485,
         allow_pipe: bool = False,
+        encoded: bool = False,
     ) -> None:
         check_urls([s.url for s in split.shards], allow_pipe)
         check_reader_slots(len(split.shards), world_size, num_workers, split.name, train)
         self.split, self.view, self.batch_size, self.train = split, view, batch_size, train
         self.sizes, self.schedule, self.seed, self.eval_size = tuple(sizes), schedule, seed, eval_size
         self.world_size, self.rank, self.workers = world_size, rank, max(1, num_workers)
-        self.shuffle_buffer, self.max_pixels = shuffle_buffer, max_pixels
+        self.shuffle_buffer, self.max_pixels, self.encoded = shuffle_buffer, max_pixels, encoded
         self.epoch = 0
         if train and self.steps_per_epoch() == 0:
             raise ValueError(
@@ -166,18 +169,17 @@ class ShardStream(IterableDataset):
 
     def _decode(self, raw: dict[str, Any], size: int, epoch: int) -> dict[str, Any] | Skipped:
         field = next((ext for ext in IMAGE_EXTENSIONS if ext in raw), None)
+        source = raw.get("src")
+        sample_name = source.decode(errors="replace") if isinstance(source, bytes) else raw.get("__key__")
+        name = f"{raw.get('__url__', '?')}:{sample_name}"
         try:
             if field is None or "cls" not in raw:
                 raise DecodeError(f"sample {raw.get('__key__')} has no image or no cls field")
-            image = decode_rgb(raw[field], self.view.decode_short_side(size), self.max_pixels)
+            rng = random.Random(sample_seed(self.seed, epoch, raw["__key__"])) if self.train else None
+            sample = view_sample(raw[field], self.view, size, rng, self.max_pixels, self.encoded, name)
         except DecodeError as err:
-            source = raw.get("src")
-            sample_name = source.decode(errors="replace") if isinstance(source, bytes) else raw.get("__key__")
-            name = f"{raw.get('__url__', '?')}:{sample_name}"
             log.warning("skipping %s: %s", name, err)
             return Skipped(name, str(err))
-        rng = random.Random(sample_seed(self.seed, epoch, raw["__key__"])) if self.train else None
-        sample = self.view(image, size, rng)
         sample["target"] = int(raw["cls"])
         return sample
 

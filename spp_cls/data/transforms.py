@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
 from typing import Any, Optional, Protocol
 
 import torch
@@ -58,7 +59,10 @@ def resample_square(image: torch.Tensor, box: tuple[int, int, int], size: int, i
     region = region.contiguous(memory_format=torch.channels_last)
     if side == size:
         return region[0]
-    return F.interpolate(region, size=(size, size), mode=interpolation, antialias=True)[0]
+    if region.device.type == "cpu":  # torch's uint8 antialiased kernels exist on the CPU only
+        return F.interpolate(region, size=(size, size), mode=interpolation, antialias=True)[0]
+    resized = F.interpolate(region.float(), size=(size, size), mode=interpolation, antialias=True)[0]
+    return resized.round_().clamp_(0, 255).to(torch.uint8)
 
 
 def resize_short_side(image: torch.Tensor, short: int, interpolation: str = "bilinear") -> torch.Tensor:
@@ -89,6 +93,43 @@ class View(Protocol):
     def __call__(self, image: torch.Tensor, size: int, rng: Optional[random.Random]) -> dict[str, Any]: ...
 
 
+@dataclass(frozen=True)
+class ViewPlan:
+    """Everything random about one sample's view, drawn before any pixel is decoded: the square ``box``
+    (top, left, side) in pixels of the image as decoded, the flip and the lighting offset (None: none).
+    Decoding on the GPU (``device_decode.py``) draws it in the loader worker from the JPEG header and renders
+    it on the device; on the CPU both happen in the worker. Same draws either way: exact resume holds."""
+
+    box: tuple[int, int, int]
+    flip: bool = False
+    lighting: Optional[torch.Tensor] = None
+
+
+class PlannedView(Protocol):
+    """A ``View`` whose randomness is drawn by ``plan`` from the image size alone, so that decoding can wait."""
+
+    settings: DataConfig
+
+    def decode_short_side(self, size: int) -> Optional[int]: ...
+
+    def plan(self, height: int, width: int, rng: Optional[random.Random]) -> ViewPlan: ...
+
+    def __call__(self, image: torch.Tensor, size: int, rng: Optional[random.Random]) -> dict[str, Any]: ...
+
+
+def render_view(image: torch.Tensor, plan: ViewPlan, size: int, interpolation: str) -> torch.Tensor:
+    """The planned square of a (3, H, W) uint8 image (on any device), resized to ``size``, flipped if planned."""
+    view = resample_square(image, plan.box, size, interpolation)
+    return view.flip(-1) if plan.flip else view
+
+
+def _sample(view: torch.Tensor, plan: ViewPlan) -> dict[str, torch.Tensor]:
+    sample = {"image": view}
+    if plan.lighting is not None:
+        sample["lighting"] = plan.lighting
+    return sample
+
+
 class TrainView:
     """The paper's training view of a decoded image: a square at a random (or one of five) position(s),
     resized to the epoch's input size, flipped with probability 1/2, plus its lighting offset."""
@@ -99,16 +140,19 @@ class TrainView:
     def decode_short_side(self, size: int) -> Optional[int]:
         return self.settings.decode_short_side(size)
 
-    def __call__(self, image: torch.Tensor, size: int, rng: Optional[random.Random]) -> dict[str, torch.Tensor]:
+    def plan(self, height: int, width: int, rng: Optional[random.Random]) -> ViewPlan:
+        """The sample's draws, in a fixed order: position, offsets, flip, lighting."""
         if rng is None:
             raise ValueError("the training view needs a per-sample random generator")
         s = self.settings
         position = "random" if s.train_crop == "random" else rng.choice(FIVE_POSITIONS)
-        box = square_box(image.shape[1], image.shape[2], s, position, rng)
-        view = resample_square(image, box, size, s.interpolation)
-        if s.flip and rng.random() < 0.5:
-            view = view.flip(-1)
-        return {"image": view, "lighting": lighting_offset(s, rng)}
+        box = square_box(height, width, s, position, rng)
+        flip = s.flip and rng.random() < 0.5
+        return ViewPlan(box, flip, lighting_offset(s, rng))
+
+    def __call__(self, image: torch.Tensor, size: int, rng: Optional[random.Random]) -> dict[str, torch.Tensor]:
+        plan = self.plan(image.shape[1], image.shape[2], rng)
+        return _sample(render_view(image, plan, size, self.settings.interpolation), plan)
 
 
 class CenterView:
@@ -120,6 +164,9 @@ class CenterView:
     def decode_short_side(self, size: int) -> Optional[int]:
         return self.settings.decode_short_side(size)
 
+    def plan(self, height: int, width: int, rng: Optional[random.Random] = None) -> ViewPlan:
+        return ViewPlan(square_box(height, width, self.settings, "center"))
+
     def __call__(self, image: torch.Tensor, size: int, rng: Optional[random.Random] = None) -> dict[str, torch.Tensor]:
-        box = square_box(image.shape[1], image.shape[2], self.settings, "center")
-        return {"image": resample_square(image, box, size, self.settings.interpolation)}
+        plan = self.plan(image.shape[1], image.shape[2])
+        return _sample(render_view(image, plan, size, self.settings.interpolation), plan)

@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader
 
 from spp_cls.data.config import DataConfig
+from spp_cls.data.device_decode import ENCODED_FIELDS, decode_views, plannable
 from spp_cls.data.folder import (
     SkippingImageFolder,
     collate_skipping,
@@ -232,6 +234,7 @@ class ClassificationDataModule(pl.LightningDataModule):
             classes=self.classes,
             samples=self._folder_split(split),
             max_pixels=self.config.max_pixels,
+            encoded=self._decodes_on_device(view),
         )
 
     def _shard_stream(self, split: str, view: View, train: bool) -> ShardStream:
@@ -252,7 +255,12 @@ class ClassificationDataModule(pl.LightningDataModule):
             shuffle_buffer=self.config.shuffle_buffer,
             max_pixels=self.config.max_pixels,
             allow_pipe=self.config.allow_pipe,
+            encoded=self._decodes_on_device(view),
         )
+
+    def _decodes_on_device(self, view: View) -> bool:
+        """Whether this view's JPEGs travel encoded, to be decoded where the batch goes (data.decode_device)."""
+        return self.config.decode_device != "cpu" and plannable(view)
 
     def setup(self, stage: Optional[str] = None) -> None:
         try:
@@ -372,9 +380,30 @@ class ClassificationDataModule(pl.LightningDataModule):
         return batch
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        if "encoded" in batch:
+            self._decode_on_device(batch)
         if batch.get("image") is not None:
             batch["image"] = normalize_nested(self.normalizer, batch["image"], batch.pop("lighting", None))
         return batch
+
+    def _decode_on_device(self, batch: dict[str, Any]) -> None:
+        """Decode an encoded batch where its labels are (device_decode.py); files no decoder can read leave the
+        batch and join its skip count (the Lightning module logs ``skipped``, the tracker keeps the books)."""
+        device = batch["target"].device
+        images, kept, failed = decode_views(batch, device, self.config.interpolation, self.config.max_pixels)
+        for key in ENCODED_FIELDS:
+            batch.pop(key, None)
+        batch["image"] = images
+        if not failed:
+            return
+        split = self._current_split()
+        if split in self.skips:
+            self.skips[split].update({"skipped": len(failed), "skipped_paths": failed})
+        batch["skipped"] = batch["skipped"] + len(failed)
+        index = torch.tensor(kept, dtype=torch.long).to(device, non_blocking=True)
+        for key in ("target", "lighting"):
+            if batch.get(key) is not None:
+                batch[key] = batch[key].index_select(0, index) if kept else None
 
     def end_epoch_report(self, split: str) -> Optional[str]:
         """This process's skip report for the epoch that just ended (None if nothing was skipped)."""

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from torch.utils.data import DataLoader
 
 from spp_cls.data.config import DataConfig
+from spp_cls.data.device_decode import decode_views
 from spp_cls.data.folder import SkippingImageFolder, collate_skipping, list_classes
 from spp_cls.data.make_shards import ShardConfig, convert
 from spp_cls.data.shard_manifest import load_manifest
@@ -173,3 +175,17 @@ def test_bad_samples_inside_a_shard_are_skipped_and_named(shards: Path, tmp_path
     named = [p for b in batches for p in b["skipped_paths"]]
     assert len(named) == 1 and named[0].startswith(str(tar_path)) and named[0].endswith(".jpg")
     assert sum(len(b["target"]) for b in batches if b["target"] is not None) == 31
+
+
+def test_encoded_training_batches_render_to_the_decoded_ones(shards: Path) -> None:
+    """data.decode_device=cuda on shards: bytes and plans from the readers; the device renders the same views."""
+    settings = DataConfig(resize_size=73, crop_size=64, reduced_decode=False)
+    batches = []
+    for encoded in (False, True):
+        stream = _stream(shards, "train", True, sizes=[48], shuffle_buffer=10, encoded=encoded)
+        stream.view = TrainView(settings)
+        batches.append(_read(stream)[:2])
+    for plain, packed in zip(*batches):
+        images, kept, failed = decode_views(packed, torch.device("cpu"), "bilinear", 10**8)
+        assert kept == [0, 1, 2, 3] and not failed and images.shape == (4, 3, 48, 48)
+        assert torch.equal(images, plain["image"]) and torch.equal(packed["lighting"], plain["lighting"])

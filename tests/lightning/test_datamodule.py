@@ -121,18 +121,35 @@ def test_batches_are_normalised_on_transfer(tiny_data: Path) -> None:
     assert -3 < batch["image"].mean().item() < 3
 
 
-def test_skip_threshold_names_the_fraction_and_files(tiny_data: Path, tmp_path: Path) -> None:
+def test_device_decoding_delivers_the_cpu_paths_batches(tiny_data: Path) -> None:
+    batches = []
+    for device in ("cpu", "cuda"):  # cuda: bytes + plans from the workers, decoded where the batch is (here: CPU)
+        dm = make(tiny_data, batch_size=4, reduced_decode=False, decode_device=device)
+        dm.trainer = fake_trainer(training=True)
+        dm.setup("fit")
+        raw = next(iter(dm.train_dataloader()))
+        assert ("encoded" in raw) == (device == "cuda")
+        batches.append(dm.on_after_batch_transfer(dm.on_before_batch_transfer(raw, 0), 0))
+    cpu, device = batches
+    assert torch.equal(cpu["image"], device["image"]) and torch.equal(cpu["target"], device["target"])
+    assert not any(key in device for key in ("encoded", "ready", "box"))
+
+
+@pytest.mark.parametrize("decode_device", ["cpu", "cuda"])
+def test_skip_threshold_names_the_fraction_and_files(tiny_data: Path, tmp_path: Path, decode_device: str) -> None:
     root = tmp_path / "data"
     shutil.copytree(tiny_data, root)
     bad = bad_images.write(root / "train" / "00_disk", bad_images.unreadable())
     bad_images.write(root / "train" / "01_square", bad_images.convertible())
 
     def run_epoch(max_fraction: float) -> ClassificationDataModule:
-        dm = make(root, batch_size=74, max_skip_fraction=max_fraction)
+        dm = make(root, batch_size=74, max_skip_fraction=max_fraction, decode_device=decode_device)
         dm.trainer = fake_trainer(training=True)
         dm.setup("fit")
         for batch in dm.train_dataloader():
             dm.on_before_batch_transfer(batch, 0)  # counted from the host's copy, before the transfer
+            if decode_device == "cuda":
+                assert dm.on_after_batch_transfer(batch, 0)["image"].shape[0] == 70  # the rest decodes
         return dm
 
     dm = run_epoch(0.1)  # 4 of 74 (5.4%) are unreadable: tolerated, counted and named
