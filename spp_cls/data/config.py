@@ -235,6 +235,21 @@ def source_errors(data: Any, prefix: str = "", readers: Optional[tuple[int, int]
             len(manifest.classes) == d.num_classes,
             f"{p}root={d.root}: the manifest has {len(manifest.classes)} classes but {p}num_classes={d.num_classes}",
         )
+        stored = manifest.stored_short_side(d.train_split)
+        needed = math.ceil(d.resize_size * max(d.train_sizes) / d.crop_size)
+        check(
+            stored is None or stored >= needed,
+            f"{p}root={d.root}: the {d.train_split} split is stored at short side {stored} (make_shards --resize-short "
+            f"{stored}) but {p}resize_size={d.resize_size} with {p}train_sizes up to {max(d.train_sizes)} at "
+            f"{p}crop_size={d.crop_size} needs {needed}: training would upsample; convert again with --resize-short "
+            f"{needed}",
+        )
+        stored_val = manifest.stored_short_side(d.val_split)
+        check(
+            stored_val is None or stored_val >= d.resize_size,
+            f"{p}root={d.root}: the {d.val_split} split is stored at short side {stored_val}, under "
+            f"{p}resize_size={d.resize_size}: convert it again without resizing it (--resize-splits {d.train_split})",
+        )
         for split in (d.train_split, d.val_split):
             try:
                 shards = len(manifest.split(split).shards)

@@ -17,7 +17,13 @@ files do not. The converter reads ``SRC/<split>/<class>/<image>`` (or a flat ``S
 - Validated: every file goes through ``decode_rgb``, the decoder the readers use; empty, truncated,
   non-image and over-``--max-pixels`` files are logged and listed in the manifest (``splits.<split>.skipped``)
   instead of being copied, so training never meets them. The original bytes are kept (no generation loss),
-  unless ``--resize-short S``: images with a short side over S are re-encoded as JPEG at ``--quality``.
+  unless ``--resize-short S``: images of the training split (``--resize-splits``) with a short side over S
+  are resized to S and re-encoded as JPEG at ``--quality``. The paper's training never needs more than
+  ``data.resize_size`` x (largest training size / ``data.crop_size``) pixels of short side (256 for its
+  recipe), so storing the training split at that size loses nothing it would use and saves decoding the
+  rest at every epoch; the validation split stays whole for the full-image and multi-scale protocols (up
+  to 560 px). The manifest records what was resized, and the start-up validation refuses a training
+  config that would need more pixels than the shards hold.
 - Resumable: the plan (which file goes into which shard under which key) is a pure function of the source
   listing, the seed and the shard size, so a rerun recomputes it and only writes the shards that are missing.
   ``DST/.make_shards.json`` (written before anything else) holds the settings and a digest of the listing; a
@@ -89,6 +95,7 @@ class ShardConfig:
     shard_size: int = 1000
     resize_short: Optional[int] = None
     quality: Optional[int] = None  # only meaningful (and only recorded) with resize_short
+    resize_splits: tuple[str, ...] = ("train",)  # the splits resize_short applies to (recorded with it)
     seed: int = 0
     max_pixels: int = DEFAULT_MAX_PIXELS
     splits: tuple[str, ...] = ("train", "val")
@@ -103,7 +110,15 @@ class ShardConfig:
         content["splits"] = list(self.splits)
         if content["readers"] is None:
             del content["readers"]
+        if self.resize_short is None:  # unresized conversions keep the stamps they had before the option existed
+            del content["resize_splits"]
+        else:
+            content["resize_splits"] = list(self.resize_splits)
         return content
+
+    def resizes(self, split: str) -> Optional[int]:
+        """The short side ``split`` is stored at, if it is resized (None: original files)."""
+        return self.resize_short if split in self.resize_splits else None
 
 
 @dataclass(frozen=True)
@@ -310,6 +325,7 @@ def write_json_atomic(path: Path, content: Any) -> None:
 @dataclass(frozen=True)
 class WriteOptions:
     resize_short: Optional[int]
+    resize_splits: tuple[str, ...]
     quality: int
     max_pixels: int
 
@@ -330,7 +346,8 @@ def write_shard(dst: Path, plan: ShardPlan, options: WriteOptions) -> ShardResul
                     try:
                         with open(sample.path, "rb") as f:
                             data = f.read()
-                        data = prepare_image(data, options.resize_short, options.quality, options.max_pixels)
+                        resize = options.resize_short if plan.split in options.resize_splits else None
+                        data = prepare_image(data, resize, options.quality, options.max_pixels)
                     except (OSError, DecodeError) as err:
                         skipped.append({"path": sample.src, "reason": str(err)})
                         continue
@@ -524,6 +541,10 @@ def convert(settings: ShardConfig, dst: Path, workers: int = 1) -> ConversionRep
         raise ConversionError("--readers must be >= 1")
     if len(set(settings.splits)) != len(settings.splits) or not settings.splits:
         raise ConversionError(f"--splits must name distinct splits, got {list(settings.splits)}")
+    if settings.resize_short is not None and not set(settings.resize_splits) <= set(settings.splits):
+        raise ConversionError(
+            f"--resize-splits {list(settings.resize_splits)} must be among --splits {list(settings.splits)}"
+        )
     # quality only means something with resize_short: record it exactly when it is used
     settings = replace(settings, quality=(settings.quality or 95) if settings.resize_short is not None else None)
     root = Path(settings.source)
@@ -570,7 +591,7 @@ def convert(settings: ShardConfig, dst: Path, workers: int = 1) -> ConversionRep
 
     total = sum(len(v) for v in listings.values())
     progress = Progress(total, sum(r.samples + len(r.skipped) for r in results.values()))
-    options = WriteOptions(settings.resize_short, settings.quality or 95, settings.max_pixels)
+    options = WriteOptions(settings.resize_short, settings.resize_splits, settings.quality or 95, settings.max_pixels)
     for result in _run_pending(dst, pending, options, workers, progress):
         results[(result.split, result.index)] = result
         _log_skipped(result)
@@ -638,6 +659,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, metavar="K", help="seed of the shuffle (default 0)")
     parser.add_argument(
+        "--resize-splits",
+        nargs="+",
+        default=["train"],
+        metavar="SPLIT",
+        help="splits that --resize-short applies to (default: train; the full-image test protocols want val whole)",
+    )
+    parser.add_argument(
         "--splits",
         nargs="+",
         default=["train", "val"],
@@ -696,6 +724,7 @@ def settings_from_args(args: argparse.Namespace) -> ShardConfig:
         val_labels=absolute(args.val_labels),
         val_label_map=label_map,
         readers=args.readers,
+        resize_splits=tuple(args.resize_splits),
     )
 
 

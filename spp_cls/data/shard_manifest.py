@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "spp-cls-shards"
@@ -52,6 +52,14 @@ class ShardManifest:
     classes: tuple[str, ...]
     splits: dict[str, ShardSplit]
     settings: dict[str, Any]
+
+    def stored_short_side(self, name: str) -> Optional[int]:
+        """The short side split ``name`` was resized to by ``make_shards --resize-short`` (None: original
+        files). Manifests from before ``--resize-splits`` resized every split."""
+        short = self.settings.get("resize_short")
+        if short is None:
+            return None
+        return int(short) if name in self.settings.get("resize_splits", list(self.splits)) else None
 
     def split(self, name: str) -> ShardSplit:
         if name not in self.splits:

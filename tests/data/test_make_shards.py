@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spp_cls.data.config import DataConfig
+from spp_cls.data.config import DataConfig, source_errors
 from spp_cls.data.decode import decode_rgb
 from spp_cls.data.make_shards import STATE_NAME, main, sidecar_name
 from spp_cls.data.shard_manifest import MANIFEST_NAME, load_manifest
@@ -238,9 +238,13 @@ def test_resize_short_side(tiny_data: Path, tmp_path: Path) -> None:
     (folder / "tall.png").write_bytes(big_png.getvalue())
     (folder / "large.jpg").write_bytes(_jpeg(640, 400, seed=2))  # decoded at reduced scale, then resized
     dst = tmp_path / "shards"
-    assert _convert(src, dst, "--splits", "val", "--resize-short", "64", "--quality", "90") == 0
-    settings = load_manifest(str(dst)).settings
-    assert settings["resize_short"] == 64 and settings["quality"] == 90
+    assert _convert(src, dst, "--splits", "val", "--resize-short", "64", "--quality", "90") == 2  # val is not train
+    assert (
+        _convert(src, dst, "--splits", "val", "--resize-short", "64", "--quality", "90", "--resize-splits", "val") == 0
+    )
+    manifest = load_manifest(str(dst))
+    assert manifest.settings["resize_short"] == 64 and manifest.settings["quality"] == 90
+    assert manifest.stored_short_side("val") == 64
     samples = _read_split(dst, "val")
     assert len(samples) == 32 + 3
     for name, sample in samples.items():
@@ -300,3 +304,26 @@ def test_readers_give_every_split_enough_shards(tiny_data: Path, tmp_path: Path)
     assert _convert(tiny_data, plain, "--shard-size", "8") == 0
     assert "readers" not in json.loads((plain / STATE_NAME).read_text())["settings"]  # as before the option existed
     assert (enough / "train-000003.tar").read_bytes() == (plain / "train-000003.tar").read_bytes()
+
+
+def test_resize_short_applies_to_the_training_split_only_by_default(tiny_data: Path, tmp_path: Path) -> None:
+    """The recommended layout for GPU nodes: training pre-resized, validation whole for the full-image protocols."""
+    dst = tmp_path / "shards"
+    assert _convert(tiny_data, dst, "--shard-size", "16", "--resize-short", "40") == 0
+    manifest = load_manifest(str(dst))
+    assert manifest.stored_short_side("train") == 40 and manifest.stored_short_side("val") is None
+    train, val = _read_split(dst, "train"), _read_split(dst, "val")
+    assert {min(decode_rgb(s["jpg"]).shape[1:]) for s in train.values()} == {40}
+    originals = {p.relative_to(tiny_data / "val").as_posix(): p.read_bytes() for p in (tiny_data / "val").rglob("*.*")}
+    assert all(sample[_image_field(sample)] == originals[name] for name, sample in val.items())  # untouched bytes
+
+
+def test_training_that_needs_more_pixels_than_the_shards_hold_is_refused_at_start_up(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    dst = tmp_path / "shards"
+    assert _convert(tiny_data, dst, "--shard-size", "16", "--resize-short", "66") == 0
+    settings = dict(name="t", root=str(dst), num_classes=4, format="shards", resize_size=73, crop_size=64)
+    assert source_errors(DataConfig(**settings, train_sizes=[48, 56]), "data.") == []  # 73 x 56 / 64 = 64 <= 66
+    errors = source_errors(DataConfig(**settings, train_sizes=[64, 48]), "data.")
+    assert len(errors) == 1 and "stored at short side 66" in errors[0] and "--resize-short 73" in errors[0]
