@@ -3,11 +3,14 @@ cropped and run one by one, and against its bare cost, side by side in one run o
 
 Run from the repository root::
 
-    python benchmarks/multiview.py [--arch zf5] [--width 1.0] [--images 2] [--repeats 3] [--json PATH]
-        [--chunk 64] [--seed 0]
+    python benchmarks/multiview.py [--arch zf5] [--width 1.0] [--fc-dim 4096] [--num-classes 1000] [--images 2]
+        [--repeats 3] [--threads N] [--json PATH] [--chunk 64] [--seed 0]
 
-Model: ``create_classifier(arch, num_classes=1000, input_size=224, spp=True, width=...)`` with its random
-(kaiming) initial weights, in eval mode, under ``torch.inference_mode()``, ``torch.set_num_threads(cores)``.
+Model: ``create_classifier(arch, num_classes=..., input_size=224, spp=True, width=..., fc_dim=...)`` with its
+random (kaiming) initial weights (``--width``, ``--fc-dim``, ``--num-classes`` below the paper's 1.0, 4096, 1000
+only to make a tiny net for a smoke run), in eval mode, under ``torch.inference_mode()``,
+``torch.set_num_threads(cores)`` (``--threads``: on a shared CPU, 1 keeps wall times steady, as two threads on
+two busy cores wait for each other at every barrier).
 Images: ``--images`` random uint8 500x375 (landscape 4:3) base images, each resized (``resize_short_side``,
 antialiased bilinear) to short side s = 224, 256, 300, 360, 448, 560 (long side round(4 s / 3)), then
 normalised (ImageNet channel mean / std) to float (3, s, round(4 s / 3)) tensors. Every method gets the same
@@ -259,19 +262,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     parser.add_argument("--arch", default="zf5", choices=sorted(ARCHITECTURES))
     parser.add_argument("--width", type=float, default=1.0, help="conv channel multiplier (1.0: the paper's net)")
+    parser.add_argument("--fc-dim", type=int, default=4096, help="fc6/fc7 width (4096: the paper's net)")
+    parser.add_argument("--num-classes", type=int, default=1000)
     parser.add_argument(
         "--images", type=int, default=2, help="images (one batch); ~27 s each per repeat at width 1 on 2 cores"
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--chunk", type=int, default=64, help="crops per model call in (b)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads (default: cores)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="save every raw number here")
     args = parser.parse_args(argv)
-    if args.images < 1 or args.repeats < 1 or args.chunk < 1 or args.width <= 0:
-        parser.error("--images, --repeats and --chunk must be >= 1 and --width > 0")
+    if min(args.images, args.repeats, args.chunk, args.fc_dim, args.num_classes, args.threads) < 1 or args.width <= 0:
+        parser.error("--images, --repeats, --chunk, --fc-dim, --num-classes and --threads must be >= 1, --width > 0")
 
     wall_start = time.perf_counter()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     command = "python benchmarks/multiview.py" + ("" if not sys.argv[1:] else " " + shlex.join(sys.argv[1:]))
     machine = (
@@ -284,7 +290,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     assert isinstance(protocol, MultiView)
     scales, window = protocol.scales, protocol.window
     model = create_classifier(
-        arch=args.arch, num_classes=1000, input_size=settings.crop_size, spp=True, width=args.width
+        arch=args.arch,
+        num_classes=args.num_classes,
+        input_size=settings.crop_size,
+        spp=True,
+        width=args.width,
+        fc_dim=args.fc_dim,
     )
     model.eval()
     images = make_images(args.images, scales, settings, args.seed)
@@ -361,8 +372,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print()
     print(f"Machine: {machine}")
     print(f"Command: `{command}`")
-    if args.width != 1.0:
-        print(f"Note: width {args.width}: conv channels scaled by {args.width} (not the paper's full-width net)")
+    if (args.width, args.fc_dim, args.num_classes) != (1.0, 4096, 1000):
+        print(
+            f"Note: width {args.width}, fc {args.fc_dim}, {args.num_classes} classes: not the paper's full-size net "
+            "(1.0, 4096, 1000)"
+        )
     print()
     print(f"{args.images} images x {views_per_image} views, median of {args.repeats} repeats:")
     print()
