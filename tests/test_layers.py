@@ -13,7 +13,9 @@ it does:
 - 5 ``export``: rebuilds a trained network through the Lightning module and writes programs; a front end of
   its own that must not depend on the training CLI. ``config``: the composition root's schema (it composes
   the layers' own config classes) and start-up validation (it calls the layers' own checks).
-- 6 ``cli``: ``train.py``/``evaluate.py``: composes the config and builds everything from it.
+- 6 ``cli``: ``train.py``/``evaluate.py``: composes the config and builds everything from it. ``predict``:
+  ``python -m spp_cls.predict``, a front end of its own (checkpoints and exported programs through the test
+  protocols' views); it reads checkpoints as ``export`` does and uses none of the training CLI.
 - 7 ``reporting``: reads the run folders and result files that the CLI writes (``cli.results``' file names,
   the config's resolvers) and sets them beside the paper's tables; nothing imports it.
 
@@ -39,6 +41,7 @@ RANKS = {
     "export": 5,
     "config": 5,
     "cli": 6,
+    "predict": 6,
     "reporting": 7,
 }
 

@@ -1,0 +1,138 @@
+"""``python -m spp_cls.predict``: a checkpoint and its ONNX export agree on every image's top-1 (center and full);
+``--json`` records; unreadable files reported and skipped; one-line errors for what cannot be predicted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from spp_cls.predict.__main__ import main
+from tests.predict.conftest import CLASSES, SIZES
+
+
+def predict(capsys: pytest.CaptureFixture, *args: object) -> tuple[int, str, str]:
+    code = main([str(a) for a in args] + ["--workers", "0"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.slow  # the ONNX export
+@pytest.mark.parametrize("protocol", ["center", "full"])
+def test_checkpoint_and_onnx_give_the_same_top1(
+    models: dict[str, Path],
+    onnx_model: Path,
+    images: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    protocol: str,
+) -> None:
+    models = {**models, "onnx": onnx_model}
+    for name in ("ckpt", "onnx"):
+        run = ["--run", models["ckpt"]] if name == "onnx" else []
+        code, _, err = predict(
+            capsys, models[name], images, "--protocol", protocol, "--json", tmp_path / f"{name}.jsonl", *run
+        )
+        assert code == 0, err
+        assert f"{len(SIZES)} images predicted" in err and "1 skipped" in err
+    by_ckpt, by_onnx = records(tmp_path / "ckpt.jsonl"), records(tmp_path / "onnx.jsonl")
+    assert [r["path"] for r in by_ckpt] == [r["path"] for r in by_onnx]
+    read = [(a, b) for a, b in zip(by_ckpt, by_onnx) if "error" not in a]
+    assert len(read) == len(SIZES)
+    assert [a["classes"][0] for a, _ in read] == [b["classes"][0] for _, b in read]
+    assert len({a["classes"][0] for a, _ in read}) > 1, "the images should not all get one class"
+    for a, b in read:
+        assert b["probabilities"] == pytest.approx(a["probabilities"], abs=1e-4)
+
+
+def test_json_records_and_printed_lines(
+    models: dict[str, Path], images: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out_file = tmp_path / "out.jsonl"
+    code, out, err = predict(capsys, models["ckpt"], images, "--topk", "3", "--json", out_file)
+    assert code == 0
+    found = records(out_file)
+    paths = sorted(str(p) for p in images.rglob("*") if p.is_file())
+    assert [r["path"] for r in found] == paths  # every file once, in the order they were read (sorted)
+    broken = next(r for r in found if r["path"].endswith("broken.jpg"))
+    assert set(broken) == {"path", "error"}
+    assert f"skipped {broken['path']}" in err
+    for record in (r for r in found if "error" not in r):
+        assert set(record) == {"path", "classes", "names", "indices", "probabilities"}
+        assert len(record["classes"]) == 3 and record["probabilities"] == sorted(record["probabilities"], reverse=True)
+        assert record["classes"] == [CLASSES[i] for i in record["indices"]]
+        readable = {"n01440764": "tench", "n01443537": "goldfish"}
+        assert record["names"] == [readable.get(c, c) for c in record["classes"]]
+        assert 0 < sum(record["probabilities"]) <= 1 + 1e-5
+    assert len(out.splitlines()) == len(SIZES)
+    assert all("\t" in line and line.split("\t")[0] in paths for line in out.splitlines())
+
+
+def test_multiview_on_the_spp_checkpoint(models: dict[str, Path], images: Path, capsys: pytest.CaptureFixture) -> None:
+    code, out, err = predict(
+        capsys, models["ckpt"], images / "img0.jpg", images / "img3.jpg", "--protocol", "multiview"
+    )
+    assert code == 0, err
+    assert len(out.splitlines()) == 2 and "(multiview)" in err
+
+
+def test_unreadable_images_only_exit_1(
+    models: dict[str, Path], images: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code, out, err = predict(capsys, models["ckpt"], images / "broken.jpg", tmp_path / "missing.jpg")
+    assert code == 1 and out == ""
+    assert "0 images predicted" in err and "2 skipped" in err and "missing.jpg" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert predict(capsys, models["ckpt"], empty)[0] == 1
+
+
+@pytest.mark.parametrize(
+    "model, extra, words",
+    [
+        ("missing.ckpt", [], "model not found:"),
+        ("image", [], "is neither a training checkpoint nor an exported model (.onnx, .pt2)"),
+        ("image.onnx", [], "is not a readable ONNX model"),
+        ("image.pt2", [], "is not a torch.export program"),
+        ("ckpt", ["--classes", "three.txt"], "three.txt has 3 classes but zf5_spp has 4 outputs"),
+        pytest.param(
+            "onnx",
+            ["--classes", "three.txt"],
+            "three.txt has 3 classes but spp.onnx (any size) has 4 outputs",
+            marks=pytest.mark.slow,  # the ONNX export
+        ),
+        pytest.param(
+            "onnx",
+            ["--protocol", "multiview"],
+            "protocol multiview pools views on the feature maps",
+            marks=pytest.mark.slow,
+        ),
+        ("fixed", ["--protocol", "full"], "protocol full feeds whole images of any size, which only an SPP model"),
+    ],
+)
+def test_errors_are_one_line(
+    request: pytest.FixtureRequest,
+    models: dict[str, Path],
+    images: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    model: str,
+    extra: list[str],
+    words: str,
+) -> None:
+    (tmp_path / "three.txt").write_text("a\nb\nc\n")
+    for suffix in ("", ".onnx", ".pt2"):
+        (tmp_path / f"image{suffix}").write_bytes((images / "img0.jpg").read_bytes())
+    if model == "onnx":
+        models = {**models, "onnx": request.getfixturevalue("onnx_model")}
+    path = models[model] if model in models else tmp_path / model
+    extra = [str(tmp_path / e) if e.endswith(".txt") else e for e in extra]
+    code, out, err = predict(capsys, path, images, *extra)
+    assert code == 2 and out == ""
+    lines = [line for line in err.splitlines() if not line.startswith("note:")]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], err
