@@ -17,6 +17,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from typing import Any, Optional
 
 import torch
@@ -82,6 +83,7 @@ def predict(args: argparse.Namespace) -> int:
     settings = loaded.settings.data
     records: list[dict[str, Any]] = []
     predicted = skipped = 0
+    start = time.monotonic()
     with tqdm(total=len(files), unit="img", disable=not sys.stderr.isatty(), file=sys.stderr) as progress:
         for batch in batches(files, scorer.protocol.view(), settings, args.batch_size, args.workers):
             for bad in batch.skipped:
@@ -95,7 +97,11 @@ def predict(args: argparse.Namespace) -> int:
     if args.json:
         order = {path: i for i, path in reversed(list(enumerate(files)))}  # a file given twice: its first place
         write_json(args.json, sorted(records, key=lambda record: order[record["path"]]))
-    print(f"{predicted} images predicted by {loaded.name} ({args.protocol}), {skipped} skipped", file=sys.stderr)
+    rate = (predicted + skipped) / max(time.monotonic() - start, 1e-9)  # reading, decoding and scoring
+    print(
+        f"{predicted} images predicted by {loaded.name} ({args.protocol}), {skipped} skipped, {rate:.1f} images/s",
+        file=sys.stderr,
+    )
     return 0 if predicted else 1
 
 
