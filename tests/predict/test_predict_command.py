@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from spp_cls.export import save_export
+from spp_cls.export.checkpoint import load_trained_model
 from spp_cls.predict.__main__ import main
-from tests.predict.conftest import CLASSES, SIZES
+from tests.predict.conftest import CLASSES, CROP, SIZES
 
 
 def predict(capsys: pytest.CaptureFixture, *args: object) -> tuple[int, str, str]:
@@ -136,3 +138,18 @@ def test_errors_are_one_line(
     assert code == 2 and out == ""
     lines = [line for line in err.splitlines() if not line.startswith("note:")]
     assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], err
+
+
+@pytest.mark.slow  # the torch.export of the network
+def test_a_pt2_program_gives_the_checkpoints_top1(
+    models: dict[str, Path], images: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    model, _ = load_trained_model(models["ckpt"])
+    program = save_export(model, tmp_path / "spp.pt2", CROP, CROP, dynamic=True)
+    assert predict(capsys, models["ckpt"], images, "--json", tmp_path / "ckpt.jsonl")[0] == 0
+    code, _, err = predict(capsys, program, images, "--run", models["ckpt"], "--json", tmp_path / "pt2.jsonl")
+    assert code == 0, err
+    read = [
+        (a, b) for a, b in zip(records(tmp_path / "ckpt.jsonl"), records(tmp_path / "pt2.jsonl")) if "error" not in a
+    ]
+    assert len(read) == len(SIZES) and all(a["indices"] == b["indices"] for a, b in read)
