@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Optional
 
-import torch
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
@@ -190,10 +189,6 @@ def source_errors(data: Any, prefix: str = "", readers: Optional[tuple[int, int]
         if not ok:
             errors.append(message)
 
-    check(
-        d.decode_device != "cuda" or torch.cuda.is_available(),
-        f"{p}decode_device=cuda needs a CUDA device, and this machine has none (use {p}decode_device=cpu)",
-    )
     if d.normalization == "mean_image" and d.mean_image:
         check(
             Path(str(d.mean_image)).expanduser().is_file(),

@@ -263,6 +263,12 @@ class ClassificationDataModule(pl.LightningDataModule):
         return self.config.decode_device != "cpu" and plannable(view)
 
     def setup(self, stage: Optional[str] = None) -> None:
+        device = self.trainer.strategy.root_device.type if self.trainer is not None else None
+        if self.config.decode_device == "cuda" and device not in (None, "cuda"):
+            raise DataSetupError(
+                f"data.decode_device=cuda decodes JPEGs on the device the batches go to, but this run's device is "
+                f"{device}: train on a GPU (trainer=gpu) or set data.decode_device=cpu"
+            )
         try:
             self._setup(stage)
         except (FileNotFoundError, ValueError) as err:

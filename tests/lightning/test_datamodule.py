@@ -124,15 +124,22 @@ def test_batches_are_normalised_on_transfer(tiny_data: Path) -> None:
 def test_device_decoding_delivers_the_cpu_paths_batches(tiny_data: Path) -> None:
     batches = []
     for device in ("cpu", "cuda"):  # cuda: bytes + plans from the workers, decoded where the batch is (here: CPU)
-        dm = make(tiny_data, batch_size=4, reduced_decode=False, decode_device=device)
+        dm = make(tiny_data, batch_size=4, reduced_decode=False, decode_device=device, pin_memory=False)
         dm.trainer = fake_trainer(training=True)
-        dm.setup("fit")
+        dm.setup("fit") if device == "cpu" else dm._setup("fit")  # setup() itself refuses a CPU run, tested below
         raw = next(iter(dm.train_dataloader()))
         assert ("encoded" in raw) == (device == "cuda")
         batches.append(dm.on_after_batch_transfer(dm.on_before_batch_transfer(raw, 0), 0))
     cpu, device = batches
     assert torch.equal(cpu["image"], device["image"]) and torch.equal(cpu["target"], device["target"])
     assert not any(key in device for key in ("encoded", "ready", "box"))
+
+
+def test_decoding_on_the_gpu_is_refused_for_a_cpu_run_at_setup(tiny_data: Path) -> None:
+    dm = make(tiny_data, decode_device="cuda")
+    dm.trainer = fake_trainer(training=True)
+    with pytest.raises(DataSetupError, match="data.decode_device=cuda .* this run's device is cpu"):
+        dm.setup("fit")
 
 
 @pytest.mark.parametrize("decode_device", ["cpu", "cuda"])
@@ -145,7 +152,7 @@ def test_skip_threshold_names_the_fraction_and_files(tiny_data: Path, tmp_path: 
     def run_epoch(max_fraction: float) -> ClassificationDataModule:
         dm = make(root, batch_size=74, max_skip_fraction=max_fraction, decode_device=decode_device)
         dm.trainer = fake_trainer(training=True)
-        dm.setup("fit")
+        dm._setup("fit")  # a CPU stand-in for the GPU: setup() would refuse decode_device=cuda here
         for batch in dm.train_dataloader():
             dm.on_before_batch_transfer(batch, 0)  # counted from the host's copy, before the transfer
             if decode_device == "cuda":
