@@ -218,3 +218,23 @@ def test_alternate_needs_spp_models_and_enough_warmup() -> None:
         ts.main(["--models", "zf5", "--alternate", "--sizes", "64", "48", "--device", "cpu"])
     with pytest.raises(SystemExit):
         ts.main(["--models", "zf5_spp", "--alternate", "--sizes", "64", "48", "--warmup", "1", "--device", "cpu"])
+
+
+def test_main_alternating_compiled_with_evaluation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The rest of main's paths: --alternate, evaluation rows, the compiled-graphs column (dynamo's cheap eager
+    backend), --threads, --loops (one: the loops themselves are tested above)."""
+    out = tmp_path / "raw.json"
+    tiny = ["--width", "0.125", "--fc-dim", "16", "--num-classes", "5", "--batch", "2", "--threads", "1"]
+    code = ts.main(
+        ["model.compile=true", "model.compile_backend=eager", "model.dropout=0", "--models", "zf5_spp"]
+        + ["--alternate", "--sizes", "112", "96", "--steps", "2", "--warmup", "2", "--repeats", "1"]
+        + [*tiny, "--loops", "hand", "--device", "cpu", "--json", str(out)]
+    )
+    assert code == 0 and torch.get_num_threads() == 1
+    printed = capsys.readouterr().out
+    assert "compile True" in printed and "| `zf5_spp` | 112/96 |" in printed
+    raw = json.loads(out.read_text())
+    assert [(m["loop"], m["train"]) for m in raw["measurements"]] == [("hand", True), ("hand", False)]
+    assert all(m["images_per_s"] > 0 for m in raw["measurements"])
+    assert all(m["graphs_after_warmup"] == 0 for m in raw["measurements"])  # one dynamic graph for both sizes
+    assert set(raw["summary"]) == {"zf5_spp@112/96 train", "zf5_spp@112/96 eval"}
