@@ -1,5 +1,6 @@
 """Multi-view testing on full-image feature maps (paper §3.1.5): the conv layers run once per image, scale
-and mirror; every view window is SPP-pooled on the feature map, never cropped from the image.
+and mirror; every view window is SPP-pooled on the feature map, never cropped from the image. A timm backbone
+with its own global pooling (``model.spp=false``) pools each window's cells with that pooling instead.
 
 All windows of a group of same-size images are pooled in one ``torchvision.ops.roi_pool`` call per pyramid
 level. ``roi_pool`` with integer feature-map boxes [x1, x2] splits a box of a = x2 - x1 + 1 cells into bins
@@ -19,21 +20,24 @@ bfloat16's 8 significant bits.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, Union
 
 import torch
 from torchvision.ops import roi_pool
 
 from spp_cls.evaluation.windows import map_window, window_positions
 from spp_cls.models.network import SppNet
+from spp_cls.models.timm_backbone import TimmBackboneNet
+
+Net = Union[SppNet, TimmBackboneNet]
 
 
-def features(model: SppNet, images: torch.Tensor) -> torch.Tensor:
+def features(model: Net, images: torch.Tensor) -> torch.Tensor:
     """The last conv map (the model's own size check is for whole inputs, not needed here)."""
     return model.features(images)
 
 
-def head_scores(model: SppNet, pooled: torch.Tensor) -> torch.Tensor:
+def head_scores(model: Net, pooled: torch.Tensor) -> torch.Tensor:
     """Softmax (float32) of fc6-fc8 applied to SPP vectors."""
     return model.fc8(model.pre_logits(pooled)).softmax(dim=-1, dtype=torch.float32)
 
@@ -56,7 +60,7 @@ class FeatureMapViews:
     chunk_views: int = 512
     chunk_pixels: int = 4_000_000
 
-    def score_sums(self, model: SppNet, images: torch.Tensor) -> tuple[torch.Tensor, int]:
+    def score_sums(self, model: Net, images: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Sum over this scale's views of the softmax scores of each image (N, 3, H, W) and the views per image."""
         height, width = images.shape[-2:]
         windows = window_positions(height, width, self.window, self.layout)
@@ -68,13 +72,18 @@ class FeatureMapViews:
             totals.append(self._pooled_scores(model, maps, windows, chunk.shape[0]))
         return torch.cat(totals), 2 * len(windows)
 
-    def _pooled_scores(self, model: SppNet, maps: torch.Tensor, windows: list, count: int) -> torch.Tensor:
+    def _pooled_scores(self, model: Net, maps: torch.Tensor, windows: list, count: int) -> torch.Tensor:
         cells = [map_window(w, model.arch, maps.shape[-2], maps.shape[-1], self.mapping) for w in windows]
         rows = torch.tensor(
             [(m, *c) for m in range(maps.shape[0]) for c in cells], dtype=torch.float32, device=maps.device
         )
         owner = torch.arange(maps.shape[0], device=maps.device).repeat_interleave(len(cells)) % count
         sums = torch.zeros(count, model.num_classes, dtype=torch.float32, device=maps.device)
+        if not model.spp:  # a timm backbone's global pooling: each window's cells through the backbone's own head
+            for x1, y1, x2, y2 in cells:
+                scores = head_scores(model, model.pool(maps[..., y1 : y2 + 1, x1 : x2 + 1]).flatten(1))
+                sums.index_add_(0, torch.arange(maps.shape[0], device=maps.device) % count, scores)
+            return sums
         for start in range(0, rows.shape[0], self.chunk_views):
             scores = head_scores(model, pool_boxes(maps, rows[start : start + self.chunk_views], model.pyramid))
             sums.index_add_(0, owner[start : start + self.chunk_views], scores)

@@ -40,9 +40,8 @@ from torch import nn
 from spp_cls.data.config import DataConfig
 from spp_cls.data.transforms import FIVE_POSITIONS, CenterView, View, resample_square, resize_short_side, square_box
 from spp_cls.evaluation.config import ProtocolConfig
-from spp_cls.evaluation.multiview import FeatureMapViews
+from spp_cls.evaluation.multiview import FeatureMapViews, Net
 from spp_cls.evaluation.windows import LAYOUTS, MAPPINGS
-from spp_cls.models.network import SppNet
 
 Images = Union[torch.Tensor, list]
 
@@ -76,7 +75,9 @@ class TestProtocol(ABC):
 
     def check_model(self, model: nn.Module, model_name: str) -> None:
         """Refuse a model the protocol cannot test (the full-image protocols need SPP)."""
-        if self.needs_spp and not getattr(model, "spp", False):
+        # a model built for one size (a paper network without SPP) has a fixed_input_size; a timm backbone with
+        # its global pooling takes any size, as the SPP models do
+        if self.needs_spp and getattr(model, "fixed_input_size", None) is not None:
             raise ValueError(
                 f"protocol {self.name} feeds whole images of any size, which only an SPP model takes; "
                 f"{model_name} (model.spp=false) is built for one input size"
@@ -161,7 +162,7 @@ def size_groups(images: Images) -> list[tuple[list[int], torch.Tensor]]:
     return [(idx, torch.stack([images[i] for i in idx])) for idx in groups.values()]
 
 
-def full_image_sums(model: SppNet, images: Images, flip: bool) -> tuple[torch.Tensor, int, int]:
+def full_image_sums(model: Net, images: Images, flip: bool) -> tuple[torch.Tensor, int, int]:
     """Summed softmax scores of whole-image views (and mirrors), by size group; (sums (B, C), views, B)."""
     count = len(images) if isinstance(images, list) else images.shape[0]
     sums: Optional[torch.Tensor] = None
@@ -188,8 +189,8 @@ class FullImage(TestProtocol):
         return ScalesView(self.settings, (self.settings.resize_size,), as_list=False)
 
     def scores(self, model: nn.Module, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
-        with cudnn_autotuning_off():  # runs an SppNet's parts (features, pool, fc6-fc8)
-            sums, views, count = full_image_sums(cast(SppNet, model), images, self.flip)
+        with cudnn_autotuning_off():  # runs the network's parts (features, pool, fc6-fc8)
+            sums, views, count = full_image_sums(cast(Net, model), images, self.flip)
         return sums / views, sums.new_full((count,), float(views))
 
 
@@ -224,10 +225,10 @@ class MultiView(TestProtocol):
         return ScalesView(self.settings, self.scales + extra)
 
     def scores(self, model: nn.Module, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
-        with cudnn_autotuning_off():  # runs an SppNet's parts (features, pool, fc6-fc8)
-            return self._scores(cast(SppNet, model), images)
+        with cudnn_autotuning_off():  # runs the network's parts (features, pool, fc6-fc8)
+            return self._scores(cast(Net, model), images)
 
-    def _scores(self, model: SppNet, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
+    def _scores(self, model: Net, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
         per_scale = list(zip(*images))  # a batch is a list (images) of lists (scales)
         count = len(images)
         sums, views = None, None
@@ -243,7 +244,7 @@ class MultiView(TestProtocol):
         views = views.to(sums.device)
         return sums / views[:, None], views
 
-    def _scale_sums(self, model: SppNet, images: list, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _scale_sums(self, model: Net, images: list, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         sums: Optional[torch.Tensor] = None
         views = torch.zeros(count)
         for positions, group in size_groups(images):

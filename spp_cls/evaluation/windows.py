@@ -9,7 +9,8 @@ coincide (at scale 224 the window spans the short side, so only 3 distinct posit
 Each layout is used on the image and on its mirror, so ``eighteen`` gives 18 views per scale, 6 at 224.
 
 Mapping a window to feature-map cells (inclusive indices), with S the network's total stride and c0 the
-image position of the receptive-field centre of cell 0 (``Architecture.first_center``):
+image position of the receptive-field centre of cell 0 (``Architecture.first_center``; measured for a timm
+backbone: ``spp_cls/models/timm_geometry.py``):
 
 - ``paper`` (the appendix): left = floor((x0 - c0) / S) + 1, right = ceil((x0 + side - c0) / S) - 1, the cells
   whose centres lie inside the window. The appendix states it for nets padded by floor(k/2) everywhere
@@ -27,7 +28,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from spp_cls.models.architectures import Architecture
+from spp_cls.models.geometry import MapGeometry
 
 LAYOUTS = {
     "ten": ("center", "top_left", "top_right", "bottom_left", "bottom_right"),
@@ -66,7 +67,7 @@ def window_positions(height: int, width: int, side: int, layout: str) -> list[Wi
     return windows
 
 
-def _map_edges(start: int, side: int, arch: Architecture, size: int, mapping: str) -> tuple[int, int]:
+def _map_edges(start: int, side: int, arch: MapGeometry, size: int, mapping: str) -> tuple[int, int]:
     stride, center = arch.total_stride, arch.first_center
     if mapping == "paper":
         left = math.floor((start - center) / stride) + 1
@@ -83,7 +84,7 @@ def _map_edges(start: int, side: int, arch: Architecture, size: int, mapping: st
 
 
 def map_window(
-    window: Window, arch: Architecture, map_height: int, map_width: int, mapping: str
+    window: Window, arch: MapGeometry, map_height: int, map_width: int, mapping: str
 ) -> tuple[int, int, int, int]:
     """Inclusive feature-map box (x1, y1, x2, y2) of ``window``, as ``torchvision.ops.roi_pool`` takes it."""
     x1, x2 = _map_edges(window.x0, window.side, arch, map_width, mapping)

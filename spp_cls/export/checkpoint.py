@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from spp_cls.checkpointing import CheckpointError, load_safe
 from spp_cls.lightning import SppClassifier
 from spp_cls.lightning.weights import load_weights
 from spp_cls.models import SppNet, model_name
+from spp_cls.models.timm_backbone import TimmBackboneNet
 
 
-def load_trained_model(path: str | Path) -> tuple[SppNet, int]:
+def load_trained_model(path: str | Path) -> tuple[Union[SppNet, TimmBackboneNet], int]:
     """The checkpoint's ``SppNet`` with its weights (weights-only load) and the run's training crop size."""
     checkpoint: dict[str, Any] = load_safe(path)
     hparams = checkpoint.get("hyper_parameters")

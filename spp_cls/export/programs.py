@@ -1,15 +1,16 @@
 """torch.export programs (.pt2) and ONNX models (.onnx) of an ``SppNet`` (pure torch and onnx).
 
-SPP models export with a dynamic batch, height and width; no-SPP models with a dynamic batch at the one size
-they were built for. A dynamic side starts at ``min_dynamic_side``, the smallest input whose last conv map
-is 2x2: torch.export assumes that a dynamic length is never 1, so a 1-long map would freeze the size.
+SPP models and timm backbones (either head) export with a dynamic batch, height and width; no-SPP models
+with a dynamic batch at the one size they were built for. A dynamic side starts at ``min_dynamic_side``, the
+smallest input whose last conv map is 2x2: torch.export assumes that a dynamic length is never 1, so a 1-long
+map would freeze the size.
 """
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Union, cast
 
 import torch
 from torch import nn
@@ -17,13 +18,16 @@ from torch.export import Dim
 
 from spp_cls.io import write_atomic
 from spp_cls.models import SppNet, model_name
+from spp_cls.models.timm_backbone import TimmBackboneNet
+
+Net = Union[SppNet, TimmBackboneNet]
 
 FORMATS = (".pt2", ".onnx")
 EXAMPLE_BATCH = 2  # a batch of 1 would be specialised to 1
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 
 
-def min_dynamic_side(model: SppNet) -> int:
+def min_dynamic_side(model: Net) -> int:
     """Smallest height or width a dynamic-size program takes (its last conv map is at least 2x2)."""
     return model.arch.min_input_size(map_size=2)
 
@@ -31,16 +35,19 @@ def min_dynamic_side(model: SppNet) -> int:
 ExportInputs = tuple[tuple[torch.Tensor], tuple[dict[int, Any]]]
 
 
-def export_inputs(model: SppNet, height: int, width: int, dynamic: bool) -> ExportInputs:
+def export_inputs(model: Net, height: int, width: int, dynamic: bool) -> ExportInputs:
     """The example input and the dynamic shapes of an export; ValueError for sizes the model does not take
     (eager's message) or a dynamic size that it cannot have."""
     name = model_name(model.arch.name, model.spp)
-    if dynamic and not model.spp:
+    if dynamic and model.fixed_input_size is not None:
         raise ValueError(f"{name} (no SPP) takes only {height}x{width} inputs; export it without --dynamic")
     side = min_dynamic_side(model)
     if dynamic and min(height, width) < side:
         raise ValueError(f"a dynamic {name} program takes sides of at least {side}; give an example size >= {side}")
-    in_channels = cast(nn.Conv2d, model.features.get_submodule("conv1.conv")).in_channels
+    if isinstance(model, TimmBackboneNet):
+        in_channels = model.in_chans
+    else:
+        in_channels = cast(nn.Conv2d, model.features.get_submodule("conv1.conv")).in_channels
     example = torch.randn(EXAMPLE_BATCH, in_channels, height, width)
     with torch.no_grad():
         model.eval()(example)  # raises eager's ValueError for a size this model does not take
@@ -50,7 +57,7 @@ def export_inputs(model: SppNet, height: int, width: int, dynamic: bool) -> Expo
     return (example,), (dims,)
 
 
-def save_export(model: SppNet, path: str | Path, height: int, width: int, dynamic: bool) -> Path:
+def save_export(model: Net, path: str | Path, height: int, width: int, dynamic: bool) -> Path:
     """Export ``model`` (put in eval mode) to ``path`` atomically: a torch.export archive (.pt2) or an ONNX
     model (.onnx) whose input ``images`` and output ``logits`` have the named dims batch, height, width."""
     path = Path(path)

@@ -31,7 +31,7 @@ from spp_cls.lightning.datamodule import adopt_legacy_state
 from spp_cls.lightning.mixing import build_mixer, dominant_label
 from spp_cls.lightning.optim import build_optimization
 from spp_cls.lightning.position import training_position
-from spp_cls.models import SppNet, create_classifier
+from spp_cls.models import Classifier, create_classifier
 
 MONITOR = "val/top1_err"
 # model settings that say how the network runs, not what it is (create_classifier does not take them)
@@ -91,7 +91,9 @@ class SppClassifier(pl.LightningModule):
         self.mixer = build_mixer(num_classes, optim)
         self.label_smoothing = float(optim.get("label_smoothing", 0.0))
 
-    def set_protocol(self, protocol: TestProtocol, ensemble: Sequence[SppNet] = (), keep_scores: bool = False) -> None:
+    def set_protocol(
+        self, protocol: TestProtocol, ensemble: Sequence[Classifier] = (), keep_scores: bool = False
+    ) -> None:
         """Use ``protocol`` for ``trainer.test`` (its view must be the one the test loader applies).
 
         ``ensemble``: further models whose scores are averaged with this one's (the paper's multi-model

@@ -33,7 +33,7 @@ class ForwardFeatures(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.model = model
+        self.model: Any = model  # a timm model: timm's API (forward_features) is not in nn.Module's type
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.forward_features(x)
@@ -123,7 +123,7 @@ class TimmBackboneNet(nn.Module):
         def build(pretrained: bool = False) -> nn.Module:
             return build_backbone(backbone, spp, width, pretrained, pretrained_file, backbone_kwargs, in_chans)
 
-        model = build(pretrained)
+        model: Any = build(pretrained)
         info = model.feature_info[-1]
         self.features = ForwardFeatures(model)
         self.arch = BackboneGeometry(backbone, int(info["reduction"]), lambda: ForwardFeatures(build()), in_chans)
@@ -188,7 +188,7 @@ def backbone_errors(
         kwargs = dict(backbone_kwargs or {})
         kwargs.update(width_kwargs(backbone, width, kwargs))
         with torch.device("meta"):
-            model = timm.create_model(backbone, num_classes=0, global_pool="", **kwargs)
+            model: Any = timm.create_model(backbone, num_classes=0, global_pool="", **kwargs)
     except (ValueError, TypeError, AssertionError) as err:
         return errors + [f"model.backbone={backbone} with model.width={width}, model.backbone_kwargs: {err}"]
     geometry = BackboneGeometry(backbone, int(model.feature_info[-1]["reduction"]), lambda: ForwardFeatures(model))
@@ -197,6 +197,7 @@ def backbone_errors(
         errors.append(f"model.backbone={backbone}: its features are {tuple(out.shape)}, not an (N, C, H, W) map")
     small = sorted({s for s in sizes if geometry.feature_size(s) < 1})
     if small:
-        errors.append(f"input sides {small} are too small for model.backbone={backbone}: it needs >= "
-                      f"{geometry.min_input_size(1)}")
+        errors.append(
+            f"input sides {small} are too small for model.backbone={backbone}: it needs >= {geometry.min_input_size(1)}"
+        )
     return errors

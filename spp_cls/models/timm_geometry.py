@@ -29,12 +29,12 @@ MAX_MEASURE_WIDTH = 8192
 def measure_first_center(features: nn.Module, stride: int, in_chans: int, height: int) -> float:
     """Image x of the receptive-field centre of last-map column 0, measured on ``features`` (put in eval mode)
     with inputs ``height`` pixels high, widened from 16 strides until the measured support is inside them."""
-    features.eval()
+    features.eval().double()  # float64: products of small weights (ConvNeXt's 1e-6 layer scales) stay non-zero
     width = 16 * stride
     torch.manual_seed(0)
     while width <= MAX_MEASURE_WIDTH:
         with torch.inference_mode(False), torch.enable_grad():
-            x = torch.randn(2, in_chans, height, width, requires_grad=True)
+            x = torch.randn(2, in_chans, height, width, dtype=torch.float64, requires_grad=True)
             out = features(x)
             column = out.shape[-1] // 2
             out[..., column].sum().backward()

@@ -29,14 +29,15 @@ def width_kwargs(name: str, width: float, kwargs: dict[str, Any]) -> dict[str, A
     if width == 1.0:
         return {}
     with torch.device("meta"):
-        model = timm.create_model(name, **kwargs)
-    if isinstance(model, ResNet):
+        model: Any = timm.create_model(name, **kwargs)
+    family = type(model)
+    if issubclass(family, ResNet):
         stem = model.conv1
         stem_width = stem.out_channels if isinstance(stem, nn.Conv2d) else stem[3].out_channels  # deep: 2nd conv
         expansion = type(model.layer1[0]).expansion
-        planes = [info["num_chs"] // expansion for info in model.feature_info[1:]]
+        planes = [int(info["num_chs"]) // expansion for info in model.feature_info[1:]]
         return dict(channels=tuple(_scaled(c, width) for c in planes), stem_width=_scaled(int(stem_width), width))
-    if isinstance(model, ConvNeXt):
+    if issubclass(family, ConvNeXt):
         return dict(dims=tuple(_scaled(info["num_chs"], width) for info in model.feature_info))
     raise ValueError(
         f"model.width={width}: timm takes no channel widths for {name} ({type(model).__name__}); model.width "
