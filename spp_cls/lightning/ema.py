@@ -71,6 +71,11 @@ class EMA(EMAWeightAveraging):
     ) -> None:
         if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
             self._catch_up(trainer, pl_module)
+            # Lightning took this callback's state_dict before this hook: record the update just made, or a run
+            # resumed here would make it a second time
+            saved = checkpoint.get("callbacks", {}).get(self.state_key)
+            if isinstance(saved, dict):
+                saved.update(self.state_dict())
         super().on_save_checkpoint(trainer, pl_module, checkpoint)
 
     def on_load_checkpoint(

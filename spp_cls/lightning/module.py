@@ -30,7 +30,6 @@ from spp_cls.evaluation.protocols import TestProtocol
 from spp_cls.lightning.datamodule import adopt_legacy_state
 from spp_cls.lightning.mixing import build_mixer, dominant_label
 from spp_cls.lightning.optim import build_optimization
-from spp_cls.lightning.position import training_position
 from spp_cls.models import Classifier, create_classifier
 
 MONITOR = "val/top1_err"
@@ -197,10 +196,10 @@ class SppClassifier(pl.LightningModule):
             return self._empty_batch_loss()
         images, target = self._images(batch), batch["target"]
         if self.mixer is not None:
-            epoch, index = training_position(self.trainer)
-            images, target = self.mixer(
-                images, target, int(self.hparams.get("seed", 0)), epoch, index, self.global_rank
-            )
+            # (epoch, batch of it): Lightning restores both exactly in a run resumed mid-epoch (its progress counters,
+            # which training_position reads, are rolled back to the last completed batch until the next one ends)
+            seed = int(self.hparams.get("seed", 0))
+            images, target = self.mixer(images, target, seed, self.current_epoch, batch_idx, self.global_rank)
         logits = self.model(images)
         loss = F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
         self._log_step_loss(loss.detach() * logits.shape[0], logits.shape[0])
