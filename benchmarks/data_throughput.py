@@ -43,7 +43,10 @@ pinned memory, no persistent workers, ``torch.set_num_threads(1)`` in the worker
 (d)  bare cost: read the file and ``decode_rgb(data, min_short_side=256)``, the fastest reduced-size decode
      we ship, nothing else (a dummy tensor per sample, so collation costs nothing): the floor (b) and (c)
      are compared with.
-(e)  GPU decoding (``data.decode_device=cuda``), only with ``--device cuda``: see ``gpu_decode_loader``.
+(e)  GPU decoding (``data.decode_device=cuda``), by default with ``--device cuda``: the workers read the bytes
+     and draw each view's plan, the main process decodes, crops and resizes the batch on the GPU (nvJPEG);
+     ``--device cpu --pipelines … e`` runs the same path with the CPU decoder in the main process (a stand-in
+     for rehearsals, not a figure to quote).
 
 Each pipeline runs with every ``--workers`` count (default: 1 and all cores). A measurement starts a fresh
 loader iterator, receives ``--warmup`` batches, then times ``--batches`` batches from the last warm-up batch
@@ -99,7 +102,8 @@ from torchvision import datasets, transforms
 from webdataset.filters import shuffle as wds_shuffle
 
 from spp_cls.data.config import DataConfig
-from spp_cls.data.decode import decode_rgb
+from spp_cls.data.decode import DEFAULT_MAX_PIXELS, decode_rgb
+from spp_cls.data.device_decode import decode_views
 from spp_cls.data.folder import SkippingImageFolder, collate_skipping, list_class_folder_files, list_classes
 from spp_cls.data.make_shards import ShardConfig, convert
 from spp_cls.data.normalize import BatchNormalizer
@@ -386,13 +390,39 @@ class DecodeOnly(Dataset):
         return torch.tensor(image.shape[1])  # a dummy: collating it costs nothing
 
 
-def gpu_decode_loader(split_dir: Path, batch_size: int, workers: int, repeat: int) -> DataLoader:
-    """(e) GPU decoding: the place for ``data.decode_device=cuda``'s loader (the workers read the bytes, the
-    main process decodes a batch on the GPU), built as training builds it. Not in ``spp_cls.data`` yet."""
-    raise SystemExit(
-        "(e) GPU decoding (data.decode_device=cuda) is not in spp_cls.data yet: wire its loader into "
-        "gpu_decode_loader() in benchmarks/data_throughput.py"
+class DeviceDecodingLoader(DataLoader):
+    """A DataLoader whose batches are decoded on ``device`` in the main process, as the data module does after
+    the batch transfer (``data.decode_device=cuda``): each batch is complete on the device when it is yielded."""
+
+    device = torch.device("cuda")
+
+    def __iter__(self) -> Any:
+        for batch in super().__iter__():
+            batch["target"] = batch["target"].to(self.device, non_blocking=True)
+            images, _, _ = decode_views(batch, self.device, "bilinear", DEFAULT_MAX_PIXELS)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            yield {"image": images, "target": batch["target"]}
+
+
+def gpu_decode_loader(split_dir: Path, batch_size: int, workers: int, repeat: int, device: str = "cuda") -> DataLoader:
+    """(e) GPU decoding (``data.decode_device=cuda``): the workers read the bytes and draw each view's plan,
+    the main process decodes, crops, resizes and flips the batch on the GPU (nvJPEG), as training does."""
+    samples = list_class_folder_files(split_dir, list_classes(split_dir))
+    dataset = SkippingImageFolder(split_dir, TrainView(DataConfig()), samples=samples, encoded=True)
+    sampler = ScheduledBatchSampler(dataset, batch_size, [SIZE], "alternate", seed=0)
+    sampler.set_epoch(repeat)
+    loader = DeviceDecodingLoader(
+        dataset,
+        num_workers=workers,
+        worker_init_fn=worker_init if workers else None,
+        pin_memory=False,
+        persistent_workers=False,
+        batch_sampler=sampler,
+        collate_fn=collate_skipping,
     )
+    loader.device = torch.device(device)
+    return loader
 
 
 LoaderFactory = Callable[[int, int], DataLoader]
@@ -409,8 +439,8 @@ def loader_factories(
     }
     for key, shard_dir in shard_dirs.items():
         factories[key] = lambda w, r, d=shard_dir: shard_loader(d, batch_size, w, r)
-    if device == "cuda":
-        factories["e"] = lambda w, r: gpu_decode_loader(split_dir, batch_size, w, r)
+    # (e) on --device cpu (asked for by name): the device path with the CPU decoder, a stand-in for rehearsals
+    factories["e"] = lambda w, r: gpu_decode_loader(split_dir, batch_size, w, r, device)
     return factories
 
 
@@ -861,8 +891,6 @@ def check_args(args: argparse.Namespace) -> None:
     """Fill in the default pipelines and refuse impossible settings before any data is made."""
     if args.pipelines is None:
         args.pipelines = [*CPU_PIPELINES, *(["e"] if args.device == "cuda" else [])]
-    if "e" in args.pipelines and args.device != "cuda":
-        raise SystemExit("(e) GPU decoding needs --device cuda")
     if args.device == "cuda":
         check_gpu_decoding()
     if min(args.workers) < 0 or min(args.batch_size, args.batches, args.warmup, args.repeats) < 1:

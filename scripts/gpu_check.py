@@ -15,6 +15,9 @@ protocols   every test protocol (``spp_cls.evaluation.protocols.PROTOCOLS``) thr
             scores within ``SCORE_TOLERANCE``.
 throughput  images/s of our step, the hand-written loop and timm's (benchmarks/train_step.py), training and
             evaluation, ZF-5-SPP at 224 on the fast path; ours must reach ``TIMM_RATIO`` of timm's.
+loader      GPU JPEG decoding (``data.decode_device=cuda``): nvJPEG's training views against the CPU path's for
+            the same plans (mean difference within ``DECODE_TOLERANCE``), and the loader's images/s of every
+            pipeline of benchmarks/data_throughput.py with (e) GPU decoding (docs/speed.md, "Will my node be fed?").
 ddp         (2+ GPUs) NCCL DDP throughput of our Lightning step on 2 GPUs against 1 (scaling >= ``DDP_SCALING``).
 resume      (2+ GPUs) a 2-GPU DDP training killed mid-epoch (SIGKILL after step 6) and resumed ends with the
             weights of an uninterrupted one (max |difference| <= ``RESUME_TOLERANCE``; 0 when exact).
@@ -41,12 +44,14 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARK = REPO / "benchmarks" / "train_step.py"
+DATA_BENCHMARK = REPO / "benchmarks" / "data_throughput.py"
 
 UPDATE_TOLERANCE = 0.10  # |update(fast) - update(eager)| / |update(eager)|, over all weights
 SCORE_TOLERANCE = 0.02  # max |softmax score difference|, bf16 against fp32
 DDP_SCALING = 0.85  # images/s on 2 GPUs / (2 x on 1 GPU)
 RESUME_TOLERANCE = 1e-5  # max |weight difference| of the resumed run against the uninterrupted one
 TIMM_RATIO = 0.95  # ours / timm images/s (5 %: the run-to-run noise of one repeat)
+DECODE_TOLERANCE = 1.5  # mean |GPU view - CPU view| in uint8 levels: nvJPEG's IDCT and upsampling differ slightly
 
 STEP_BATCH, STEP_STEPS = 32, 6
 # SPP_GPU_CHECK_CPU=1: a rehearsal of the checks' code on this machine's CPU (a 1/8-width net, batch 4, compiled
@@ -408,6 +413,98 @@ def check_throughput(out: Path) -> list[Row]:
     return throughput_rows(json.loads(raw_path.read_text()))
 
 
+def _jpeg_batch(count: int, seed: int) -> list[bytes]:
+    """JPEGs of ImageNet-like sizes (benchmarks/data_throughput.py's generator and size distribution)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    bench = _data_benchmark()
+    rng = np.random.default_rng(seed)
+    files = []
+    for i in range(count):
+        width, height = bench.image_size(rng)
+        buffer = io.BytesIO()
+        bench.synthetic_photo(seed * 1000 + i).resize((width, height), Image.Resampling.BICUBIC).save(
+            buffer, "JPEG", quality=90
+        )
+        files.append(buffer.getvalue())
+    return files
+
+
+def _data_benchmark():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_data_throughput", DATA_BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def check_loader(out: Path) -> list[Row]:
+    """GPU JPEG decoding (data.decode_device=cuda): the views nvJPEG gives against the CPU path's for the same
+    plans, then the loader's images/s with and without it (benchmarks/data_throughput.py --device cuda)."""
+    import random
+
+    import torch
+
+    from spp_cls.data.config import DataConfig
+    from spp_cls.data.device_decode import decode_views, view_sample
+    from spp_cls.data.folder import collate_skipping
+    from spp_cls.data.transforms import TrainView
+
+    files = _jpeg_batch(8 if REHEARSAL else 64, seed=3)
+    view = TrainView(DataConfig(reduced_decode=False))
+
+    def batch(encoded: bool) -> dict[str, Any]:
+        samples = [view_sample(d, view, 224, random.Random(k), 10**9, encoded=encoded) for k, d in enumerate(files)]
+        for sample in samples:
+            sample["target"] = 0
+        return collate_skipping(samples)
+
+    cpu = batch(False)["image"]
+    images, kept, failed = decode_views(batch(True), _device(), "bilinear", 10**9)
+    torch.cuda.synchronize() if _device().type == "cuda" else None
+    diff = (images.cpu().float() - cpu.float()).abs()
+    ok = len(kept) == len(files) and not failed and diff.mean().item() <= DECODE_TOLERANCE
+    rows = [
+        Row(
+            "GPU-decoded training views (nvJPEG) against the CPU path's, same plans",
+            verdict(ok),
+            f"{len(kept)}/{len(files)} decoded; mean |Δ| {diff.mean().item():.3f}, max {diff.max().item():.0f} "
+            "(uint8 levels)",
+            f"all decoded, mean |Δ| <= {DECODE_TOLERANCE}",
+        )
+    ]
+    raw_path = out / "data_throughput.json"
+    sizes = (
+        ["--images", "16", "--batch-size", "4", "--batches", "1", "--warmup", "1", "--workers", "0", "1"]
+        + ["--pipelines", "b", "d", "e", "--breakdown", "0"]
+        if REHEARSAL
+        else ["--images", "2000"]
+    )
+    done = _script(str(DATA_BENCHMARK), *sizes, "--repeats", "1", "--device", _device().type, "--json", str(raw_path))
+    (out / "data_throughput.txt").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        return rows + [Row("loader images/s with GPU decoding", "FAIL", f"benchmark failed: {_tail(done)}", "")]
+    rows.append(loader_row(json.loads(raw_path.read_text())))
+    return rows
+
+
+def loader_row(raw: Mapping[str, Any]) -> Row:
+    """benchmarks/data_throughput.py's --json: images/s of every pipeline at the most workers measured, and
+    (e) GPU decoding against (b), the class-folder pipeline that decodes on the CPU."""
+    rates = raw["images_per_s"]  # pipeline -> worker count -> images/s
+    workers = max(int(w) for by_workers in rates.values() for w in by_workers)
+    figures = {name: by[str(workers)] for name, by in rates.items() if str(workers) in by}
+    measured = ", ".join(f"({name}) {rate:.0f}" for name, rate in figures.items()) + f" images/s, {workers} workers"
+    if "e" in figures and figures.get("b"):
+        measured += f"; (e)/(b) {figures['e'] / figures['b']:.2f}"
+    return Row("loader images/s: CPU pipelines and (e) GPU decoding", verdict("e" in figures), measured, "(e) runs")
+
+
 def ddp_worker(out_file: Path, batch: int, steps: int, warmup: int) -> None:
     """One process of ``torch.distributed.run``: our Lightning step (bf16, channels-last, eager) on on-device
     batches, every rank with its own; rank 0 writes the global images/s."""
@@ -531,6 +628,7 @@ CHECKS: dict[str, tuple[Callable[[Path], list[Row]], float, int]] = {  # name: (
     "graphs": (check_graphs, 120, 1),
     "protocols": (check_protocols, 150, 1),
     "throughput": (check_throughput, 240, 1),
+    "loader": (check_loader, 240, 1),
     "ddp": (check_ddp, 120, 2),
     "resume": (check_resume, 150, 2),
 }

@@ -3,7 +3,7 @@
 # 2 GPUs too), in at most 10 minutes: PASS/FAIL rows and the figures of the README's Speed section, as a Markdown
 # table naming the device, printed at the end and written to outputs/gpu_check/<time>/gpu_check.md (each check's
 # log beside it). What each check does and its tolerance: scripts/gpu_check.py.
-#   bash scripts/gpu_check.sh [--budget-s 600] [--only step graphs protocols ddp resume throughput] [--out DIR]
+#   bash scripts/gpu_check.sh [--budget-s 600] [--only step graphs protocols throughput loader ddp resume] [--out DIR]
 # Sets up .venv first (scripts/setup.sh; CUDA=12 for the CUDA 12 set), unless PYTHON names the interpreter to use.
 # Without an NVIDIA GPU it prints one line and exits 0, having run (and installed) nothing. Exit 1: a check failed.
 set -euo pipefail

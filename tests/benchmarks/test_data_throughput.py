@@ -106,11 +106,20 @@ def test_ratios_are_medians_of_paired_repeats() -> None:
 def test_cuda_without_a_gpu_fails_at_once_with_a_clear_message(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="no CUDA device"):
         dt.main(["--device", "cuda", "--data", str(tmp_path)])
-    with pytest.raises(SystemExit, match="needs --device cuda"):
-        dt.main(["--pipelines", "e", "--data", str(tmp_path)])
     assert not any(tmp_path.iterdir())  # refused before any data was made
 
 
 def test_too_few_images_for_the_timed_batches_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="less than one epoch"):
         dt.main(["--images", "100", "--workers", "1", "--data", str(tmp_path)])
+
+
+def test_gpu_decoding_pipeline_runs_with_the_cpu_decoder(tmp_path: Path) -> None:
+    """(e) is what training does with data.decode_device=cuda; on the CPU it must deliver the views of (b)."""
+    split_dir = dt.ensure_jpegs(tmp_path / "data", 8, 2, 0, 1)
+    gpu = dt.gpu_decode_loader(split_dir, 4, 0, 0, device="cpu")
+    batches = list(gpu)
+    assert [dt.count_images(b) for b in batches] == [4, 4]
+    assert all(b["image"].dtype == torch.uint8 and b["image"].shape[1:] == (3, dt.SIZE, dt.SIZE) for b in batches)
+    images, seconds = dt.measure(dt.gpu_decode_loader(split_dir, 4, 0, 0, device="cpu"), 1, 1)
+    assert images == 4 and seconds > 0

@@ -154,11 +154,11 @@ def test_the_driver_runs_each_check_skips_what_does_not_fit_and_writes_the_table
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     code = gc.main(["--out", str(tmp_path), "--budget-s", "600"])
     assert code == 1  # graphs failed
-    assert [name for name, _ in ran] == ["step", "graphs", "protocols", "throughput"]  # ddp, resume need 2 GPUs
+    assert [name for name, _ in ran] == ["step", "graphs", "protocols", "throughput", "loader"]  # ddp, resume: 2 GPUs
     (table,) = tmp_path.glob("*/gpu_check.md")
     text = table.read_text()
     assert "**Device:** 1 x test" in text and "| ddp | **SKIP** | needs 2 GPUs, 1 here |" in text
-    assert text.endswith("3 passed, 1 failed, 2 skipped\n") and text in capsys.readouterr().out
+    assert text.endswith("4 passed, 1 failed, 2 skipped\n") and text in capsys.readouterr().out
     ran.clear()
     assert gc.main(["--out", str(tmp_path), "--only", "step", "protocols"]) == 0
     assert [name for name, _ in ran] == ["step", "protocols"]
@@ -168,3 +168,11 @@ def test_a_check_past_its_limit_is_killed_and_fails(tmp_path: Path) -> None:
     (row,) = gc.run_check("step", tmp_path, 0.5)  # killed while still importing
     assert row.result == "FAIL" and row.measured.startswith("timed out after 0 s")
     assert not (tmp_path / "step.rows.json").exists()
+
+
+def test_loader_row_quotes_every_pipeline_at_the_most_workers_and_gpu_decoding_against_folders() -> None:
+    raw = {"images_per_s": {"b": {"1": 200.0, "16": 3000.0}, "d": {"1": 300.0, "16": 4000.0}, "e": {"16": 9000.0}}}
+    row = gc.loader_row(raw)
+    assert row.result == "PASS" and "(b) 3000, (d) 4000, (e) 9000 images/s, 16 workers" in row.measured
+    assert "(e)/(b) 3.00" in row.measured
+    assert gc.loader_row({"images_per_s": {"b": {"2": 1.0}}}).result == "FAIL"  # (e) did not run
