@@ -76,9 +76,10 @@ def _draft_scale(size: tuple[int, int], min_short_side: int | None) -> int:
     return 1
 
 
-def _decode_turbo(data: bytes, min_short_side: int | None, max_pixels: int) -> torch.Tensor | None:
-    """libjpeg-turbo's decode, at the smallest fast scale that keeps the short side >= ``min_short_side``;
-    None when libjpeg-turbo cannot give RGB for these bytes (Pillow decides then)."""
+def jpeg_header(data: bytes, max_pixels: int, colorspaces: tuple[str, ...]) -> tuple[int, int] | None:
+    """(height, width) from a JPEG's header when libjpeg-turbo reads it and its colour space is one of
+    ``colorspaces``; None otherwise (Pillow decides then). Raises ``DecodeError`` over ``max_pixels``, before
+    any pixel is decoded."""
     try:
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
     except ValueError:
@@ -87,8 +88,16 @@ def _decode_turbo(data: bytes, min_short_side: int | None, max_pixels: int) -> t
         raise DecodeError(
             f"{width}x{height} = {width * height} pixels is over the limit of {max_pixels} (data.max_pixels)"
         )
-    if colorspace not in ("Gray", "YCbCr", "RGB") or height < 1 or width < 1:
+    if colorspace not in colorspaces or height < 1 or width < 1:
         return None  # CMYK / YCCK / unknown: Pillow converts them
+    return height, width
+
+
+def _decode_turbo(data: bytes, min_short_side: int | None, max_pixels: int) -> torch.Tensor | None:
+    """libjpeg-turbo's decode, at the smallest fast scale that keeps the short side >= ``min_short_side``;
+    None when libjpeg-turbo cannot give RGB for these bytes (Pillow decides then)."""
+    if jpeg_header(data, max_pixels, ("Gray", "YCbCr", "RGB")) is None:
+        return None
     need = min_short_side or 0
     try:
         array = simplejpeg.decode_jpeg(

@@ -28,11 +28,10 @@ import random
 import warnings
 from typing import Any, Optional, Sequence
 
-import simplejpeg
 import torch
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from spp_cls.data.decode import JPEG_MAGIC, DecodeError, decode_rgb
+from spp_cls.data.decode import JPEG_MAGIC, DecodeError, decode_rgb, jpeg_header
 from spp_cls.data.transforms import PlannedView, View, ViewPlan, render_view
 
 log = logging.getLogger(__name__)
@@ -56,17 +55,7 @@ def device_jpeg_size(data: bytes, max_pixels: int) -> Optional[tuple[int, int]]:
     Raises ``DecodeError`` over ``max_pixels``, as the CPU path does, before any pixel is decoded."""
     if not data.startswith(JPEG_MAGIC) or _EOI not in data[-_EOI_WINDOW:]:
         return None
-    try:
-        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
-    except ValueError:
-        return None
-    if width * height > max_pixels:
-        raise DecodeError(
-            f"{width}x{height} = {width * height} pixels is over the limit of {max_pixels} (data.max_pixels)"
-        )
-    if colorspace not in _DEVICE_COLORSPACES or height < 1 or width < 1:
-        return None
-    return height, width
+    return jpeg_header(data, max_pixels, _DEVICE_COLORSPACES)
 
 
 def view_sample(
