@@ -123,10 +123,20 @@ class TimmBackboneNet(nn.Module):
         def build(pretrained: bool = False) -> nn.Module:
             return build_backbone(backbone, spp, width, pretrained, pretrained_file, backbone_kwargs, in_chans)
 
+        def build_narrow() -> nn.Module:
+            """The same layers with 8 channels in the narrowest stage where the family allows it, for measuring
+            the geometry (which channels do not change) in a fraction of the time."""
+            factor = min(1.0, 8 / min(int(info["num_chs"]) for info in model.feature_info))
+            try:
+                narrow = build_backbone(backbone, spp, width * factor, False, None, backbone_kwargs, in_chans)
+            except ValueError:
+                narrow = build()
+            return ForwardFeatures(narrow)
+
         model: Any = build(pretrained)
         info = model.feature_info[-1]
         self.features = ForwardFeatures(model)
-        self.arch = BackboneGeometry(backbone, int(info["reduction"]), lambda: ForwardFeatures(build()), in_chans)
+        self.arch = BackboneGeometry(backbone, int(info["reduction"]), build_narrow, in_chans)
         self.num_features = int(model.num_features)
         self.feature_info = [dict(info, module="features.model." + info["module"])]
         if spp:

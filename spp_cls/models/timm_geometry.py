@@ -7,9 +7,16 @@ it from their layer specs (``Architecture.first_center``), which a backbone of a
 It is measured instead: the gradient of one column of last-map cells with respect to a random input is
 non-zero exactly on the pixels that column depends on, and the midpoint of that support is the column's
 centre, ``first_center + stride * j``. Every conv and pool window is centred on its own output cell, so the
-support of every path through the network (residual branches included) has the same midpoint; the input is
-widened until the support no longer touches the image's borders (zero padding would cut it). Only the
-horizontal axis is measured: the backbones here are built of square, symmetrically padded windows.
+support of every path through the network has the same midpoint; the input is widened until the support no
+longer touches the image's borders (zero padding would cut it). Only the horizontal axis is measured: the
+backbones here are built of square, symmetrically padded windows.
+
+Residual branches are switched off for the measurement: timm initialises their last scale to zero (ResNet's
+and RegNet's last norm of a branch) or nearly (ConvNeXt's 1e-6 layer scales, set to zero here), so the
+support measured is that of the main path (stem, shortcuts, downsampling layers), which places the cells. It
+is small, where the full receptive field of a deep ConvNeXt spans thousands of pixels (and the products of its
+1e-6 scales would underflow unevenly in float32). A backbone whose paths are centred differently
+(resnet10t's average-pooling shortcuts: 2x2 windows, half a cell off its 3x3 convs) gets its main path's centre.
 
 Map sizes are computed on a copy of the backbone on the meta device (shapes without memory or arithmetic).
 """
@@ -29,17 +36,23 @@ MAX_MEASURE_WIDTH = 8192
 def measure_first_center(features: nn.Module, stride: int, in_chans: int, height: int) -> float:
     """Image x of the receptive-field centre of last-map column 0, measured on ``features`` (put in eval mode)
     with inputs ``height`` pixels high, widened from 16 strides until the measured support is inside them."""
-    features.eval().double()  # float64: products of small weights (ConvNeXt's 1e-6 layer scales) stay non-zero
+    features.eval()
+    with torch.no_grad():
+        for p in features.parameters():
+            if p.abs().max() < 1e-3:  # ConvNeXt's 1e-6 layer scales: its residual branches off, as timm's
+                p.zero_()  # zero-initialised last norms of ResNet's and RegNet's branches are
     width = 16 * stride
     torch.manual_seed(0)
     while width <= MAX_MEASURE_WIDTH:
         with torch.inference_mode(False), torch.enable_grad():
-            x = torch.randn(2, in_chans, height, width, dtype=torch.float64, requires_grad=True)
+            x = torch.randn(8, in_chans, height, width, requires_grad=True)  # 8: no column dead in all of them
             out = features(x)
             column = out.shape[-1] // 2
             out[..., column].sum().backward()
             assert x.grad is not None
             support = x.grad.abs().sum(dim=(0, 1, 2)).nonzero().flatten()
+        if support.numel() == 0:
+            raise ValueError("the last map does not depend on the input (all gradients are zero); cannot measure")
         left, right = int(support.min()), int(support.max())
         if left > 0 and right < width - 1:
             return (left + right) / 2 - stride * column
@@ -72,7 +85,8 @@ class BackboneGeometry:
     @functools.cached_property
     def first_center(self) -> float:
         """Image position (pixel i centred at i) of the receptive-field centre of last-map cell 0, measured."""
-        return measure_first_center(self._build(), self.total_stride, self.in_chans, self.min_input_size(1))
+        height = max(self.min_input_size(1), self.total_stride)  # a few rows, so that ReLUs cannot close every path
+        return measure_first_center(self._build(), self.total_stride, self.in_chans, height)
 
     @functools.lru_cache(maxsize=64)  # noqa: B019  # one geometry per network; sizes repeat (crop, window)
     def feature_size(self, size: int) -> int:
