@@ -166,7 +166,7 @@ def evaluate(
     unknown = [p for p in protocols if p not in PROTOCOLS]
     if unknown or not protocols:
         raise ConfigError(f"invalid config:\n  - protocols={list(protocols)}: choose from {sorted(PROTOCOLS)}")
-    if skip_inapplicable and not all(m.model.spp for m in members):
+    if skip_inapplicable and not all(m.model.fixed_input_size is None for m in members):  # any size: SPP, timm
         dropped = [p for p in protocols if PROTOCOLS[p].needs_spp]
         if dropped:
             log.info("not evaluating %s: a model without SPP takes one input size", ", ".join(dropped))

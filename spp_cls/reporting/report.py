@@ -24,6 +24,7 @@ from typing import Any, Iterable, Optional, Sequence
 from spp_cls.config.schema import paper_epochs
 from spp_cls.io import write_atomic
 from spp_cls.reporting import paper
+from spp_cls.reporting.backbones import backbone_table, is_backbone
 from spp_cls.reporting.curves import Curve, val_curve
 from spp_cls.reporting.figures import Series, error_curves_png
 from spp_cls.reporting.groups import (
@@ -765,8 +766,11 @@ def _context_section(
         out += [checkpoint, ""]
     if any(r.status != DONE for g in ctx.groups for r in g.runs):
         out += [f"{NOT_DONE_MARK}: the group also has runs that are not done (see Runs); n counts done runs only.", ""]
-    for part in (_table2, _gains, _extras, _table3, _table4):
-        out += part(ctx)
+    if any(is_backbone(g) for g in ctx.groups):  # timm backbones: no paper numbers, their heads side by side
+        out += backbone_table(ctx.groups, ctx.source)
+    if not all(is_backbone(g) for g in ctx.groups):
+        for part in (_table2, _gains, _extras, _table3, _table4):
+            out += part(ctx)
     return out + _figures(ctx, index, total, curves, figures)
 
 
