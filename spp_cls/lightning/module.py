@@ -16,6 +16,7 @@ logged only on the steps whose metrics Lightning writes to the loggers.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional, Sequence, cast
 
 import pytorch_lightning as pl
@@ -295,6 +296,38 @@ class SppClassifier(pl.LightningModule):
         under the data module's earlier name is moved to where Lightning looks for it."""
         adopt_legacy_state(checkpoint)
 
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """The optimizer step, then the per-step schedule (cosine) at once: Lightning steps it only after
+        ``on_train_batch_end``, where mid-epoch resume checkpoints are written, so a run resumed there would be one
+        schedule step behind an uninterrupted one."""
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        for config in self.trainer.lr_scheduler_configs:
+            if config.interval == "step":
+                config.scheduler.step()  # type: ignore[call-arg]  # not a plateau schedule (interval "epoch")
+
+    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
+        """Lightning's epoch-interval schedules as usual; the per-step ones are stepped in ``optimizer_step``."""
+        if any(c.scheduler is scheduler and c.interval == "step" for c in self.trainer.lr_scheduler_configs):
+            return
+        super().lr_scheduler_step(scheduler, metric)
+
+    def _stepping_batches(self) -> float:
+        """The fit's optimizer steps: ``max_epochs`` x ceil(training batches per epoch / accumulation), the
+        batches limited by ``limit_train_batches`` as Lightning limits them. Counted from a loader of the data module,
+        not with Lightning's ``estimated_stepping_batches``: that sets up the training loader before a resumed run
+        restores the loader's position, and Lightning then keeps that loader and never applies the position."""
+        trainer = self.trainer
+        datamodule = getattr(trainer, "datamodule", None)
+        if datamodule is None:
+            return trainer.estimated_stepping_batches
+        batches = len(datamodule.train_dataloader())
+        limit = trainer.limit_train_batches
+        if isinstance(limit, int):
+            batches = min(batches, limit)
+        elif limit is not None:
+            batches = int(batches * limit)
+        return trainer.max_epochs * math.ceil(batches / trainer.accumulate_grad_batches)  # type: ignore[operator]
+
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         optim, trainer = self.hparams["optim"], self._trainer  # no trainer: a test building the optimizers
         cosine = optim.get("scheduler") == "cosine" and trainer is not None
@@ -304,6 +337,6 @@ class SppClassifier(pl.LightningModule):
             self.hparams["lr"],
             MONITOR,
             # the number of optimizer steps of the fit (accumulation and batch limits counted); only cosine needs it
-            total_steps=trainer.estimated_stepping_batches if cosine else None,  # type: ignore[union-attr]
+            total_steps=self._stepping_batches() if cosine else None,
             max_epochs=trainer.max_epochs if trainer is not None else None,
         )
