@@ -1,6 +1,6 @@
 """The modern recipe killed and resumed (train.py in subprocesses, kill -9 mid-epoch inside a warmup + cosine
-schedule, with AdamW, label smoothing, MixUp and CutMix, the EMA all on) ends as an uninterrupted
-run: raw and EMA weights, optimizer, schedule and metrics. evaluate.py then tests
+schedule, with AdamW, label smoothing, MixUp and CutMix, the EMA, gradient accumulation and multi-size
+training all on) ends as an uninterrupted run: raw and EMA weights, optimizer, schedule and metrics. evaluate.py then tests
 the EMA weights that train.py validated (eval_weights=ema), or the raw ones."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from spp_cls.lightning.ema import RAW_STATE
 from tests.cli.test_resume import resume_point, train_until_killed
 from tests.helpers import run_script
 
-# 4 batches of 16 per epoch, 12 steps in all; warmup over the first 2
+# 4 batches of 16 per epoch, 2 per optimizer step (of one input size: sizes change per epoch), 6 steps in all;
+# warmup over the first step
 RECIPE = (
     "recipe=modern",
     "optim.lr=0.002",
@@ -25,6 +26,8 @@ RECIPE = (
     "optim.mixup_alpha=0.4",
     "optim.cutmix_alpha=1.0",
     "callbacks.ema.decay=0.5",
+    "trainer.accumulate_grad_batches=2",
+    "data.train_sizes=[64,56]",
 )
 
 
@@ -48,13 +51,13 @@ def test_the_modern_recipe_killed_mid_epoch_ends_as_an_uninterrupted_run(
 ) -> None:
     run = tmp_path / "run"
     monkeypatch.setattr("tests.cli.test_resume.train", train)  # train_until_killed runs this test's command
-    train_until_killed(tiny_data, run, step=6)  # after batch 2 of 4 of the second epoch
-    assert resume_point(run) == (1, 6)
+    train_until_killed(tiny_data, run, step=3)  # after batch 2 of 4 of the second epoch
+    assert resume_point(run) == (1, 3)
     final = train(tiny_data, run)
     assert final.returncode == 0, final.stderr[-3000:]
 
     ours, theirs = load_safe(run / "checkpoints" / "last.ckpt"), load_safe(uninterrupted / "checkpoints" / "last.ckpt")
-    assert ours["global_step"] == theirs["global_step"] == 12
+    assert ours["global_step"] == theirs["global_step"] == 6
     for part in ("state_dict", RAW_STATE, "averaging_state"):  # the EMA, the raw weights, the EMA's counter
         assert ours[part].keys() == theirs[part].keys()
         for key, tensor in theirs[part].items():
@@ -79,7 +82,7 @@ def test_the_modern_recipe_killed_mid_epoch_ends_as_an_uninterrupted_run(
         "cutmix_alpha": 1.0,
         "auto_augment": metrics[0]["recipe"]["auto_augment"],
         "ema_decay": 0.5,
-        "accumulate_grad_batches": 1,
+        "accumulate_grad_batches": 2,
     }
 
 
