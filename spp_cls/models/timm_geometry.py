@@ -86,7 +86,8 @@ class BackboneGeometry:
     def first_center(self) -> float:
         """Image position (pixel i centred at i) of the receptive-field centre of last-map cell 0, measured."""
         height = max(self.min_input_size(1), self.total_stride)  # a few rows, so that ReLUs cannot close every path
-        return measure_first_center(self._build(), self.total_stride, self.in_chans, height)
+        with torch.inference_mode(False):  # asked during a test loop: the copy's weights must take gradients
+            return measure_first_center(self._build(), self.total_stride, self.in_chans, height)
 
     @functools.lru_cache(maxsize=64)  # noqa: B019  # one geometry per network; sizes repeat (crop, window)
     def feature_size(self, size: int) -> int:

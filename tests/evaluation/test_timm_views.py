@@ -55,7 +55,7 @@ def test_a_window_that_is_the_whole_image_scores_like_the_full_image(spp: bool) 
     model = _model("convnext_atto", spp)
     image = torch.rand(2, 3, 96, 96)
     views = FeatureMapViews("ten", 96, "paper")
-    with torch.no_grad():
+    with torch.inference_mode():  # as in a test loop: the first cell's centre is measured in there
         sums, count = views.score_sums(model, image)
         whole = model(image).softmax(-1) + model(image.flip(-1)).softmax(-1)
     assert count == 2  # one window (all five positions coincide), on the image and its mirror
