@@ -51,7 +51,7 @@ def test_round_trip_gives_the_training_metric(trained: Path, tmp_path: Path) -> 
     assert evaluated["top5_err"] == pytest.approx(trained_metrics["val/top5_err"], abs=1e-6)
     assert "| center | 1.0 | 32 | " in result.stdout and (tmp_path / "results.md").is_file()
     assert (trained / "evaluations" / f"{tmp_path.name}.md").is_file()  # beside the training run
-    assert f"validating {last} (eval_checkpoint=last)" in (trained / "train.log").read_text()
+    assert f"weights of {last} (eval_checkpoint=last)" in (trained / "train.log").read_text()
 
 
 def test_a_limited_test_split_is_reported_not_refused(trained: Path, tmp_path: Path) -> None:
