@@ -22,6 +22,7 @@ from typing import Any, List, Optional
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+from spp_cls.data.auto_augment import AUTO_AUGMENTS
 from spp_cls.data.sampling import SIZE_SCHEDULES
 from spp_cls.data.synthetic import SyntheticSpec
 
@@ -88,6 +89,8 @@ class DataConfig:
     eigval: List[float] = field(default_factory=lambda: list(IMAGENET_EIGVAL))
     eigvec: List[List[float]] = field(default_factory=lambda: [list(r) for r in IMAGENET_EIGVEC])
     normalization: str = "channel"  # channel | mean_image
+    # modern recipe: none (the paper's augmentation) | randaugment | trivialaugment on the training view
+    auto_augment: str = "none"
     mean_image: Optional[str] = None
     # bad input
     max_pixels: int = 89_478_485
@@ -167,6 +170,12 @@ def value_errors(data: Any, prefix: str = "") -> list[str]:
     )
     check(
         d.decode_device in DECODE_DEVICES, f"{p}decode_device={d.decode_device!r} is not one of {list(DECODE_DEVICES)}"
+    )
+    check(d.auto_augment in AUTO_AUGMENTS, f"{p}auto_augment={d.auto_augment!r} is not one of {list(AUTO_AUGMENTS)}")
+    check(
+        d.auto_augment == "none" or d.decode_device == "cpu",
+        f"{p}auto_augment={d.auto_augment} runs in the loader workers on the decoded view: it needs "
+        f"{p}decode_device=cpu (got {d.decode_device})",
     )
     check(d.max_pixels >= 1, f"{p}max_pixels must be >= 1; got {d.max_pixels}")
     check(0 <= d.max_skip_fraction <= 1, f"{p}max_skip_fraction must be in [0, 1]; got {d.max_skip_fraction}")

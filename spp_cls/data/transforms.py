@@ -26,6 +26,7 @@ from typing import Any, Optional, Protocol
 import torch
 import torch.nn.functional as F
 
+from spp_cls.data.auto_augment import auto_augment
 from spp_cls.data.config import DataConfig
 
 FIVE_POSITIONS = ("center", "top_left", "top_right", "bottom_left", "bottom_right")
@@ -152,7 +153,11 @@ class TrainView:
 
     def __call__(self, image: torch.Tensor, size: int, rng: Optional[random.Random]) -> dict[str, torch.Tensor]:
         plan = self.plan(image.shape[1], image.shape[2], rng)
-        return _sample(render_view(image, plan, size, self.settings.interpolation), plan)
+        view = render_view(image, plan, size, self.settings.interpolation)
+        if self.settings.auto_augment != "none":
+            assert rng is not None  # plan() refused None
+            view = auto_augment(view, self.settings.auto_augment, rng)
+        return _sample(view, plan)
 
 
 class CenterView:
