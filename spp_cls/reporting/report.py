@@ -308,14 +308,42 @@ def _schedule_text(config: dict[str, Any]) -> Optional[str]:
         return f"{divide} on plateau, {config.get('optim.lr_drops', paper.PAPER_LR_DROPS)} times"
     if scheduler == "step":
         return f"{divide} at epochs {config.get('optim.step_milestones')} (step)"
+    if scheduler == "cosine":
+        return f"{config.get('optim.warmup_epochs', 0):g} warmup epochs, then cosine to 0 (per step)"
     return None if scheduler is None else str(scheduler)
 
 
+#: the recipe as the paper trains (the modern recipe's switches off): docs/recipe.md
+PAPER_RECIPE = "SGD"
+
+
+def _recipe_text(config: dict[str, Any]) -> str:
+    """The training recipe's switches of a run config (flattened keys), e.g. ``AdamW, label smoothing 0.1,
+    MixUp 0.8, CutMix 1, RandAugment, EMA 0.9999 (tested: ema)``; ``SGD`` for the paper's."""
+    names = {"sgd": "SGD", "adamw": "AdamW", "lamb": "LAMB", "lion": "Lion"}
+    name = str(config.get("optim.name", "sgd"))
+    parts = [names.get(name, name)]
+    if float(config.get("optim.label_smoothing") or 0):
+        parts.append(f"label smoothing {float(config['optim.label_smoothing']):g}")
+    for key, label in (("optim.mixup_alpha", "MixUp"), ("optim.cutmix_alpha", "CutMix")):
+        if float(config.get(key) or 0):
+            parts.append(f"{label} {float(config[key]):g}")
+    augment = str(config.get("data.auto_augment", "none"))
+    if augment != "none":
+        parts.append({"randaugment": "RandAugment", "trivialaugment": "TrivialAugment"}.get(augment, augment))
+    if config.get("callbacks.ema.decay") is not None:
+        parts.append(f"EMA {float(config['callbacks.ema.decay']):g} (tested: {config.get('eval_weights', 'ema')})")
+    return ", ".join(parts)
+
+
 def _training_rows(ctx: ResultSet) -> list[SettingRow]:
-    """Schedule, batch and learning rate, epochs."""
+    """Recipe, schedule, batch and learning rate, epochs."""
     from spp_cls.lightning.optim import effective_lr
 
     rows = []
+    recipes = [_recipe_text(g.config) for g in ctx.groups]
+    if recipes:
+        rows.append(SettingRow("recipe", _joined(recipes), PAPER_RECIPE, any(r != PAPER_RECIPE for r in recipes)))
     schedules = [t for g in ctx.groups if (t := _schedule_text(g.config))]
     if schedules:
         expected = {

@@ -474,7 +474,7 @@ def test_the_settings_table_lists_every_departure_from_the_paper(tmp_path: Path)
     assert rows["SPP multi-size sizes"] == ["[112, 95]", "[224, 180]"] and rows["epochs"] == ["ZF-5 3", "ZF-5 70"]
     assert rows["ZF-5 no SPP: bins / fc6 input"] == ["4 / 512", "36 / 9,216"]
     assert rows["ZF-5 SPP multi-size: bins / fc6 input"] == ["50 / 6,400", "50 / 12,800"]
-    assert "As in the paper: resize (short side), momentum, weight decay." in markdown
+    assert "As in the paper: resize (short side), momentum, weight decay, recipe." in markdown
 
     paper_like = {
         "model": {"lrn": "within_channel", "lrn_input_scale": 57.63},
@@ -502,8 +502,8 @@ def test_the_settings_table_lists_every_departure_from_the_paper(tmp_path: Path)
     assert "**Setting vs the paper's**" not in markdown
     assert (
         "**Setting: as the paper's** in crop, resize (short side), training crop, width (× Table 1's channels), "
-        "fc6/fc7, dropout, momentum, weight decay, normalisation, schedule, batch at learning rate, epochs, LRN, "
-        "ZF-5 no SPP: bins / fc6 input, ZF-5 SPP single-size {4,3,2,1}: bins / fc6 input."
+        "fc6/fc7, dropout, momentum, weight decay, normalisation, recipe, schedule, batch at learning rate, epochs, "
+        "LRN, ZF-5 no SPP: bins / fc6 input, ZF-5 SPP single-size {4,3,2,1}: bins / fc6 input."
     ) in markdown
 
 
@@ -620,3 +620,26 @@ def test_configs_saved_by_hydra_are_resolved(tmp_path: Path) -> None:
         str(small),
         "[224, 180]",
     ]
+
+
+def test_the_settings_table_names_the_modern_recipes_switches(tmp_path: Path) -> None:
+    modern = {
+        "optim": {
+            "name": "adamw",
+            "scheduler": "cosine",
+            "warmup_epochs": 5,
+            "label_smoothing": 0.1,
+            "mixup_alpha": 0.8,
+            "cutmix_alpha": 1.0,
+        },
+        "data": {"auto_augment": "randaugment"},
+        "callbacks": {"ema": {"decay": 0.9999}},
+        "eval_weights": "ema",
+    }
+    make_run(tmp_path / "modern" / "spp", config=modern)
+    rows = {r[0]: r[1:] for r in table(build_report([tmp_path / "modern"]).markdown, "**Setting vs the paper's")[1:]}
+    assert rows["recipe"] == [
+        "AdamW, label smoothing 0.1, MixUp 0.8, CutMix 1, RandAugment, EMA 0.9999 (tested: ema)",
+        "SGD",
+    ]
+    assert rows["schedule"][0] == "5 warmup epochs, then cosine to 0 (per step)"
