@@ -1,7 +1,7 @@
 """The modern recipe killed and resumed (train.py in subprocesses, kill -9 mid-epoch inside a warmup + cosine
 schedule, with AdamW, label smoothing, MixUp and CutMix, the EMA, gradient accumulation and multi-size
-training all on) ends as an uninterrupted run: raw and EMA weights, optimizer, schedule and metrics. evaluate.py then tests
-the EMA weights that train.py validated (eval_weights=ema), or the raw ones."""
+training all on) ends as an uninterrupted run: raw and EMA weights, optimizer, schedule and metrics. evaluate.py
+then tests the EMA weights that train.py validated (eval_weights=ema), or the raw ones."""
 
 from __future__ import annotations
 
