@@ -14,6 +14,7 @@ here: ``model`` and ``optim`` become keyword arguments of the Lightning module, 
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -241,6 +242,7 @@ def register_configs() -> None:
         "ignore", message=r"\s*'hydra/launcher/submitit_(slurm|local)' is validated against ConfigStore"
     )
     OmegaConf.register_new_resolver("spp_run_dir", run_dir, replace=True)
+    OmegaConf.register_new_resolver("spp_cwd", os.getcwd, replace=True)
     OmegaConf.register_new_resolver("spp_scaled", scaled_size, replace=True)
     OmegaConf.register_new_resolver("spp_paper_epochs", paper_epochs, replace=True)
     OmegaConf.register_new_resolver("spp_small_size", small_size, replace=True)

@@ -199,12 +199,13 @@ class Run:
 #: the others (``oc.env``, ``hydra``) would read this machine's environment, not the one the run had
 _RESOLVER = re.compile(r"\$\{\s*([\w.]+)\s*:")
 _UNRESOLVED = "${spp_report_unresolved:}"  # a resolver nobody registers: what refers to it stays as written
+MACHINE_RESOLVERS = ("spp_run_dir", "spp_cwd")  # the run's folders, not values: they differ per machine
 
 
 def _evaluable(value: str) -> bool:
     """Whether an interpolation uses only references and the project's value resolvers (``spp_*`` but
-    ``spp_run_dir``): those give the same value on any machine."""
-    return all(name.startswith("spp_") and name != "spp_run_dir" for name in _RESOLVER.findall(value))
+    ``spp_run_dir`` and ``spp_cwd``): those give the same value on any machine."""
+    return all(name.startswith("spp_") and name not in MACHINE_RESOLVERS for name in _RESOLVER.findall(value))
 
 
 def _resolve(config: dict[str, Any]) -> dict[str, Any]:
