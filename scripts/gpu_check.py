@@ -184,14 +184,19 @@ def no_cuda_line() -> Optional[str]:
 
 
 # ---------------------------------------------------------------------------------------- the checks (GPU)
-def _benchmark():
+def _load_script(name: str, path: Path):
+    """A benchmark script as a module (registered under ``name``: dataclasses look their module up by name)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bench_train_step", BENCHMARK)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _benchmark():
+    return _load_script("bench_train_step", BENCHMARK)
 
 
 def _full_net(batch: int) -> argparse.Namespace:
@@ -434,13 +439,7 @@ def _jpeg_batch(count: int, seed: int) -> list[bytes]:
 
 
 def _data_benchmark():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_data_throughput", DATA_BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return _load_script("bench_data_throughput", DATA_BENCHMARK)
 
 
 def check_loader(out: Path) -> list[Row]:
