@@ -248,6 +248,35 @@ def _counted_metric(group: Group, key: str) -> list[Any]:
     return [r.metrics[key] for r in group.counted if r.metrics and r.metrics.get(key) is not None]
 
 
+def _paper_network_groups(ctx: ResultSet) -> list[Group]:
+    """The groups of the paper's networks: their width, fc layers, dropout, LRN and bins have a paper value to
+    stand beside; a timm backbone's do not (:func:`_backbone_rows`)."""
+    return [g for g in ctx.groups if not is_backbone(g)]
+
+
+#: what the paper's column says for a setting of timm backbones, which the paper did not train
+NOT_IN_PAPER = f"{NONE} (the paper's networks only)"
+
+
+def _backbone_rows(ctx: ResultSet) -> list[SettingRow]:
+    """The timm backbones' model settings: their width scales the backbone's own channels and their head is one
+    optional fc layer (model.fc_dim, 0: none) before fc8, so the paper's Table 1 widths and fc6/fc7 do not apply."""
+    groups = [g for g in ctx.groups if is_backbone(g)]
+    if not groups:
+        return []
+
+    def head(config: dict[str, Any]) -> str:
+        fc_dim, dropout = int(config.get("model.fc_dim") or 0), float(config.get("model.dropout") or 0)
+        return ("fc8 on the pooled vector" if fc_dim == 0 else f"fc {fc_dim} → ReLU → fc8") + f", dropout {dropout:g}"
+
+    widths = [g.config.get("model.width", 1.0) for g in groups]
+    return [
+        SettingRow("backbone width (× timm's channels)", _joined(widths), NOT_IN_PAPER, True),
+        SettingRow("backbone head after pooling", _joined(head(g.config) for g in groups), NOT_IN_PAPER, True),
+        SettingRow("backbone epochs", _joined(g.config.get("trainer.max_epochs") for g in groups), NOT_IN_PAPER, True),
+    ]
+
+
 def _simple_rows(ctx: ResultSet) -> list[SettingRow]:
     """Settings that are one config value each, against the paper's value."""
 
@@ -256,20 +285,22 @@ def _simple_rows(ctx: ResultSet) -> list[SettingRow]:
 
     normalisation = {"channel": "per-channel mean/std", "mean_image": "per-pixel mean image"}
     crops = {"random": "random position", "five": "center or 4 corners"}
+    # (label, key, the paper's value, value names, whether the setting is one of the paper's networks only)
     specs = [
-        ("crop", "data.crop_size", paper.PAPER_CROP, {}),
-        ("resize (short side)", "data.resize_size", paper.PAPER_RESIZE, {}),
-        ("training crop", "data.train_crop", paper.PAPER_TRAIN_CROP, crops),
-        ("width (× Table 1's channels)", "model.width", paper.PAPER_WIDTH, {}),
-        ("fc6/fc7", "model.fc_dim", paper.PAPER_FC_DIM, {}),
-        ("dropout", "model.dropout", paper.PAPER_DROPOUT, {}),
-        ("momentum", "optim.momentum", paper.PAPER_MOMENTUM, {}),
-        ("weight decay", "optim.weight_decay", paper.PAPER_WEIGHT_DECAY, {}),
-        ("normalisation", "data.normalization", paper.PAPER_NORMALIZATION, normalisation),
+        ("crop", "data.crop_size", paper.PAPER_CROP, {}, False),
+        ("resize (short side)", "data.resize_size", paper.PAPER_RESIZE, {}, False),
+        ("training crop", "data.train_crop", paper.PAPER_TRAIN_CROP, crops, False),
+        ("width (× Table 1's channels)", "model.width", paper.PAPER_WIDTH, {}, True),
+        ("fc6/fc7", "model.fc_dim", paper.PAPER_FC_DIM, {}, True),
+        ("dropout", "model.dropout", paper.PAPER_DROPOUT, {}, True),
+        ("momentum", "optim.momentum", paper.PAPER_MOMENTUM, {}, False),
+        ("weight decay", "optim.weight_decay", paper.PAPER_WEIGHT_DECAY, {}, False),
+        ("normalisation", "data.normalization", paper.PAPER_NORMALIZATION, normalisation, False),
     ]
     rows = []
-    for label, key, expected, names in specs:
-        values = [v for g in ctx.groups if (v := g.config.get(key)) is not None]
+    for label, key, expected, names, network_only in specs:
+        groups = _paper_network_groups(ctx) if network_only else ctx.groups
+        values = [v for g in groups if (v := g.config.get(key)) is not None]
         if values:
             rows.append(
                 SettingRow(
@@ -406,7 +437,7 @@ def _lrn_rows(ctx: ResultSet) -> list[SettingRow]:
     """The LRN: the paper's (the released Caffe ZF-5's) acts on 0-255 input; on normalised input it acts the same
     only when its alpha is rescaled by model.lrn_input_scale = 255 x data.std (spp_cls/models/lrn.py)."""
     texts, equivalents, differs = [], [], False
-    for group in ctx.groups:
+    for group in _paper_network_groups(ctx):
         lrn = group.config.get("model.lrn")
         if lrn is None:
             continue
@@ -438,7 +469,7 @@ def _bins_rows(ctx: ResultSet) -> list[SettingRow]:
     """Each arm's bins and fc6 input (metrics.json ``bins`` / ``fc6_inputs``) against the paper's: 36 bins without
     SPP, the pyramid's sum of squares with it; fc6 input = bins x Table 1's channels."""
     rows = []
-    for group in ctx.groups:
+    for group in _paper_network_groups(ctx):
         ours = list(dict.fromkeys(zip(_counted_metric(group, "bins"), _counted_metric(group, "fc6_inputs"))))
         bins = paper.paper_bins(group.arm, group.pyramid)
         channels = paper.PAPER_CHANNELS.get(group.arch)
@@ -459,7 +490,8 @@ def _bins_rows(ctx: ResultSet) -> list[SettingRow]:
 def _settings_table(ctx: ResultSet) -> list[str]:
     """Where the runs depart from the paper's setting, as a table (setting | ours | paper), and what matches it:
     the paper's numbers beside ours come from its setting, so each difference is a reason they may differ."""
-    rows = _simple_rows(ctx) + _size_rows(ctx) + _training_rows(ctx) + _lrn_rows(ctx) + _bins_rows(ctx)
+    rows = _simple_rows(ctx) + _backbone_rows(ctx) + _size_rows(ctx) + _training_rows(ctx)
+    rows += _lrn_rows(ctx) + _bins_rows(ctx)
     shown = [r for r in rows if r.differs is not False]
     same = [r.setting for r in rows if r.differs is False]
     out = []

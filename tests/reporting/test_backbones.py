@@ -54,3 +54,37 @@ def test_global_pooling_against_spp_per_backbone(tmp_path: Path) -> None:
     convnext = next(r for r in rows if r[:2] == ["convnext_tiny", "SPP {3,2,1}"])
     assert convnext[6] == "+3.50 ± 0.71 (2)"
     assert "**Table 2" not in markdown and "**SPP vs no SPP" not in markdown  # no paper numbers for these
+
+
+def test_settings_of_backbone_runs_leave_out_the_paper_networks_rows(tmp_path: Path) -> None:
+    """Table 1's widths, fc6/fc7, the LRN and pool5's bins belong to the paper's networks: a backbone run's
+    settings table names its own width, head and epochs instead, with no paper value beside them."""
+    for spp in (False, True):
+        make_run(
+            tmp_path / f"resnet18-{spp}",
+            arch="resnet18",
+            spp=spp,
+            pyramid=(3, 2, 1),
+            data="synthetic",
+            task="backbones",
+            epochs=4,
+            config={
+                "model": {
+                    "backbone": "resnet18",
+                    "width": 0.125,
+                    "fc_dim": 256,
+                    "dropout": 0.0,
+                    "lrn": "within_channel",
+                }
+            },
+            metrics={"bins": 14, "fc6_inputs": 896},
+        )
+    markdown = build_report([tmp_path]).markdown
+    rows = {r[0]: r[1:] for r in table(markdown, "**Setting vs the paper's")[1:]}
+    assert rows["backbone width (× timm's channels)"] == ["0.125", "– (the paper's networks only)"]
+    assert rows["backbone head after pooling"][0] == "fc 256 → ReLU → fc8, dropout 0"
+    assert rows["backbone epochs"][0] == "4"
+    for paper_only in ("width (× Table 1's channels)", "fc6/fc7", "dropout", "LRN", "epochs"):
+        assert paper_only not in rows
+    assert not [name for name in rows if "bins / fc6 input" in name]
+    assert "LRN" not in markdown.split("**Metric")[0]  # not listed as "as in the paper" either
