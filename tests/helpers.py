@@ -6,6 +6,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,3 +42,22 @@ STEP_OPTIM = dict(
     plateau_threshold=1e-3,
     step_milestones=[5],
 )
+
+
+def quiet_trainer(root: Path, **kwargs: Any) -> "pl.Trainer":
+    """A one-CPU Lightning trainer for tests that fit directly: no logger, progress bar, summary, Lightning
+    checkpoints or sanity validation, the data module's own sampler kept; ``kwargs`` add or replace arguments."""
+    import pytorch_lightning as pl
+
+    args: dict[str, Any] = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        default_root_dir=root,
+        use_distributed_sampler=False,
+    )
+    return pl.Trainer(**(args | kwargs))

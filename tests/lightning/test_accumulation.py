@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 
 from spp_cls.data.config import DataConfig
 from spp_cls.lightning import ClassificationDataModule, SppClassifier
-from tests.helpers import STEP_OPTIM
+from tests.helpers import STEP_OPTIM, quiet_trainer
 
 
 class Windows(pl.Callback):
@@ -48,21 +48,7 @@ def test_each_optimizer_step_accumulates_batches_of_one_input_size(tiny_data: Pa
         lr=0.01,
     )
     spy = Windows()
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_epochs=3,
-        accumulate_grad_batches=3,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        default_root_dir=tmp_path,
-        use_distributed_sampler=False,
-        callbacks=[spy],
-    )
+    trainer = quiet_trainer(tmp_path, max_epochs=3, accumulate_grad_batches=3, limit_val_batches=0, callbacks=[spy])
     trainer.fit(module, datamodule=ClassificationDataModule(config, num_workers=0))
     windows = [w for w in spy.windows if w]
     assert trainer.global_step == 6

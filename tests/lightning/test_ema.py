@@ -15,7 +15,7 @@ from spp_cls.data.config import DataConfig
 from spp_cls.lightning import ClassificationDataModule, SafeCheckpointIO, SppClassifier
 from spp_cls.lightning.ema import EMA, RAW_STATE, checkpoint_weights, has_ema
 from spp_cls.lightning.resume_checkpoint import ResumeCheckpoint
-from tests.helpers import STEP_OPTIM
+from tests.helpers import STEP_OPTIM, quiet_trainer
 
 DECAY = 0.5  # large steps, so a missed or doubled update shows
 
@@ -48,17 +48,9 @@ def fit(data: Path, root: Path, ema_first: bool) -> tuple[SppClassifier, Snapsho
     )
     resume = ResumeCheckpoint(root / "checkpoints", every_minutes=1e-9)  # a checkpoint after every step
     ema, spy = EMA(decay=DECAY), Snapshots()
-    pl.Trainer(
-        accelerator="cpu",
-        devices=1,
+    quiet_trainer(
+        root,
         max_epochs=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        default_root_dir=root,
-        use_distributed_sampler=False,
         plugins=[SafeCheckpointIO()],
         callbacks=[ema, resume, spy] if ema_first else [resume, ema, spy],
     ).fit(module, datamodule=ClassificationDataModule(config, num_workers=0))

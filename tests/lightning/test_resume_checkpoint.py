@@ -17,6 +17,7 @@ from spp_cls.lightning import ClassificationDataModule, SafeCheckpointIO, SppCla
 from spp_cls.lightning.position import training_position
 from spp_cls.lightning.resume_checkpoint import ResumeCheckpoint
 from tests.helpers import STEP_OPTIM as OPTIM
+from tests.helpers import quiet_trainer
 
 
 class AtBatchEnd(pl.Callback):
@@ -51,21 +52,9 @@ def fit(
     )
     datamodule = ClassificationDataModule(config, num_workers=0)
     resume = ResumeCheckpoint(root / "checkpoints", every_minutes=every_minutes)
-    pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_epochs=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        default_root_dir=root,
-        use_distributed_sampler=False,
-        plugins=[SafeCheckpointIO()],
-        callbacks=[*callbacks, resume],
-        **trainer,
-    ).fit(module, datamodule=datamodule)
+    quiet_trainer(root, max_epochs=1, plugins=[SafeCheckpointIO()], callbacks=[*callbacks, resume], **trainer).fit(
+        module, datamodule=datamodule
+    )
     return resume.path
 
 
