@@ -118,7 +118,7 @@ class Group:
     def label(self) -> str:
         """The arm, plus the pyramid where it is not the paper's {6,3,2,1}."""
         extra = "" if self.pyramid in (None, PAPER_PYRAMID) else " " + pyramid_text(self.pyramid)
-        return ARMS.get(self.arm, self.arm) + extra
+        return self.runs[0].arm_label + extra
 
     def _newest_first(self) -> list[Run]:
         return sorted((r for r in self.runs if r.status == DONE), key=lambda r: r.finished, reverse=True)

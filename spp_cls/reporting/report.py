@@ -872,7 +872,7 @@ def _runs_section(found: Discovery, groups: Sequence[Group], base: Path, curves:
             [
                 _relative(run.path, base),
                 network_name(run.arch),
-                ARMS.get(run.arm, run.arm),
+                run.arm_label,
                 pyramid_text(run.pyramid),
                 str(run.seed),
                 run.status,

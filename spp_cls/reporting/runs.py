@@ -121,6 +121,14 @@ class Run:
         return "random" if self.get("data.size_schedule") == "random" else "multi"
 
     @property
+    def arm_label(self) -> str:
+        """The arm in words: the paper's arm names; a timm backbone without SPP keeps its own global pooling,
+        and says so (``global pooling``, ``global pooling multi-size``)."""
+        if self.arm == "no_spp" and self.get("model.backbone"):
+            return "global pooling" + (" multi-size" if len(set(map(str, self.train_sizes))) > 1 else "")
+        return ARMS.get(self.arm, self.arm)
+
+    @property
     def seed(self) -> Any:
         return self.get("seed")
 

@@ -54,6 +54,9 @@ def test_global_pooling_against_spp_per_backbone(tmp_path: Path) -> None:
     convnext = next(r for r in rows if r[:2] == ["convnext_tiny", "SPP {3,2,1}"])
     assert convnext[6] == "+3.50 ± 0.71 (2)"
     assert "**Table 2" not in markdown and "**SPP vs no SPP" not in markdown  # no paper numbers for these
+    runs = table(markdown, "Paths relative to")
+    assert runs[0][:3] == ["run", "network", "arm"] and len(runs) == 9
+    assert {r[2] for r in runs[1:]} == {"global pooling", "SPP single-size"}  # not the paper's "no SPP"
 
 
 def test_settings_of_backbone_runs_leave_out_the_paper_networks_rows(tmp_path: Path) -> None:
