@@ -3,6 +3,8 @@ its ONNX export, and generated images of several sizes with one unreadable file 
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +73,9 @@ def onnx_model(models: dict[str, Path]) -> Path:
     """The SPP checkpoint exported to ONNX with dynamic height and width, as ``python -m spp_cls.export
     --dynamic`` writes it (the dynamo export: over ten seconds on a 2-core CPU)."""
     model, _ = load_trained_model(models["ckpt"])
-    return save_export(model, models["ckpt"].with_suffix(".onnx"), CROP, CROP, dynamic=True)
+    # the exporter prints its progress; kept out of the output of a test that asks for this fixture late
+    with contextlib.redirect_stdout(io.StringIO()):
+        return save_export(model, models["ckpt"].with_suffix(".onnx"), CROP, CROP, dynamic=True)
 
 
 @pytest.fixture(scope="package")
