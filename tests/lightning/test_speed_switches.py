@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from spp_cls.lightning import SppClassifier
 from spp_cls.lightning.optim import build_optimization
 from tests.helpers import STEP_OPTIM as OPTIM
+from tests.helpers import quiet_trainer
 
 MODEL = dict(arch="zf5", spp=True, width=0.125, fc_dim=16, dropout=0.0)
 CLASSES = 5
@@ -40,16 +41,7 @@ def module(**runtime: Any) -> SppClassifier:
 
 
 def trainer(tmp_path: Path, steps: int, **kwargs: Any) -> pl.Trainer:
-    args: dict[str, Any] = dict(
-        max_steps=steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        default_root_dir=tmp_path,
-    )
-    return pl.Trainer(accelerator="cpu", devices=1, **(args | kwargs))
+    return quiet_trainer(tmp_path, max_steps=steps, **kwargs)
 
 
 def loader(data: list[dict[str, Any]]) -> DataLoader:
