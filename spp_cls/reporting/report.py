@@ -178,7 +178,7 @@ def _metric_line(ctx: ResultSet) -> str:
             f"`{p}` is missing for {seeds - ctx.seeds_with(p)[0]}" for p in ("ten_view", "center") if p != ctx.source
         ]
         line += f" ({', '.join(missing)}: the default takes the first source every sample has: ten_view, center, val)"
-    if ctx.source != "ten_view":
+    if ctx.source != "ten_view" and _paper_network_groups(ctx):  # the paper has no numbers for timm backbones
         line += ". The paper's numbers in Table 2 and the extra lines are 10-view"
     return line + "."
 

@@ -91,3 +91,4 @@ def test_settings_of_backbone_runs_leave_out_the_paper_networks_rows(tmp_path: P
         assert paper_only not in rows
     assert not [name for name in rows if "bins / fc6 input" in name]
     assert "LRN" not in markdown.split("**Metric")[0]  # not listed as "as in the paper" either
+    assert "10-view" not in markdown  # no paper numbers to compare protocols with
