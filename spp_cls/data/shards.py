@@ -1,7 +1,8 @@
 """Streaming reader of WebDataset shards (``make_shards.py``'s), with exact epochs across nodes x GPUs x workers.
 
-webdataset does the tar streaming, URL opening (``gopen``: local paths, ``http(s)://`` through curl, and
-``pipe:`` commands when ``allow_pipe`` is set) and the shuffle buffer; this module decides who reads what:
+webdataset opens the URLs (``gopen``: local paths, ``http(s)://`` through curl, and ``pipe:`` commands when
+``allow_pipe`` is set), groups the files into samples and keeps the shuffle buffer; ``spp_cls.io.tar_stream``
+reads the tars; this module decides who reads what:
 
 - Reader slots (training): every (rank, loader worker) pair is one slot, ``slot = rank * workers + worker``.
   An epoch's shard order is a pure function of (seed, epoch); slot k reads shards k, k + slots, k + 2 slots,
@@ -29,11 +30,12 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from torch.utils.data import IterableDataset, get_worker_info
 from webdataset.filters import shuffle as wds_shuffle
-from webdataset.tariterators import group_by_keys, tar_file_expander, url_opener
+from webdataset.gopen import gopen
+from webdataset.tariterators import group_by_keys
 
 from spp_cls.data.decode import DecodeError
 from spp_cls.data.device_decode import view_sample
@@ -41,8 +43,26 @@ from spp_cls.data.folder import Skipped, collate_skipping
 from spp_cls.data.sampling import input_size_for_epoch, mix_seed, sample_seed
 from spp_cls.data.shard_manifest import IMAGE_EXTENSIONS, ShardSplit
 from spp_cls.data.transforms import View
+from spp_cls.io.tar_stream import tar_members
 
 log = logging.getLogger(__name__)
+
+
+def _shard_files(urls: Sequence[str], on_error: Callable[[Exception], bool]) -> Iterator[dict[str, Any]]:
+    """The files of each shard as webdataset's ``group_by_keys`` takes them, with its end-of-shard marker
+    (``{}``) after each shard, so that no sample spans two. webdataset's ``gopen`` opens the URL (a path,
+    ``http(s)://``, ``pipe:``); ``tar_members`` reads it (faster than webdataset's ``tarfile``-based iterator).
+    An error while opening or reading a shard goes to ``on_error`` with the URL among its arguments."""
+    for url in urls:
+        try:
+            with gopen(url) as stream:
+                for name, data in tar_members(stream):
+                    yield {"fname": name, "data": data, "__url__": url}
+        except Exception as err:  # any failure of one shard (I/O, format, a pipe's exit status) skips its rest
+            err.args = (*err.args, url)
+            if not on_error(err):
+                raise
+        yield {}
 
 
 def check_urls(urls: Sequence[str], allow_pipe: bool) -> None:
@@ -151,12 +171,14 @@ class ShardStream(IterableDataset):
         return order
 
     def _read(self, shard_ids: list[int], errors: list[str]) -> Iterator[dict[str, Any]]:
-        """Raw samples of the given shards; an unreadable shard is recorded once in ``errors`` and skipped."""
+        """Raw samples of the given shards; an unreadable shard is recorded once in ``errors`` and the rest of
+        it skipped (the samples read before the error are kept; a sample cut short by it lacks a field, and
+        ``_decode`` skips and counts it)."""
         urls = [self.split.shards[i].url for i in shard_ids]
         failed: set[str] = set()
 
         def record(err: Exception) -> bool:
-            text = " ".join(str(a) for a in err.args)  # webdataset adds the URL or the stream to the arguments
+            text = " ".join(str(a) for a in err.args)  # the URL is among the arguments (added below or by gopen)
             url = next((u for u in urls if u in text), text[:200])
             if url not in failed:
                 failed.add(url)
@@ -164,8 +186,7 @@ class ShardStream(IterableDataset):
                 log.warning("skipping the rest of shard %s: %s", url, errors[-1])
             return True
 
-        files = tar_file_expander(url_opener([dict(url=u) for u in urls], handler=record), handler=record)
-        return group_by_keys(files, handler=record)
+        return group_by_keys(_shard_files(urls, record), handler=record)
 
     def _decode(self, raw: dict[str, Any], size: int, epoch: int) -> dict[str, Any] | Skipped:
         field = next((ext for ext in IMAGE_EXTENSIONS if ext in raw), None)

@@ -1,0 +1,120 @@
+"""``tar_members`` against archives written by Python's ``tarfile`` in every format, and against broken ones."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import random
+import tarfile
+
+import pytest
+
+from spp_cls.io.tar_stream import TarFormatError, tar_members
+
+LONG = "class_" + "x" * 120 + "/image.jpg"  # over ustar's 100-character name field
+UNICODE = "n\u00e4me/\u00e9t\u00e9.jpg"
+
+
+def _files(seed: int = 0) -> list[tuple[str, bytes]]:
+    rng = random.Random(seed)
+    sizes = [0, 1, 511, 512, 513, 10_000, 70_001]
+    return [(f"train_{i:08d}.jpg", rng.randbytes(size)) for i, size in enumerate(sizes)]
+
+
+def _archive(files: list[tuple[str, bytes]], fmt: int, extra: bool = False) -> bytes:
+    """A tar of ``files`` (and, with ``extra``, a directory and a symlink, which are not regular files)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=fmt) as tar:
+        if extra:
+            directory = tarfile.TarInfo("some_dir")
+            directory.type = tarfile.DIRTYPE
+            tar.addfile(directory)
+            link = tarfile.TarInfo("a_link")
+            link.type, link.linkname = tarfile.SYMTYPE, "train_00000000.jpg"
+            tar.addfile(link)
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+class Trickle(io.RawIOBase):
+    """A pipe-like stream that returns at most ``chunk`` bytes a read."""
+
+    def __init__(self, data: bytes, chunk: int) -> None:
+        self.data, self.position, self.chunk = data, 0, chunk
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.chunk if size < 0 else min(size, self.chunk)
+        data = self.data[self.position : self.position + size]
+        self.position += len(data)
+        return data
+
+
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_every_format_gives_tarfiles_names_and_bytes(fmt: int) -> None:
+    files = _files()
+    if fmt != tarfile.USTAR_FORMAT:
+        files += [(LONG, b"long name"), (UNICODE, b"unicode name")]
+    else:
+        files += [("a" * 90 + "/" + "b" * 90 + ".jpg", b"ustar prefix")]  # split into prefix + name
+    archive = _archive(files, fmt, extra=True)
+    assert list(tar_members(io.BytesIO(archive))) == files
+    assert list(tar_members(Trickle(archive, 100))) == files  # short reads, as from a pipe
+
+
+def test_gzip_compressed_archives_are_read() -> None:
+    files = _files(1)
+    assert list(tar_members(io.BytesIO(gzip.compress(_archive(files, tarfile.PAX_FORMAT))))) == files
+
+
+def test_a_stream_that_ends_at_a_header_boundary_ends_the_archive() -> None:
+    files = _files(2)
+    archive = _archive(files, tarfile.GNU_FORMAT)
+    without_end_marker = archive[: archive.rindex(files[-1][1]) + len(files[-1][1])]
+    without_end_marker += bytes(-len(without_end_marker) % 512)
+    assert list(tar_members(io.BytesIO(without_end_marker))) == files
+
+
+def test_an_empty_stream_is_not_an_archive() -> None:
+    with pytest.raises(TarFormatError, match="empty file"):
+        list(tar_members(io.BytesIO(b"")))
+
+
+def test_a_stream_cut_inside_a_file_raises_after_the_complete_files() -> None:
+    files = _files(3)
+    archive = _archive(files, tarfile.GNU_FORMAT)
+    cut = archive.index(files[-1][1]) + 100
+    members = tar_members(io.BytesIO(archive[:cut]))
+    assert [next(members) for _ in files[:-1]] == files[:-1]
+    with pytest.raises(TarFormatError, match="ends inside the member"):
+        next(members)
+
+
+def test_a_stream_cut_inside_a_header_raises() -> None:
+    archive = _archive(_files(4)[:2], tarfile.GNU_FORMAT)
+    with pytest.raises(TarFormatError, match="ends inside the header"):
+        list(tar_members(io.BytesIO(archive[:200])))
+
+
+def test_garbage_is_refused_by_the_header_checksum() -> None:
+    with pytest.raises(TarFormatError, match="bad checksum|not a tar header"):
+        list(tar_members(io.BytesIO(random.Random(5).randbytes(4096))))
+    archive = bytearray(_archive(_files(5)[:2], tarfile.GNU_FORMAT))
+    archive[10] ^= 0x01  # one flipped bit in the first name
+    with pytest.raises(TarFormatError, match="bad checksum"):
+        list(tar_members(io.BytesIO(bytes(archive))))
+
+
+def test_base256_sizes_of_gnu_headers_are_read() -> None:
+    data = b"z" * 1000
+    header = bytearray(_archive([("big.bin", data)], tarfile.GNU_FORMAT)[:512])
+    header[124:136] = b"\x80" + (1000).to_bytes(11, "big")  # how GNU tar writes sizes over 8 GiB
+    header[148:156] = b" " * 8
+    header[148:156] = f"{sum(header):06o}\x00 ".encode()
+    archive = bytes(header) + data + bytes(-len(data) % 512) + bytes(1024)
+    assert list(tar_members(io.BytesIO(archive))) == [("big.bin", data)]
