@@ -17,6 +17,7 @@ header whose checksum is wrong and a stream that ends inside a header or a file'
 from __future__ import annotations
 
 import gzip
+import io
 from typing import BinaryIO, Iterator, Optional, Protocol
 
 BLOCK = 512
@@ -48,6 +49,10 @@ class _Prefixed:
             return data
         data, self.head = self.head[:size], self.head[size:]
         return data if len(data) == size else data + self.rest.read(size - len(data))
+
+    def seek(self, offset: int) -> int:
+        """gzip only seeks to rewind, which a one-pass reader never asks for."""
+        raise io.UnsupportedOperation("a tar stream is read in one pass")
 
 
 def _read_exactly(stream: Readable, size: int, what: str) -> bytes:
@@ -85,8 +90,10 @@ def _check_header(header: bytes, offset: int) -> None:
     unsigned = sum(header) - sum(header[148:156]) + 8 * 32
     if stored == unsigned:
         return
-    signed = unsigned - 256 * sum(1 for byte in header if byte > 127) + 256 * sum(
-        1 for byte in header[148:156] if byte > 127
+    signed = (
+        unsigned
+        - 256 * sum(1 for byte in header if byte > 127)
+        + 256 * sum(1 for byte in header[148:156] if byte > 127)
     )
     if stored != signed:
         raise TarFormatError(f"not a tar header at byte {offset} (bad checksum)")
@@ -117,7 +124,7 @@ def tar_members(stream: BinaryIO | Readable) -> Iterator[tuple[str, bytes]]:
     if not first:
         raise TarFormatError("empty file")
     if first.startswith(GZIP_MAGIC):
-        stream = gzip.GzipFile(fileobj=_Prefixed(first, stream))  # type: ignore[arg-type]
+        stream = gzip.GzipFile(fileobj=_Prefixed(first, stream), mode="rb")
         first = stream.read(BLOCK)
     header: Optional[bytes] = first
     offset = 0

@@ -3,6 +3,7 @@ the same labels and images as the class folders, bad shards skipped and reported
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import shutil
@@ -132,6 +133,32 @@ def test_too_few_shards_is_a_clear_error(shards: Path) -> None:
     piped = replace(manifest, shards=tuple(replace(s, url=f"pipe:cat {s.url}") for s in manifest.shards))
     with pytest.raises(ValueError, match="data.allow_pipe=true"):
         ShardStream(piped, CenterView(SETTINGS), 4, train=False, sizes=[64], schedule="alternate", seed=0, eval_size=64)
+
+
+def test_piped_and_gzipped_shards_give_the_same_samples(shards: Path, tmp_path: Path) -> None:
+    """A ``pipe:`` URL (read in short chunks from a subprocess) and gzip-compressed tars read like the files."""
+    manifest = load_manifest(str(shards)).split("val")
+    zipped = tmp_path / "zipped"
+    zipped.mkdir()
+    for shard in manifest.shards:
+        (zipped / (Path(shard.url).name + ".gz")).write_bytes(gzip.compress(Path(shard.url).read_bytes()))
+    expected = _fingerprints(_read(_stream(shards, "val", False)))
+    for url in ("pipe:cat {}", str(zipped / "{}.gz")):
+        urls = tuple(
+            replace(s, url=url.format(s.url if url.startswith("pipe") else Path(s.url).name)) for s in manifest.shards
+        )
+        stream = ShardStream(
+            replace(manifest, shards=urls),
+            CenterView(SETTINGS),
+            4,
+            train=False,
+            sizes=[64],
+            schedule="alternate",
+            seed=1,
+            eval_size=64,
+            allow_pipe=True,
+        )
+        assert _fingerprints(_read(stream)) == expected
 
 
 def test_unreadable_shard_is_skipped_and_reported(shards: Path, tmp_path: Path) -> None:
