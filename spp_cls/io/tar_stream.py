@@ -106,15 +106,22 @@ def _name(header: bytes) -> str:
     return name.decode("utf-8", "surrogateescape")
 
 
-def _pax_records(data: bytes) -> dict[str, str]:
+def _pax_records(data: bytes, offset: int) -> dict[str, str]:
     """The "LENGTH key=value\\n" records of a pax extended header."""
     records, position = {}, 0
-    while position < len(data) and data[position] != 0:
-        space = data.index(b" ", position)
-        length = int(data[position:space])
-        key, _, value = data[space + 1 : position + length - 1].partition(b"=")
-        records[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
-        position += length
+    try:
+        while position < len(data) and data[position] != 0:
+            space = data.index(b" ", position)
+            length = int(data[position:space])
+            if not space - position < length <= len(data) - position:
+                raise ValueError(f"a record of {length} bytes at {position}")
+            key, _, value = data[space + 1 : position + length - 1].partition(b"=")
+            records[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
+            position += length
+        if "size" in records:
+            int(records["size"])
+    except ValueError as err:
+        raise TarFormatError(f"a broken pax header at byte {offset} ({err})") from None
     return records
 
 
@@ -127,7 +134,7 @@ def tar_members(stream: BinaryIO | Readable) -> Iterator[tuple[str, bytes]]:
         stream = gzip.GzipFile(fileobj=_Prefixed(first, stream), mode="rb")
         first = stream.read(BLOCK)
     header: Optional[bytes] = first
-    offset = 0
+    offset = 0  # of the current header in the (uncompressed) archive, for the error messages
     long_name: Optional[str] = None
     pax: dict[str, str] = {}
     while True:
@@ -141,15 +148,14 @@ def tar_members(stream: BinaryIO | Readable) -> Iterator[tuple[str, bytes]]:
             return  # the end-of-archive marker
         _check_header(header, offset)
         kind = header[156:157]
-        size = int(pax["size"]) if "size" in pax and kind not in (_PAX_HEADER, _GNU_LONG_NAME) else None
-        size = _number(header[124:136]) if size is None else size
+        overridden = "size" in pax and kind not in (_PAX_HEADER, _GNU_LONG_NAME)
+        size = int(pax["size"]) if overridden else _number(header[124:136])
         data = _read_exactly(stream, size, f"the member at byte {offset}") if size else b""
         padding = -size % BLOCK
         if padding:  # read past, not sliced off: no copy of the file's bytes
             _read_exactly(stream, padding, f"the member at byte {offset}")
-        offset += BLOCK + size + padding
         if kind == _PAX_HEADER:
-            pax = _pax_records(data)
+            pax = _pax_records(data, offset)
         elif kind == _GNU_LONG_NAME:
             long_name = data.split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
         elif kind not in (_PAX_GLOBAL, _GNU_LONG_LINK):
@@ -157,4 +163,5 @@ def tar_members(stream: BinaryIO | Readable) -> Iterator[tuple[str, bytes]]:
             long_name, pax = None, {}
             if kind in _REGULAR and not name.endswith("/"):
                 yield name, data
+        offset += BLOCK + size + padding
         header = None

@@ -118,3 +118,12 @@ def test_base256_sizes_of_gnu_headers_are_read() -> None:
     header[148:156] = f"{sum(header):06o}\x00 ".encode()
     archive = bytes(header) + data + bytes(-len(data) % 512) + bytes(1024)
     assert list(tar_members(io.BytesIO(archive))) == [("big.bin", data)]
+
+
+def test_a_broken_pax_record_is_a_format_error() -> None:
+    archive = _archive([(UNICODE, b"data")], tarfile.PAX_FORMAT)  # a pax header first: its records at byte 512
+    assert archive[156:157] == b"x"
+    length = archive[512:].split(b" ", 1)[0]
+    for broken in (b"x" * len(length), b"9" * len(length)):  # not a number; past the header's data
+        with pytest.raises(TarFormatError, match="broken pax header at byte 0"):
+            list(tar_members(io.BytesIO(archive[:512] + broken + archive[512 + len(length) :])))
