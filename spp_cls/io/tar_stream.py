@@ -1,10 +1,9 @@
 """The regular files of a tar archive, read in one pass from any readable byte stream (a file, a pipe, curl).
 
 Why not Python's ``tarfile`` (which webdataset's tar iterator uses): its stream mode reads through a 10 KB
-buffer and builds a ``TarInfo`` with every field decoded for each member, which costs about as much per
-training sample as resampling its view (``benchmarks/data_throughput.py`` shows the stage). A shard reader
-needs only the name and the bytes of each regular file, in order: this reads each header with one call and each
-file's bytes with another.
+buffer and builds a ``TarInfo`` with every field decoded for each member, a cost per training sample that shows
+in the loader's throughput (docs/data.md, "Loader speed"). A shard reader needs only the name and the bytes of
+each regular file, in order: this reads each header with one call and each file's bytes with another.
 
 What it reads: POSIX ustar (with the ``prefix`` field), pax (per-file ``path`` and ``size`` records; global
 headers are ignored), GNU tar (``././@LongLink`` long names, base-256 sizes), and gzip-compressed archives
