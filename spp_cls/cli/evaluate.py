@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from spp_cls.checkpointing import CheckpointError, load_safe
 from spp_cls.cli.builders import as_config, build_datamodule, build_trainer
+from spp_cls.cli.environment import run_environment
 from spp_cls.cli.errors import exit_on_user_error
 from spp_cls.cli.results import protocol_table, save_scores, write_markdown, write_results
 from spp_cls.config.schema import EvaluateConfig
@@ -210,6 +211,7 @@ def evaluate(
         "protocols": per_protocol,
     }
     if trainer.is_global_zero:
+        results["environment"] = run_environment(trainer.strategy.root_device, trainer.world_size)
         path = write_results(output_dir, results)
         table = protocol_table(results)
         write_markdown(output_dir, paths[0], table)

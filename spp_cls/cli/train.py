@@ -27,6 +27,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from spp_cls.checkpointing import load_safe, resolve_resume_path
 from spp_cls.checkpointing.resume_path import first_logged_step
 from spp_cls.cli.builders import build_datamodule, build_trainer
+from spp_cls.cli.environment import run_environment
 from spp_cls.cli.errors import exit_on_user_error
 from spp_cls.cli.evaluate import evaluate
 from spp_cls.cli.results import write_results
@@ -243,6 +244,7 @@ def run_training(cfg: DictConfig) -> Optional[float]:
                 cfg.eval_checkpoint,
             )
     if trainer.is_global_zero:  # every DDP process gets the same synced metrics; one writes them
+        results["environment"] = run_environment(trainer.strategy.root_device, trainer.world_size)
         path = write_results(run_dir, results)
         log.info("final metrics: %s", {k: results[k] for k in sorted(results) if k.startswith("val/")})
         log.info("wrote %s; run directory: %s", path, run_dir)

@@ -26,6 +26,7 @@ from spp_cls.io import write_atomic
 from spp_cls.reporting import paper
 from spp_cls.reporting.backbones import backbone_table, is_backbone
 from spp_cls.reporting.curves import Curve, val_curve
+from spp_cls.reporting.environment import environment_line
 from spp_cls.reporting.figures import Series, error_curves_png
 from spp_cls.reporting.groups import (
     ALWAYS_CONTEXT,
@@ -824,6 +825,9 @@ def _context_section(
     checkpoint = _checkpoint_line(ctx)
     if checkpoint:
         out += [checkpoint, ""]
+    where = environment_line([run for g in ctx.groups for run in g.suppliers(ctx.source).values()])
+    if where:
+        out += [where, ""]
     if any(r.status != DONE for g in ctx.groups for r in g.runs):
         out += [f"{NOT_DONE_MARK}: the group also has runs that are not done (see Runs); n counts done runs only.", ""]
     if any(is_backbone(g) for g in ctx.groups):  # timm backbones: no paper numbers, their heads side by side

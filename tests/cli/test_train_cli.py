@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from spp_cls.checkpointing import load_safe
@@ -71,6 +73,12 @@ def test_one_epoch_run_dir_and_resume(tiny_data: Path, tmp_path: Path) -> None:
     assert metrics["eval_checkpoint"] == "last"
     assert metrics["evaluated_checkpoint"] == str(run_dir / "checkpoints/last.ckpt")
     assert 0 <= metrics["val/top1_err"] <= 1 and metrics["val/top5_err"] == 0  # 4 classes: top-5 always hits
+    environment = metrics["environment"]  # where it ran (the report's "Where the runs ran")
+    assert environment["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert (environment["device"], environment["processes"], environment["torch"]) == ("cpu", 1, torch.__version__)
+    if (REPO / ".git").exists():  # the commit of the checkout (a wheel or an image records the package version)
+        head = subprocess.check_output(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], text=True)
+        assert environment["code"].startswith(head.strip())
     assert "epoch 1/1:" in (run_dir / "train.log").read_text()
 
     second = run_script(
