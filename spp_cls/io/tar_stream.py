@@ -9,14 +9,18 @@ What it reads: POSIX ustar (with the ``prefix`` field), pax (per-file ``path`` a
 headers are ignored), GNU tar (``././@LongLink`` long names, base-256 sizes), and gzip-compressed archives
 (recognised by their magic bytes). Directories, links and devices are passed over. The end is the first
 all-zero block, or the end of the stream at a header boundary (as ``tarfile`` allows). An empty stream, a
-header whose checksum is wrong and a stream that ends inside a header or a file's bytes raise
-``TarFormatError``: the caller decides whether to skip the rest of the archive.
+header whose checksum is wrong, a stream that ends inside a header or a file's bytes, and a gzip stream that
+is cut short, corrupt or fails its CRC raise ``TarFormatError``: the caller decides whether to skip the rest
+of the archive. A gzip stream is read to its end after the end-of-archive block, because its CRC is checked
+only there: a corrupt compressed shard is then reported, not read silently (its members before the error
+have already been yielded, as with any archive broken midway).
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from typing import BinaryIO, Iterator, Optional, Protocol
 
 BLOCK = 512
@@ -52,6 +56,31 @@ class _Prefixed:
     def seek(self, offset: int) -> int:
         """gzip only seeks to rewind, which a one-pass reader never asks for."""
         raise io.UnsupportedOperation("a tar stream is read in one pass")
+
+
+class _Gunzipped:
+    """A gzip stream's uncompressed bytes, its failures raised as ``TarFormatError`` (``gzip`` raises
+    ``EOFError`` for a cut stream, ``BadGzipFile`` for a CRC or length mismatch, ``zlib.error`` for corrupt
+    data), so that callers handle one error type for every broken archive."""
+
+    def __init__(self, compressed: _Prefixed) -> None:
+        self.file = gzip.GzipFile(fileobj=compressed, mode="rb")
+        self.position = 0  # uncompressed bytes delivered, for the error messages
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data = self.file.read(size)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+            raise TarFormatError(
+                f"a broken gzip stream after {self.position} uncompressed bytes ({type(err).__name__}: {err})"
+            ) from None
+        self.position += len(data)
+        return data
+
+    def drain(self) -> None:
+        """Read to the end of the gzip stream: its CRC and length are checked there and only there."""
+        while self.read(1 << 16):
+            pass
 
 
 def _read_exactly(stream: Readable, size: int, what: str) -> bytes:
@@ -100,7 +129,8 @@ def _check_header(header: bytes, offset: int) -> None:
 
 def _name(header: bytes) -> str:
     name = header[0:100].split(b"\x00", 1)[0]
-    if header[257:262] == b"ustar" and header[345] != 0:  # ustar's prefix field (not in GNU headers)
+    # ustar's prefix field: POSIX magic "ustar\0" only; GNU's "ustar  \0" headers keep atime/ctime there
+    if header[257:263] == b"ustar\x00" and header[345] != 0:
         name = header[345:500].split(b"\x00", 1)[0] + b"/" + name
     return name.decode("utf-8", "surrogateescape")
 
@@ -127,10 +157,16 @@ def _pax_records(data: bytes, offset: int) -> dict[str, str]:
 def tar_members(stream: BinaryIO | Readable) -> Iterator[tuple[str, bytes]]:
     """(name, bytes) of each regular file of the archive in ``stream``, in archive order."""
     first = stream.read(BLOCK)
+    while first and len(first) < BLOCK:  # a pipe may return fewer bytes than gzip's magic: sniff a whole block
+        more = stream.read(BLOCK - len(first))
+        if not more:
+            break
+        first += more
     if not first:
         raise TarFormatError("empty file")
+    gunzipped: Optional[_Gunzipped] = None
     if first.startswith(GZIP_MAGIC):
-        stream = gzip.GzipFile(fileobj=_Prefixed(first, stream), mode="rb")
+        stream = gunzipped = _Gunzipped(_Prefixed(first, stream))
         first = stream.read(BLOCK)
     header: Optional[bytes] = first
     offset = 0  # of the current header in the (uncompressed) archive, for the error messages
@@ -144,6 +180,8 @@ def tar_members(stream: BinaryIO | Readable) -> Iterator[tuple[str, bytes]]:
         if len(header) < BLOCK:
             header += _read_exactly(stream, BLOCK - len(header), f"the header at byte {offset}")
         if header == _ZERO_BLOCK:
+            if gunzipped is not None:
+                gunzipped.drain()
             return  # the end-of-archive marker
         _check_header(header, offset)
         kind = header[156:157]

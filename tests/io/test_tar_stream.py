@@ -127,3 +127,37 @@ def test_a_broken_pax_record_is_a_format_error() -> None:
     for broken in (b"x" * len(length), b"9" * len(length)):  # not a number; past the header's data
         with pytest.raises(TarFormatError, match="broken pax header at byte 0"):
             list(tar_members(io.BytesIO(archive[:512] + broken + archive[512 + len(length) :])))
+
+
+def test_a_corrupt_gzip_archive_fails_its_crc_instead_of_giving_corrupt_bytes() -> None:
+    """gzip checks its CRC only at the end of the stream, after the tar's end block: it must be read there."""
+    files = [(f"s{i}.jpg", random.Random(i).randbytes(3000)) for i in range(5)]  # incompressible: bytes map 1:1
+    compressed = bytearray(gzip.compress(_archive(files, tarfile.USTAR_FORMAT)))
+    compressed[5000] ^= 0xFF  # inside a stored deflate block: the bytes change, the stream still decodes
+    with pytest.raises(TarFormatError, match="broken gzip stream.*CRC check failed"):
+        list(tar_members(io.BytesIO(bytes(compressed))))
+
+
+@pytest.mark.parametrize("keep", [5, 8000, -4])
+def test_a_cut_gzip_archive_is_a_format_error(keep: int) -> None:
+    compressed = gzip.compress(_archive(_files(6), tarfile.PAX_FORMAT))
+    with pytest.raises(TarFormatError, match="broken gzip stream.*EOFError"):
+        list(tar_members(io.BytesIO(compressed[:keep])))
+
+
+def test_a_gzip_archive_read_in_one_byte_pieces_is_recognised() -> None:
+    files = _files(7)
+    assert list(tar_members(Trickle(gzip.compress(_archive(files, tarfile.GNU_FORMAT)), 1))) == files
+
+
+def test_gnu_headers_have_no_ustar_prefix_field() -> None:
+    """GNU tar's magic is "ustar  \\0" and its incremental archives (``tar -G``) store atime and ctime where
+    ustar has the prefix: those bytes are no part of the name."""
+    data = b"gnu"
+    header = bytearray(_archive([("dir/file.jpg", data)], tarfile.GNU_FORMAT)[:512])
+    assert header[257:265] == b"ustar  \x00"
+    header[345:357] = b"15000000000\x00"  # atime, as GNU tar --incremental writes it
+    header[148:156] = b" " * 8
+    header[148:156] = f"{sum(header):06o}\x00 ".encode()
+    archive = bytes(header) + data + bytes(-len(data) % 512) + bytes(1024)
+    assert list(tar_members(io.BytesIO(archive))) == [("dir/file.jpg", data)]
