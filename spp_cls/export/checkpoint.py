@@ -1,9 +1,14 @@
-"""The trained network of a spp-cls training checkpoint, rebuilt the way evaluate.py rebuilds it."""
+"""The trained network of a spp-cls training checkpoint, rebuilt the way evaluate.py rebuilds it.
+
+The checkpoint's ``state_dict`` (the EMA weights when the run kept an EMA) replaces every weight of the rebuilt
+network, so the network is built without the run's pretrained weights (``model.pretrained``,
+``model.pretrained_file``): loading them would need the run's weights file, or timm's hub, on this machine only for
+them to be overwritten."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Mapping, Union
 
 from spp_cls.checkpointing import CheckpointError, load_safe
 from spp_cls.lightning import SppClassifier
@@ -16,9 +21,10 @@ def load_trained_model(path: str | Path) -> tuple[Union[SppNet, TimmBackboneNet]
     """The checkpoint's ``SppNet`` with its weights (weights-only load) and the run's training crop size."""
     checkpoint: dict[str, Any] = load_safe(path)
     hparams = checkpoint.get("hyper_parameters")
-    if not isinstance(hparams, dict) or "model" not in hparams or "state_dict" not in checkpoint:
+    if not isinstance(hparams, dict) or not isinstance(hparams.get("model"), Mapping) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{path} is not a checkpoint written by spp-cls training")
-    module = SppClassifier(**hparams)
+    model = {**hparams["model"], "pretrained": False, "pretrained_file": None}  # the checkpoint's weights replace them
+    module = SppClassifier(**{**hparams, "model": model})
     name = model_name(hparams["model"]["arch"], hparams["model"]["spp"])
     load_weights(module, checkpoint["state_dict"], str(path), name)
     return module.model.eval(), int(hparams["input_size"])
