@@ -16,6 +16,7 @@ The module has the parts the test protocols and the export call on the paper's `
 # No "from __future__ import annotations": FX copies string annotations into traced code (see network.py).
 
 import os
+from collections import OrderedDict
 from typing import Any, Optional, Sequence
 
 import timm
@@ -39,16 +40,34 @@ class ForwardFeatures(nn.Module):
         return self.model.forward_features(x)
 
 
+def _after_global_pool(model: nn.Module) -> list[str]:
+    """The children that timm's ``forward_head`` runs after ``global_pool`` (defined after it: MobileNetV3/V4's
+    and GhostNet's 1x1 ``conv_head``, its norm and activation, ``flatten``), minus those that do nothing (the
+    classifier, removed by ``num_classes=0``). Empty for a model without a ``global_pool`` child."""
+    names = [name for name, _ in model.named_children()]
+    if "global_pool" not in names:
+        return []
+    after = names[names.index("global_pool") + 1 :]
+    return [name for name in after if not isinstance(getattr(model, name), nn.Identity)]
+
+
 def take_pool(model: nn.Module) -> nn.Module:
-    """Take the backbone's own head (its classifier already removed: ``num_classes=0``) out of ``model`` and
-    return it: the ``head`` module (ConvNeXt, RegNet: pooling, a norm where there is one) or ``global_pool``
-    (ResNet). Taken out, not shared, so that its parameters are saved once, under ``pool``."""
-    for name in ("head", "global_pool"):
-        part = getattr(model, name, None)
-        if isinstance(part, nn.Module) and not isinstance(part, nn.Identity):
-            setattr(model, name, nn.Identity())
-            return part
-    raise ValueError(f"{type(model).__name__} has neither a head module nor a global_pool that spp-cls can take")
+    """Take the backbone's own head up to its pre-logits (its classifier already removed: ``num_classes=0``)
+    out of ``model`` and return it: the ``head`` module (ConvNeXt, RegNet: pooling, a norm where there is one),
+    else ``global_pool`` (ResNet, EfficientNet) with the layers timm runs after it (MobileNetV3/V4, GhostNet:
+    a 1x1 conv widens the pooled vector). Taken out, not shared, so that its parameters are saved once, under
+    ``pool``."""
+    head = getattr(model, "head", None)
+    if isinstance(head, nn.Module) and not isinstance(head, nn.Identity):
+        model.head = nn.Identity()
+        return head
+    pool = getattr(model, "global_pool", None)
+    if not isinstance(pool, nn.Module) or isinstance(pool, nn.Identity):
+        raise ValueError(f"{type(model).__name__} has neither a head module nor a global_pool that spp-cls can take")
+    parts = {name: getattr(model, name) for name in ["global_pool", *_after_global_pool(model)]}
+    for name in parts:
+        setattr(model, name, nn.Identity())
+    return pool if len(parts) == 1 else nn.Sequential(OrderedDict(parts))
 
 
 def build_backbone(
@@ -61,7 +80,8 @@ def build_backbone(
     in_chans: int = 3,
 ) -> nn.Module:
     """The timm model ``name`` without its classifier: with ``spp`` also without its pooling (timm's
-    ``global_pool=''``), and without a head module whose parameters would then be unused (ConvNeXt's norm)."""
+    ``global_pool=''``), and without the head's layers whose parameters would then be unused (ConvNeXt's norm,
+    MobileNetV3's ``conv_head``)."""
     kwargs: dict[str, Any] = dict(backbone_kwargs or {})
     kwargs.update(width_kwargs(name, width, kwargs))
     if pretrained_file:
@@ -69,8 +89,10 @@ def build_backbone(
     model = timm.create_model(
         name, pretrained=pretrained, num_classes=0, global_pool="" if spp else "avg", in_chans=in_chans, **kwargs
     )
-    if spp and isinstance(getattr(model, "head", None), nn.Module):
-        model.head = nn.Identity()  # forward_features does not use it; its norm would have no gradient
+    if spp:  # forward_features uses none of the head's layers: with their parameters, unused ones break DDP
+        for name in ["head", *_after_global_pool(model)]:
+            if isinstance(getattr(model, name, None), nn.Module):
+                setattr(model, name, nn.Identity())
     return model
 
 

@@ -61,6 +61,34 @@ def test_global_pooling_head_is_the_backbones_own() -> None:
     assert sum(k.endswith("norm.weight") and "head" in k for k in convnext.state_dict()) == 0
 
 
+# timm families whose head runs layers after the pool (a 1x1 conv widening the pooled vector), as direct children
+POST_POOL_HEADS = ("mobilenetv3_small_050", "ghostnet_050")
+
+
+@pytest.mark.parametrize("name", POST_POOL_HEADS)
+def test_heads_with_layers_after_the_pool(name: str) -> None:
+    """Global pooling is the backbone's whole head up to its pre-logits (timm's forward_head), conv_head
+    included; with SPP those layers are gone, so that no parameter is left without a gradient (DDP refuses
+    unused parameters). Both heads train every parameter at any size."""
+    torch.manual_seed(0)
+    own = TimmBackboneNet(name, num_classes=5, spp=False).eval()
+    torch.manual_seed(0)
+    reference = timm.create_model(name, num_classes=0).eval()
+    x = torch.randn(2, 3, 64, 72)
+    with torch.no_grad():
+        expected = reference.forward_head(reference.forward_features(x), pre_logits=True)
+        torch.testing.assert_close(own.pool(own.features(x)).flatten(1), expected, rtol=0, atol=0)
+    assert own.fc8.in_features == reference.head_hidden_size != reference.num_features
+    assert any(k.startswith("pool.conv_head.") for k in own.state_dict())
+    assert not any(".conv_head." in k for k in TimmBackboneNet(name, num_classes=5, spp=True).state_dict())
+    for spp in (False, True):
+        model = TimmBackboneNet(name, num_classes=5, spp=spp, pyramid=(2, 1))
+        for h, w in ((64, 64), (80, 96)):
+            model.zero_grad()
+            model(torch.randn(2, 3, h, w)).logsumexp(-1).sum().backward()
+            assert [n for n, p in model.named_parameters() if p.grad is None] == []
+
+
 def test_spp_head_pools_the_same_map_into_the_pyramid() -> None:
     model = backbone().eval()
     maps = model.features(torch.randn(1, 3, 64, 64))
