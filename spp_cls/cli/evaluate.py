@@ -29,6 +29,7 @@ from spp_cls.data.config import DataConfig
 from spp_cls.evaluation.config import ProtocolConfig
 from spp_cls.evaluation.protocols import PROTOCOLS, build_protocol
 from spp_cls.lightning import SppClassifier
+from spp_cls.lightning.data_quality import skip_totals_of_all
 from spp_cls.lightning.datamodule import saved_datamodule_state
 from spp_cls.lightning.ema import checkpoint_weights
 from spp_cls.lightning.weights import load_weights
@@ -40,7 +41,8 @@ SAVED_GROUPS = ("model", "data")
 
 
 def merge_saved_config(saved: dict[str, Any], composed: DictConfig, overrides: Sequence[str]) -> DictConfig:
-    """``composed`` with its model/data taken from ``saved``, except for keys the user overrode."""
+    """``composed`` with its model/data taken from ``saved``, except for keys the user overrode; pretrained
+    weights off."""
     for group in SAVED_GROUPS:
         if group not in saved:
             raise CheckpointError(f"the checkpoint's run config has no '{group}' section")
@@ -49,6 +51,9 @@ def merge_saved_config(saved: dict[str, Any], composed: DictConfig, overrides: S
         key = override.key_or_group
         if key.split(".")[0] in SAVED_GROUPS and not override.is_delete():
             OmegaConf.update(merged, key, OmegaConf.select(composed, key), merge=False)
+    # the checkpoint's weights replace timm's pretrained ones: never read (or download) those again, so that a
+    # run trained from a weights file is evaluated where that file is not
+    merged.model.pretrained, merged.model.pretrained_file = False, None
     return merged
 
 
@@ -111,7 +116,9 @@ def _test_protocol(
     metrics = trainer.test(members[0], datamodule=datamodule, verbose=False)[0]
     seconds = time.monotonic() - start
     images, skipped = int(metrics["test/images"]), int(metrics["test/skipped"])
-    expected, lost_shards = datamodule.split_size("test"), datamodule.skip_totals().get("test_skipped_shards", 0)
+    # summed over the processes (a collective): each process lost its own shards, and all must decide alike
+    lost_shards = skip_totals_of_all(trainer).get("test_skipped_shards", 0)
+    expected = datamodule.split_size("test")
     # trainer.extra.limit_test_batches: a part of the split (Lightning: the float 1.0 is all of it, an int N batches)
     limited = not (isinstance(trainer.limit_test_batches, float) and trainer.limit_test_batches == 1.0)
     if limited:
@@ -133,7 +140,7 @@ def _test_protocol(
         "top5_err": metrics["test/top5_err"],
         "images": images,
         "skipped": skipped,
-        "skipped_shards": datamodule.skip_totals().get("test_skipped_shards", 0),
+        "skipped_shards": lost_shards,
         "views_per_image": views / max(1, images),
         "images_per_s": images / seconds,
         "views_per_s": views / seconds,

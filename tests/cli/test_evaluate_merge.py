@@ -30,6 +30,9 @@ def test_saved_model_and_data_win_unless_overridden() -> None:
     assert merged.data.root == "/saved" and merged.data.batch_size == 64 and merged.seed == 3
     regrouped = merge_saved_config(saved, composed, ["model=zf5"])
     assert regrouped.model.arch == "zf5" and regrouped.model.width == 1.0
+    pretrained = dict(saved, model=dict(saved["model"], pretrained=True, pretrained_file="/gone/weights.pth"))
+    merged = merge_saved_config(pretrained, composed, [])
+    assert merged.model.pretrained is False and merged.model.pretrained_file is None  # the checkpoint's weights
     with pytest.raises(CheckpointError, match="no 'data' section"):
         merge_saved_config({"model": {}}, composed, [])
 
