@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from spp_cls.data.normalize import BatchNormalizer
-from spp_cls.evaluation.protocols import PROTOCOLS, build_protocol
+from spp_cls.evaluation.protocols import PROTOCOLS, TestProtocol, build_protocol
 from spp_cls.predict.classes import class_index
 from spp_cls.predict.errors import PredictError
 from spp_cls.predict.exported import ExportedNet, needs_feature_maps
@@ -54,6 +54,27 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     return args
 
 
+def check_input_size(protocol: TestProtocol, loaded: LoadedModel, crop: int) -> None:
+    """Refuse a protocol whose views a network built for one input size cannot take: the whole-image protocols
+    (any size) and the crop protocols when their crop (the run's ``data.crop_size``) is not that size."""
+    fixed = getattr(loaded.net, "fixed_input_size", None)
+    if fixed is None:
+        return
+    exported = isinstance(loaded.net, ExportedNet)
+    sized = loaded.name if exported else f"{loaded.name} ({fixed[0]}x{fixed[1]})"  # a program's name says its size
+    if protocol.needs_spp and exported:
+        raise PredictError(
+            f"protocol {protocol.name} feeds whole images of any size, but {sized} takes one input size; "
+            "export an SPP model with --dynamic, or use --protocol center"
+        )
+    if not protocol.needs_spp and tuple(fixed) != (crop, crop):
+        hint = "; export it at that size, or an SPP model with --dynamic" if exported else ""
+        raise PredictError(
+            f"protocol {protocol.name} feeds {crop}x{crop} crops (the run's data.crop_size), but {sized} takes "
+            f"one input size{hint}"
+        )
+
+
 def build_scorer(loaded: LoadedModel, args: argparse.Namespace) -> Scorer:
     """The protocol, normaliser and class index for ``loaded``; a PredictError for any of them that does not fit."""
     if isinstance(loaded.net, ExportedNet) and needs_feature_maps(args.protocol):
@@ -64,6 +85,7 @@ def build_scorer(loaded: LoadedModel, args: argparse.Namespace) -> Scorer:
     settings = loaded.settings
     try:
         protocol = build_protocol(args.protocol, settings.data, settings.protocol)
+        check_input_size(protocol, loaded, settings.data.crop_size)
         protocol.check_model(loaded.net, loaded.name)
         normalizer = BatchNormalizer(settings.data)
     except (ValueError, FileNotFoundError) as err:

@@ -3,9 +3,11 @@ interface that the test protocols call on an ``SppNet``, so that the same protoc
 
 The protocols call the network on crops (``model(x)``) and, for whole images, ``model.features`` then
 ``model.forward_head``; a program is the whole network in one piece, so its ``features`` pass the image through
-and ``forward_head`` runs the program. ``spp`` is whether the program takes any height and width (an SPP model
-exported with ``--dynamic``), which the whole-image protocols check. Protocols that pool windows on the feature
-maps (``multiview``) need the maps themselves and are refused (``needs_feature_maps``).
+and ``forward_head`` runs the program. ``fixed_input_size`` is the one (height, width) a program exported
+without ``--dynamic`` takes, None when it takes any height and width (``spp``): the whole-image protocols refuse a
+fixed size (``TestProtocol.check_model``), and predict refuses crop protocols whose crop is not that size.
+Protocols that pool windows on the feature maps (``multiview``) need the maps themselves and are refused
+(``needs_feature_maps``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class ExportedNet(nn.Module):
     ) -> None:
         super().__init__()
         self.run, self.num_classes, self.fixed_size = run, num_classes, fixed_size
+        self.fixed_input_size = fixed_size  # what the protocols' check_model reads, as on an SppNet
         self.spp = fixed_size is None  # any height and width: the whole-image protocols may feed it
         self.features = nn.Identity()
 

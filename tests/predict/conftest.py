@@ -1,5 +1,6 @@
 """A tiny trained-looking SPP checkpoint (with its run's data settings and class index, as train.py writes them),
-its ONNX export, and generated images of several sizes with one unreadable file among them."""
+its ONNX export, a no-SPP one and its fixed-size ONNX export, and generated images of several sizes with one
+unreadable file among them."""
 
 from __future__ import annotations
 
@@ -76,6 +77,15 @@ def onnx_model(models: dict[str, Path]) -> Path:
     # the exporter prints its progress; kept out of the output of a test that asks for this fixture late
     with contextlib.redirect_stdout(io.StringIO()):
         return save_export(model, models["ckpt"].with_suffix(".onnx"), CROP, CROP, dynamic=True)
+
+
+@pytest.fixture(scope="package")
+def fixed_onnx(models: dict[str, Path]) -> Path:
+    """The no-SPP checkpoint exported to ONNX at its one input size (CROP x CROP), as ``python -m spp_cls.export``
+    writes it without ``--dynamic`` (a few seconds)."""
+    model, _ = load_trained_model(models["fixed"])
+    with contextlib.redirect_stdout(io.StringIO()):
+        return save_export(model, models["fixed"].with_suffix(".onnx"), CROP, CROP, dynamic=False)
 
 
 @pytest.fixture(scope="package")

@@ -153,3 +153,59 @@ def test_a_pt2_program_gives_the_checkpoints_top1(
         (a, b) for a, b in zip(records(tmp_path / "ckpt.jsonl"), records(tmp_path / "pt2.jsonl")) if "error" not in a
     ]
     assert len(read) == len(SIZES) and all(a["indices"] == b["indices"] for a, b in read)
+
+
+@pytest.mark.slow  # the ONNX export
+@pytest.mark.parametrize("protocol", ["full", "full_flip"])
+def test_a_fixed_size_program_refuses_whole_images(
+    models: dict[str, Path], fixed_onnx: Path, images: Path, capsys: pytest.CaptureFixture, protocol: str
+) -> None:
+    for run in ([], ["--run", models["fixed"]]):
+        code, out, err = predict(capsys, fixed_onnx, images, "--protocol", protocol, *run)
+        assert code == 2 and out == ""
+        lines = [line for line in err.splitlines() if not line.startswith("note:")]
+        assert lines == [
+            f"error: protocol {protocol} feeds whole images of any size, but fixed.onnx ({CROP}x{CROP}) takes one "
+            "input size; export an SPP model with --dynamic, or use --protocol center"
+        ], err
+
+
+@pytest.mark.slow  # the ONNX export
+@pytest.mark.parametrize("protocol", ["center", "ten_view"])
+def test_a_fixed_size_program_predicts_crops_of_its_size(
+    models: dict[str, Path],
+    fixed_onnx: Path,
+    images: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    protocol: str,
+) -> None:
+    assert predict(capsys, models["fixed"], images, "--protocol", protocol, "--json", tmp_path / "ckpt.jsonl")[0] == 0
+    code, _, err = predict(
+        capsys, fixed_onnx, images, "--protocol", protocol, "--run", models["fixed"], "--json", tmp_path / "onnx.jsonl"
+    )
+    assert code == 0, err
+    assert f"{len(SIZES)} images predicted by fixed.onnx ({CROP}x{CROP}) ({protocol})" in err
+    read = [
+        (a, b) for a, b in zip(records(tmp_path / "ckpt.jsonl"), records(tmp_path / "onnx.jsonl")) if "error" not in a
+    ]
+    assert len(read) == len(SIZES) and all(a["indices"][0] == b["indices"][0] for a, b in read)
+
+
+@pytest.mark.parametrize("protocol", ["center", "ten_view"])
+def test_crops_of_another_size_than_the_programs_are_refused(
+    models: dict[str, Path], images: Path, tmp_path: Path, capsys: pytest.CaptureFixture, protocol: str
+) -> None:
+    """An SPP model exported without --dynamic at a size that is not its run's square crop: a non-square program
+    (the default crop is its height) and one larger than the run's crop (``--run``)."""
+    model, _ = load_trained_model(models["ckpt"])
+    for height, width, run in [(CROP, CROP + 16, []), (CROP + 16, CROP + 16, ["--run", models["ckpt"]])]:
+        program = save_export(model, tmp_path / "spp.pt2", height, width, dynamic=False)
+        code, out, err = predict(capsys, program, images, "--protocol", protocol, *run)
+        assert code == 2 and out == ""
+        crop = CROP if run else height
+        lines = [line for line in err.splitlines() if not line.startswith("note:")]
+        assert lines == [
+            f"error: protocol {protocol} feeds {crop}x{crop} crops (the run's data.crop_size), but spp.pt2 "
+            f"({height}x{width}) takes one input size; export it at that size, or an SPP model with --dynamic"
+        ], err
