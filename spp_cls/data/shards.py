@@ -17,13 +17,15 @@ reads the tars; this module decides who reads what:
 - Training epochs have a fixed length from the manifest: ``samples // global batch`` steps on every rank,
   spread over the workers the way the DataLoader polls them. A slot that runs out of shards before its
   quota starts another pass over its shards (in a new order), so every rank runs the same number of steps;
-  a few samples are seen twice or not at all in an epoch, as with any shard-level split.
+  a few samples are seen twice or not at all in an epoch, as with any shard-level split. A batch may span
+  two passes (a slot's shards may hold less than one batch).
 - Evaluation reads every sample exactly once: no shuffling, no quota, the last batch of a slot may be short.
 - The input size of a training batch is ``input_size_for_epoch`` (the class-folder path's schedule), and
   each sample's augmentation is seeded by (seed, epoch, sample key).
 - A sample that cannot be decoded is skipped and counted like a bad file in a class folder; a shard that
-  cannot be opened or read to the end is skipped and reported (``skipped_shards``); a slot whose shards are
-  all unreadable raises instead of spinning.
+  cannot be opened or read to the end is skipped and reported (``skipped_shards``), in evaluation with the
+  samples it did not give counted as skipped; a slot whose shards are all unreadable raises instead of
+  spinning. A reader that stops inside a shard (training, at its quota) is no error.
 """
 
 from __future__ import annotations
@@ -48,19 +50,37 @@ from spp_cls.io.tar_stream import tar_members
 log = logging.getLogger(__name__)
 
 
-def _shard_files(urls: Sequence[str], on_error: Callable[[Exception], bool]) -> Iterator[dict[str, Any]]:
+def _close_quietly(stream: Any) -> None:
+    """Close a shard's stream whose outcome no longer matters (already failed, or abandoned by the reader):
+    a pipe's exit status then only says that its reader left early (curl exits 23, cat dies of SIGPIPE)."""
+    if stream is None:
+        return
+    try:
+        stream.close()
+    except Exception as err:
+        log.debug("closing an abandoned shard stream: %s", err)
+
+
+def _shard_files(urls: Sequence[str], on_error: Callable[[Exception, str], bool]) -> Iterator[dict[str, Any]]:
     """The files of each shard as webdataset's ``group_by_keys`` takes them, with its end-of-shard marker
     (``{}``) after each shard, so that no sample spans two. webdataset's ``gopen`` opens the URL (a path,
     ``http(s)://``, ``pipe:``); ``tar_members`` reads it (faster than webdataset's ``tarfile``-based iterator).
-    An error while opening or reading a shard goes to ``on_error`` with the URL among its arguments."""
+    An error while opening, reading or closing a shard (a pipe's exit status is checked at its close) goes to
+    ``on_error`` with the URL. A reader that stops mid-shard (a training worker at its quota closes this
+    generator) is no error: the stream is closed quietly and nothing more is yielded, as ``close()`` requires."""
     for url in urls:
+        stream = None
         try:
-            with gopen(url) as stream:
-                for name, data in tar_members(stream):
-                    yield {"fname": name, "data": data, "__url__": url}
+            stream = gopen(url)
+            for name, data in tar_members(stream):
+                yield {"fname": name, "data": data, "__url__": url}
+            stream.close()
+        except GeneratorExit:
+            _close_quietly(stream)
+            raise
         except Exception as err:  # any failure of one shard (I/O, format, a pipe's exit status) skips its rest
-            err.args = (*err.args, url)
-            if not on_error(err):
+            _close_quietly(stream)
+            if not on_error(err, url):
                 raise
         yield {}
 
@@ -170,20 +190,30 @@ class ShardStream(IterableDataset):
         random.Random(mix_seed("shards", self.seed, epoch, passes)).shuffle(order)
         return order
 
-    def _read(self, shard_ids: list[int], errors: list[str]) -> Iterator[dict[str, Any]]:
-        """Raw samples of the given shards; an unreadable shard is recorded once in ``errors`` and the rest of
-        it skipped (the samples read before the error are kept; a sample cut short by it lacks a field, and
-        ``_decode`` skips and counts it)."""
+    def _read(
+        self, shard_ids: list[int], errors: list[str], failed: list[str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Raw samples of the given shards; an unreadable shard is recorded once in ``errors`` (and its URL in
+        ``failed``) and the rest of it skipped (the samples read before the error are kept; a sample cut short
+        by it lacks a field, and ``_decode`` skips and counts it)."""
         urls = [self.split.shards[i].url for i in shard_ids]
-        failed: set[str] = set()
+        seen: set[str] = set()
 
-        def record(err: Exception) -> bool:
-            text = " ".join(str(a) for a in err.args)  # the URL is among the arguments (added below or by gopen)
-            url = next((u for u in urls if u in text), text[:200])
-            if url not in failed:
-                failed.add(url)
-                errors.append(f"{url}: {str(err.args[0]).split(' @ ')[0][:200] if err.args else type(err).__name__}")
-                log.warning("skipping the rest of shard %s: %s", url, errors[-1])
+        def record(err: Exception, url: str | None = None) -> bool:
+            if url is None:  # from group_by_keys, which appends its own (useless) arguments to the error's
+                text = " ".join(str(a) for a in err.args)
+                url = next((u for u in urls if u in text), text[:200])
+                reason = str(err.args[0]) if err.args else ""
+            elif isinstance(err, OSError) and err.strerror:
+                reason = f"{type(err).__name__}: {err.strerror}"  # not err.args[0], the errno; the URL is said
+            else:
+                reason = str(err)
+            if url not in seen:
+                seen.add(url)
+                if failed is not None and url in urls:
+                    failed.append(url)
+                errors.append(f"{url}: {reason.split(' @ ')[0][:200] or type(err).__name__}")
+                log.warning("skipping the rest of shard %s", errors[-1])
             return True
 
         return group_by_keys(_shard_files(urls, record), handler=record)
@@ -204,17 +234,59 @@ class ShardStream(IterableDataset):
         sample["target"] = int(raw["cls"])
         return sample
 
-    def _batches(
-        self, samples: Iterator[dict[str, Any]], size: int, epoch: int, errors: list[str]
-    ) -> Iterator[dict[str, Any]]:
+    def _eval_batches(self, shard_ids: list[int], epoch: int) -> Iterator[dict[str, Any]]:
+        """Every sample of the shards once, in batches; the last one may be short.
+
+        A shard that fails must be reported even when it is the last one read (or the only one): each batch
+        is held until the next sample arrives, so the errors met after it still ride on it, and a reader
+        with no sample at all yields one batch of errors only (``image`` None, like a batch whose images were
+        all unreadable; it fits in ``__len__``, which counts at least one batch for a shard). The samples an
+        unreadable shard never gave (its manifest count less those read) are counted as skipped in that last
+        batch, so that images + skipped still add up to the split and ``data.max_skip_fraction`` applies."""
+        errors: list[str] = []
+        failed: list[str] = []
+        read: dict[str, int] = {}
+        held: dict[str, Any] | None = None
         pending: list[Any] = []
-        for raw in samples:
-            pending.append(self._decode(raw, size, epoch))
+        for raw in self._read(shard_ids, errors, failed):
+            url = raw.get("__url__", "?")
+            read[url] = read.get(url, 0) + 1
+            if held is not None:
+                yield held
+                held = None
+            pending.append(self._decode(raw, self.eval_size, epoch))
             if len(pending) == self.batch_size:
-                yield self._collate(pending, errors)
-                pending = []
-        if pending and not self.train:
-            yield self._collate(pending, errors)
+                held, pending = self._collate(pending, errors), []
+        if held is None and (pending or errors):
+            held = self._collate(pending, errors)
+        if held is None:
+            return
+        held["skipped_shards"].extend(errors)
+        expected = {self.split.shards[i].url: self.split.shards[i].samples for i in shard_ids}
+        for url in failed:
+            lost = max(0, expected[url] - read.get(url, 0))
+            if lost:
+                held["skipped"] = held["skipped"] + lost
+                held["skipped_paths"].append(f"{url}: {lost} samples not read")
+        yield held
+
+    def _train_samples(self, slot: int, epoch: int, errors: list[str]) -> Iterator[dict[str, Any]]:
+        """Raw samples of the slot's shards, pass after pass (each in a new order), until the caller has its
+        quota. Only a pass that gives no sample at all stops the slot: a slot whose shards hold less than a
+        batch fills it across passes."""
+        passes = 0
+        while True:
+            shards = self._slot_shards(slot, self._epoch_order(epoch, passes))
+            rng = random.Random(mix_seed("buffer", self.seed, epoch, passes, slot))
+            shuffle = wds_shuffle(self.shuffle_buffer, min(self.shuffle_buffer, 100), rng=rng)
+            count = 0
+            for raw in shuffle(self._read(shards, errors)):
+                count += 1
+                yield raw
+            if not count:
+                urls = [self.split.shards[i].url for i in shards]
+                raise RuntimeError(f"reader slot {slot} got no sample from its shards {urls}: {errors[:3]}")
+            passes += 1
 
     @staticmethod
     def _collate(pending: list[Any], errors: list[str]) -> dict[str, Any]:
@@ -229,27 +301,23 @@ class ShardStream(IterableDataset):
         if info is not None and info.num_workers != self.workers:
             raise RuntimeError(f"ShardStream was built for {self.workers} workers but runs in {info.num_workers}")
         slot = self.rank * self.workers + worker
-        errors: list[str] = []
         epoch = self.epoch
         if not self.train:
             shards = self._eval_shards(worker)
             if shards:  # a worker of a rank with fewer shards than workers has nothing to read
-                yield from self._batches(self._read(shards, errors), self.eval_size, epoch, errors)
+                yield from self._eval_batches(shards, epoch)
             return
         size = input_size_for_epoch(self.sizes, self.schedule, self.seed, epoch)
-        quota, produced, passes = self._quota(worker), 0, 0
-        while produced < quota:
-            shards = self._slot_shards(slot, self._epoch_order(epoch, passes))
-            rng = random.Random(mix_seed("buffer", self.seed, epoch, passes, slot))
-            shuffle = wds_shuffle(self.shuffle_buffer, min(self.shuffle_buffer, 100), rng=rng)
-            stream = shuffle(self._read(shards, errors))
-            produced_before = produced
-            for batch in self._batches(stream, size, epoch, errors):
-                yield batch
+        quota, produced = self._quota(worker), 0
+        if quota == 0:
+            return
+        errors: list[str] = []
+        pending: list[Any] = []
+        for raw in self._train_samples(slot, epoch, errors):
+            pending.append(self._decode(raw, size, epoch))
+            if len(pending) == self.batch_size:
+                yield self._collate(pending, errors)
+                pending = []
                 produced += 1
                 if produced == quota:
                     return
-            if produced == produced_before:
-                urls = [self.split.shards[i].url for i in shards]
-                raise RuntimeError(f"reader slot {slot} got no sample from its shards {urls}: {errors[:3]}")
-            passes += 1

@@ -3,13 +3,18 @@ the same labels and images as the class folders, bad shards skipped and reported
 
 from __future__ import annotations
 
+import gc
 import gzip
 import hashlib
 import io
+import logging
+import random
 import shutil
+import sys
 import tarfile
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,8 +25,8 @@ from spp_cls.data.config import DataConfig
 from spp_cls.data.device_decode import decode_views
 from spp_cls.data.folder import SkippingImageFolder, collate_skipping, list_classes
 from spp_cls.data.make_shards import ShardConfig, convert
-from spp_cls.data.shard_manifest import load_manifest
-from spp_cls.data.shards import ShardStream
+from spp_cls.data.shard_manifest import ShardInfo, ShardSplit, load_manifest
+from spp_cls.data.shards import ShardStream, _shard_files
 from spp_cls.data.transforms import CenterView, TrainView
 
 SETTINGS = DataConfig(resize_size=73, crop_size=64)
@@ -42,7 +47,7 @@ def _stream(
     return ShardStream(
         load_manifest(str(root)).split(split),
         view,
-        4,
+        kw.pop("batch_size", 4),
         train=train,
         sizes=kw.pop("sizes", [64]),
         schedule="alternate",
@@ -170,6 +175,7 @@ def test_unreadable_shard_is_skipped_and_reported(shards: Path, tmp_path: Path) 
     reported = [e for b in batches for e in b["skipped_shards"]]
     assert len(reported) == 1 and victim.name in reported[0]
     assert 24 <= sum(len(b["target"]) for b in batches) < 32  # the other three shards are intact
+    assert sum(len(b["target"]) + int(b["skipped"]) for b in batches) == 32  # the unread samples are counted
     victim.unlink()  # a missing shard: same policy
     assert any(
         victim.name in e for b in _read(_stream(broken, "val", False), intact=False) for e in b["skipped_shards"]
@@ -216,3 +222,107 @@ def test_encoded_training_batches_render_to_the_decoded_ones(shards: Path) -> No
         images, kept, failed = decode_views(packed, torch.device("cpu"), "bilinear", 10**8)
         assert kept == [0, 1, 2, 3] and not failed and images.shape == (4, 3, 48, 48)
         assert torch.equal(images, plain["image"]) and torch.equal(packed["lighting"], plain["lighting"])
+
+
+def _images_and_skipped(batches: list[dict[str, Any]]) -> tuple[int, int]:
+    return sum(0 if b["target"] is None else len(b["target"]) for b in batches), sum(int(b["skipped"]) for b in batches)
+
+
+@pytest.mark.parametrize("world, rank, workers", [(1, 0, 0), (1, 0, 2), (4, 3, 0)])
+def test_a_missing_last_shard_is_reported_and_its_samples_counted(
+    shards: Path, tmp_path: Path, world: int, rank: int, workers: int
+) -> None:
+    """The failing shard is the last of its reader after a full batch (1 x 0 and 1 x 2 workers: 8 samples, batch
+    4), or the reader's only shard (rank 3 of 4): its error still reaches ``skipped_shards`` and its samples
+    count as skipped, so that evaluate.py's images + skipped adds up to the split."""
+    broken = tmp_path / "broken"
+    shutil.copytree(shards, broken)
+    victim = sorted(broken.glob("val-*.tar"))[-1]
+    victim.unlink()
+    stream = _stream(broken, "val", False, world=world, rank=rank, workers=workers)
+    batches = _read(stream, intact=False)
+    assert len(batches) <= len(stream)  # Lightning sizes the evaluation loop from len()
+    reported = [e for b in batches for e in b["skipped_shards"]]
+    assert len(reported) == 1 and victim.name in reported[0] and "No such file or directory" in reported[0]
+    images, skipped = _images_and_skipped(batches)
+    assert skipped == 8 and images == (24 if world == 1 else 0)
+    assert any(victim.name in p for b in batches for p in b["skipped_paths"])
+
+
+def test_training_fills_a_batch_across_passes_when_a_slots_shards_hold_less(
+    shards: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """8 shards of 8 samples for 2 ranks x 4 workers with 16 a batch: each slot has one shard, half a batch; it
+    reads its shard again (another pass) to fill the batch instead of failing."""
+    stream = _stream(shards, "train", True, world=2, rank=0, workers=4, batch_size=16)
+    assert len(stream) == 2
+    got = []
+    for worker in range(4):
+        info = SimpleNamespace(id=worker, num_workers=4)
+        monkeypatch.setattr("spp_cls.data.shards.get_worker_info", lambda info=info: info)
+        got.append([len(b["target"]) for b in stream])
+    assert got == [[16], [16], [], []]  # the DataLoader takes batch i from worker i % 4
+
+
+def _padded_shards(shards: Path, dst: Path, count: int) -> list[Path]:
+    """Copies of training shards with 50 KB of padding per sample (a field the reader ignores), so that a
+    pipe still has data to write when its reader stops mid-shard (a pipe buffer holds 64 KB)."""
+    dst.mkdir()
+    out = []
+    for source in sorted(shards.glob("train-*.tar"))[:count]:
+        target = dst / source.name
+        with tarfile.open(source) as tar, tarfile.open(target, "w") as padded:
+            for member in tar.getmembers():
+                padded.addfile(member, tar.extractfile(member))
+                if member.name.endswith(".cls"):
+                    info = tarfile.TarInfo(member.name[: -len("cls")] + "pad")
+                    info.size = 50_000
+                    padded.addfile(info, io.BytesIO(random.Random(member.name).randbytes(info.size)))
+        out.append(target)
+    return out
+
+
+def _leaving_early_fails(path: Path) -> str:
+    """A pipe: command that exits 1 when its reader leaves early (as curl exits 23), not of SIGPIPE (141, which
+    webdataset ignores)."""
+    return f"pipe:trap '' PIPE; exec cat {path}"
+
+
+def test_a_pipe_closed_mid_shard_is_no_error(shards: Path, tmp_path: Path) -> None:
+    (path,) = _padded_shards(shards, tmp_path / "padded", 1)
+    errors: list[Exception] = []
+    files = _shard_files([_leaving_early_fails(path)], lambda err, url: errors.append(err) is None)
+    assert next(files)["__url__"].startswith("pipe:")
+    files.close()  # before the fix: RuntimeError("generator ignored GeneratorExit")
+    assert errors == []
+    list(_shard_files([f"pipe:cat {path}; exit 3"], lambda err, url: errors.append(err) is None))
+    assert len(errors) == 1 and "exit 3" in str(errors[0])  # a command that fails is still an error
+
+
+def test_training_that_stops_mid_pipe_shard_reports_nothing(
+    shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each worker stops at its quota, usually inside a shard: closing that pipe is neither an error nor a
+    false 'skipping the rest of shard' warning, and nothing is raised while the generators are collected."""
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    urls = [_leaving_early_fails(p) for p in _padded_shards(shards, tmp_path / "padded", 3)]
+    split = ShardSplit("train", tuple(ShardInfo(url, 8) for url in urls))
+    stream = ShardStream(
+        split,
+        TrainView(SETTINGS),
+        4,
+        train=True,
+        sizes=[64],
+        schedule="alternate",
+        seed=1,
+        eval_size=64,
+        world_size=2,
+        shuffle_buffer=2,
+        allow_pipe=True,
+    )
+    with caplog.at_level(logging.WARNING, logger="spp_cls.data.shards"):
+        batches = list(stream)  # rank 0: 2 shards (16 samples), 3 batches of 4: it stops inside its 2nd shard
+        gc.collect()
+    assert len(batches) == 3 and all(b["skipped_shards"] == [] for b in batches)
+    assert "skipping" not in caplog.text and unraisable == []
