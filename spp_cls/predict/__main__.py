@@ -30,7 +30,7 @@ from spp_cls.predict.errors import PredictError
 from spp_cls.predict.exported import ExportedNet, needs_feature_maps
 from spp_cls.predict.images import batches, image_files
 from spp_cls.predict.model import LoadedModel, load_model
-from spp_cls.predict.output import prediction_line, skip_line, skip_record, write_json
+from spp_cls.predict.output import check_writable, prediction_line, skip_line, skip_record, write_json
 from spp_cls.predict.scoring import Scorer
 
 
@@ -95,6 +95,8 @@ def build_scorer(loaded: LoadedModel, args: argparse.Namespace) -> Scorer:
 
 
 def predict(args: argparse.Namespace) -> int:
+    if args.json:
+        check_writable(args.json)  # before the model and the images: their results would be lost at the end
     loaded = load_model(args.model, torch.device(args.device), args.run)
     scorer = build_scorer(loaded, args)
     files = image_files(args.images)

@@ -1,14 +1,17 @@
 """What ``python -m spp_cls.predict`` writes: one line per image on stdout, skipped files and the totals on
-stderr, and with ``--json OUT`` one JSON record per image (JSON Lines, written atomically at the end)."""
+stderr, and with ``--json OUT`` one JSON record per image (JSON Lines, written atomically at the end; whether OUT
+can be written is checked before any image is read)."""
 
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from spp_cls.data.folder import Skipped
 from spp_cls.io import write_atomic
+from spp_cls.predict.errors import PredictError
 from spp_cls.predict.scoring import Prediction
 
 
@@ -27,6 +30,28 @@ def skip_record(skipped: Skipped) -> dict[str, Any]:
     return {"path": skipped.path, "error": skipped.reason}
 
 
+def _cannot_write(path: Path, err: OSError) -> PredictError:
+    where = f": {err.filename}" if err.filename else ""  # e.g. (File exists: a/b) for a file where a folder must be
+    return PredictError(f"--json {path}: cannot write there ({err.strerror or type(err).__name__}{where})")
+
+
+def check_writable(path: str | Path) -> None:
+    """Fail before any image is read if ``--json OUT`` cannot be written: its folder is made (as the final write
+    makes it) and a temporary file is created and removed in it (the atomic write needs that and a rename)."""
+    path = Path(path)
+    if path.is_dir():
+        raise PredictError(f"--json {path} is a directory; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as err:
+        raise _cannot_write(path, err) from err
+
+
 def write_json(path: str | Path, records: list[dict[str, Any]]) -> Path:
-    """The records as JSON Lines (one object per line), written atomically."""
-    return write_atomic(Path(path), "".join(json.dumps(record) + "\n" for record in records))
+    """The records as JSON Lines (one object per line), written atomically; a PredictError if that fails."""
+    try:
+        return write_atomic(Path(path), "".join(json.dumps(record) + "\n" for record in records))
+    except OSError as err:
+        raise _cannot_write(Path(path), err) from err

@@ -209,3 +209,22 @@ def test_crops_of_another_size_than_the_programs_are_refused(
             f"error: protocol {protocol} feeds {crop}x{crop} crops (the run's data.crop_size), but spp.pt2 "
             f"({height}x{width}) takes one input size; export it at that size, or an SPP model with --dynamic"
         ], err
+
+
+def test_an_unwritable_json_output_fails_before_any_image(
+    models: dict[str, Path], images: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "a_dir").mkdir()
+    for out_file, words in [
+        (tmp_path / "a_file" / "out.jsonl", f"--json {tmp_path / 'a_file' / 'out.jsonl'}: cannot write there ("),
+        (tmp_path / "a_dir", f"--json {tmp_path / 'a_dir'} is a directory; give a file name"),
+    ]:
+        code, out, err = predict(capsys, models["ckpt"], images, "--json", out_file)
+        assert code == 2 and out == ""  # no image was predicted, only to lose its result
+        assert len(err.splitlines()) == 1 and err.startswith(f"error: {words}"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_dir", "a_file"]
+    nested = tmp_path / "new" / "folder" / "out.jsonl"  # a folder that does not exist yet is made
+    assert predict(capsys, models["ckpt"], images, "--json", nested)[0] == 0
+    assert len(records(nested)) == len(SIZES) + 1
+    assert sorted(p.name for p in nested.parent.iterdir()) == ["out.jsonl"]  # the writability probe left nothing
