@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from spp_cls.checkpointing import load_safe, save_atomic
 from spp_cls.export import save_export
 from spp_cls.export.checkpoint import load_trained_model
 from spp_cls.predict.__main__ import main
@@ -228,3 +230,20 @@ def test_an_unwritable_json_output_fails_before_any_image(
     assert predict(capsys, models["ckpt"], images, "--json", nested)[0] == 0
     assert len(records(nested)) == len(SIZES) + 1
     assert sorted(p.name for p in nested.parent.iterdir()) == ["out.jsonl"]  # the writability probe left nothing
+
+
+def test_a_mean_image_run_needs_its_mean_image_file(
+    models: dict[str, Path], images: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """data.normalization=mean_image: the file the run recorded (data.mean_image) is read; without it, one line."""
+    checkpoint = load_safe(models["ckpt"])
+    data = checkpoint["hyper_parameters"]["run_config"]["data"]
+    mean_file = tmp_path / "mean.npz"
+    data.update(normalization="mean_image", mean_image=str(mean_file))
+    save_atomic(checkpoint, tmp_path / "mean.ckpt")
+    code, out, err = predict(capsys, tmp_path / "mean.ckpt", images / "img0.jpg")
+    assert code == 2 and out == ""
+    assert err == f"error: mean image file {mean_file} does not exist (make it with `python -m spp_cls.data.stats`)\n"
+    np.savez(mean_file, mean_image=np.full((3, 8, 8), 0.5, dtype=np.float32))
+    code, out, err = predict(capsys, tmp_path / "mean.ckpt", images / "img0.jpg")
+    assert code == 0 and out.startswith(str(images / "img0.jpg")), err
