@@ -15,7 +15,9 @@ accepts and rejects the same files:
   alpha is dropped, 16-bit values are scaled to 8 bits.
 - Empty, truncated, non-image and over-``max_pixels`` inputs raise ``DecodeError``; the caller skips and
   counts them. The pixel limit is checked from the header, before any pixel is decoded, so a 14000x14000
-  "decompression bomb" costs microseconds, not gigabytes.
+  "decompression bomb" costs microseconds, not gigabytes. ``max_pixels`` is the one limit that counts: PIL's
+  own bomb check (an error above 2 x ``Image.MAX_IMAGE_PIXELS``, ~179 M pixels) is lifted to it when it is
+  set higher (``pil_pixel_limit``).
 
 The tensor is a (3, H, W) view of libjpeg-turbo's (H, W, 3) output (channels-last strides): the views'
 resampling works channels-last anyway, so no transposing copy is made.
@@ -24,7 +26,10 @@ resampling works channels-last anyway, so no transposing copy is made.
 from __future__ import annotations
 
 import io
+import threading
 import warnings
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import simplejpeg
@@ -40,6 +45,42 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 class DecodeError(ValueError):
     """The bytes are not an image we can use (the message says why)."""
+
+
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+@contextmanager
+def pil_pixel_limit(max_pixels: int) -> Iterator[None]:
+    """PIL's bomb check no stricter than ``max_pixels`` inside the block.
+
+    PIL raises ``DecompressionBombError`` above 2 x ``Image.MAX_IMAGE_PIXELS`` whatever the caller allows, and
+    has no per-call limit: when ``max_pixels`` is over that, the module global is raised to ``max_pixels`` for
+    the block (PIL then errors only above twice our limit, which our own header check refuses first) and
+    restored after it. The lock keeps two raising threads from restoring each other's value; other threads
+    opening images meanwhile see a higher limit, never none. It also serialises such decodes, a cost paid only
+    when ``max_pixels`` is set over ~179 M: with the default (PIL's own threshold) nothing is changed and the
+    lock is not taken.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is None or max_pixels <= 2 * limit:
+        yield
+        return
+    with _PIL_LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def image_size(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) from the header only, or ``DecodeError`` (as ``decode_rgb`` would refuse the file)."""
+    with pil_pixel_limit(max_pixels):
+        image = _open_header(data, max_pixels)
+    image.close()
+    return image.size
 
 
 def _open_header(data: bytes, max_pixels: int) -> Image.Image:
@@ -137,15 +178,16 @@ def decode_rgb(data: bytes, min_short_side: int | None = None, max_pixels: int =
         decoded = _decode_turbo(data, min_short_side, max_pixels)
         if decoded is not None:
             return decoded
-    image = _open_header(data, max_pixels)
-    try:
-        if image.format == "JPEG":
-            scale = _draft_scale(image.size, min_short_side)
-            if scale > 1:
-                image.draft("RGB", (image.size[0] // scale, image.size[1] // scale))
-        image.load()
-        return _pil_to_rgb_tensor(image)
-    except (OSError, RuntimeError, ValueError, SyntaxError) as err:
-        raise DecodeError(f"cannot decode ({str(err).splitlines()[0][:200]})") from None
-    finally:
-        image.close()
+    with pil_pixel_limit(max_pixels):  # PIL checks again while loading (GIF frames)
+        image = _open_header(data, max_pixels)
+        try:
+            if image.format == "JPEG":
+                scale = _draft_scale(image.size, min_short_side)
+                if scale > 1:
+                    image.draft("RGB", (image.size[0] // scale, image.size[1] // scale))
+            image.load()
+            return _pil_to_rgb_tensor(image)
+        except (OSError, RuntimeError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+            raise DecodeError(f"cannot decode ({str(err).splitlines()[0][:200]})") from None
+        finally:
+            image.close()

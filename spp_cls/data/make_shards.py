@@ -57,7 +57,6 @@ import os
 import random
 import sys
 import time
-import warnings
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_all_start_methods, get_context
@@ -68,7 +67,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from spp_cls.data.decode import DEFAULT_MAX_PIXELS, JPEG_MAGIC, DecodeError, decode_rgb
+from spp_cls.data.decode import DEFAULT_MAX_PIXELS, JPEG_MAGIC, DecodeError, decode_rgb, image_size
 from spp_cls.data.folder import Sample, compare_classes, list_class_folder_files, list_classes
 from spp_cls.data.shard_manifest import FORMAT, MANIFEST_NAME, VERSION
 from spp_cls.data.val_labels import list_flat_split
@@ -262,14 +261,6 @@ def plan_split(
 # --------------------------------------------------------------------------------------------------- images
 
 
-def _header_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from the header only (the caller has already decoded the file once)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with Image.open(io.BytesIO(data)) as image:
-            return image.size
-
-
 def resize_for_storage(image: torch.Tensor, width: int, height: int, short: int) -> torch.Tensor:
     """The image as a shard stores it (``--resize-short``): a (3, h, w) uint8 image, possibly decoded at reduced
     scale, resized to short side ``short`` with the aspect ratio of the original ``width`` x ``height`` (not of
@@ -291,7 +282,7 @@ def prepare_image(data: bytes, resize_short: Optional[int], quality: int, max_pi
     image = decode_rgb(data, resize_short, max_pixels)
     if resize_short is None:
         return data
-    width, height = _header_size(data)
+    width, height = image_size(data, max_pixels)  # the header only: the file has just been decoded
     if min(width, height) <= resize_short:
         return data
     resized = resize_for_storage(image, width, height, resize_short)

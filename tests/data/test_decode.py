@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from spp_cls.data.decode import DecodeError, decode_rgb
+from spp_cls.data.decode import DecodeError, decode_rgb, image_size
 from tests.data.bad_images import convertible, png_with_size, unreadable
 
 
@@ -46,3 +46,21 @@ def test_jpeg_is_decoded_at_reduced_size_only_when_enough_pixels_remain() -> Non
     full, half = decode_rgb(data).float(), decode_rgb(data, min_short_side=200).float()
     pooled = torch.nn.functional.avg_pool2d(full[None], 2)[0]
     assert (pooled - half).abs().mean() < 4  # the same picture, at half resolution
+
+
+def test_our_pixel_limit_counts_not_pils_bomb_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PIL refuses images over 2 x Image.MAX_IMAGE_PIXELS whatever data.max_pixels allows; a raised max_pixels
+    must be the limit, on PIL's decode path (PNG, GIF) and for the header-only size, and PIL's own setting is
+    left as it was."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # stands in for PIL's ~89.5 M (error above 2x)
+    pixels = np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    for fmt in ("PNG", "GIF"):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, fmt)
+        assert decode_rgb(buffer.getvalue(), max_pixels=10**6).shape == (3, 60, 80), fmt  # 4800 pixels
+        assert image_size(buffer.getvalue(), max_pixels=10**6) == (80, 60)
+    with pytest.raises(DecodeError, match="over the limit of 4000"):
+        decode_rgb(buffer.getvalue(), max_pixels=4000)
+    with pytest.raises(DecodeError, match="over the limit of 10000"):
+        image_size(png_with_size(200, 100), max_pixels=10_000)
+    assert Image.MAX_IMAGE_PIXELS == 1000

@@ -327,3 +327,29 @@ def test_training_that_needs_more_pixels_than_the_shards_hold_is_refused_at_star
     assert source_errors(DataConfig(**settings, train_sizes=[48, 56]), "data.") == []  # 73 x 56 / 64 = 64 <= 66
     errors = source_errors(DataConfig(**settings, train_sizes=[64, 48]), "data.")
     assert len(errors) == 1 and "stored at short side 66" in errors[0] and "--resize-short 73" in errors[0]
+
+
+def test_resizing_images_over_pils_bomb_limit_follows_max_pixels(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--max-pixels is the one limit: an image over PIL's own bomb threshold (2 x Image.MAX_IMAGE_PIXELS, here
+    lowered to stand in for its ~179 M) but under --max-pixels is converted, not skipped or fatal to the run,
+    and one over --max-pixels is skipped and listed."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+    src = tmp_path / "src"
+    shutil.copytree(tiny_data / "val", src / "val")
+    folder = sorted(p for p in (src / "val").iterdir() if p.is_dir())[0]
+    (folder / "large.jpg").write_bytes(_jpeg(640, 400, seed=3))  # 256,000 pixels
+    big_png = io.BytesIO()
+    Image.fromarray(np.full((300, 120, 3), 90, np.uint8)).save(big_png, "PNG")  # 36,000 pixels
+    (folder / "tall.png").write_bytes(big_png.getvalue())
+    (folder / "huge.png").write_bytes(_png_bomb(2000, 1000))  # over --max-pixels
+    dst = tmp_path / "shards"
+    args = ("--splits", "val", "--resize-short", "64", "--resize-splits", "val", "--max-pixels", "1000000")
+    assert _convert(src, dst, *args) == 0
+    samples = _read_split(dst, "val")
+    assert len(samples) == 32 + 2
+    assert decode_rgb(samples[f"{folder.name}/large.jpg"]["jpg"]).shape == (3, 64, 102)
+    assert decode_rgb(samples[f"{folder.name}/tall.png"]["jpg"]).shape == (3, 160, 64)
+    listed = json.loads((dst / MANIFEST_NAME).read_text())["splits"]["val"]["skipped"]
+    assert [s["path"] for s in listed] == [f"{folder.name}/huge.png"] and "over the limit" in listed[0]["reason"]
