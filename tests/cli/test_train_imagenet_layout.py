@@ -121,6 +121,22 @@ def test_shards_of_the_same_tree(imagenet_tree: tuple[Path, Path], tmp_path: Pat
     protocols = json.loads((tmp_path / "eval" / "metrics.json").read_text())["protocols"]
     assert protocols["center"]["images"] == protocols["full"]["images"] == 32  # every shard sample once
 
+    # a validation shard lost, on one of 2 processes only: both finish, the loss counted alike on both
+    sorted(shards.glob("val-*.tar"))[-1].unlink()
+    lost = run_script(
+        "evaluate.py",
+        f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt",
+        "protocols=[center]",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "data.max_skip_fraction=1.0",
+        f"hydra.run.dir={tmp_path}/lost",
+    )
+    assert lost.returncode == 0, lost.stderr[-3000:]
+    center = json.loads((tmp_path / "lost" / "metrics.json").read_text())["protocols"]["center"]
+    assert center["skipped_shards"] == 1 and center["images"] == 24 and center["images"] + center["skipped"] == 32
+
 
 def test_multi_size_without_spp_is_refused_naming_both_keys(tmp_path: Path) -> None:
     result = run_script(
