@@ -61,6 +61,18 @@ def _close_quietly(stream: Any) -> None:
         log.debug("closing an abandoned shard stream: %s", err)
 
 
+def _class_number(field: bytes) -> int:
+    """A sample's ``cls`` field (the class index as text); ``DecodeError`` for anything else, so that a malformed
+    sample is skipped and counted like an unreadable image instead of stopping the reader."""
+    try:
+        target = int(field)
+    except (TypeError, ValueError):
+        raise DecodeError(f"its cls field {bytes(field)[:20]!r} is not a class number") from None
+    if target < 0:
+        raise DecodeError(f"its cls field {target} is not a class number")
+    return target
+
+
 def _shard_files(urls: Sequence[str], on_error: Callable[[Exception, str], bool]) -> Iterator[dict[str, Any]]:
     """The files of each shard as webdataset's ``group_by_keys`` takes them, with its end-of-shard marker
     (``{}``) after each shard, so that no sample spans two. webdataset's ``gopen`` opens the URL (a path,
@@ -226,12 +238,13 @@ class ShardStream(IterableDataset):
         try:
             if field is None or "cls" not in raw:
                 raise DecodeError(f"sample {raw.get('__key__')} has no image or no cls field")
+            target = _class_number(raw["cls"])
             rng = random.Random(sample_seed(self.seed, epoch, raw["__key__"])) if self.train else None
             sample = view_sample(raw[field], self.view, size, rng, self.max_pixels, self.encoded, name)
         except DecodeError as err:
             log.warning("skipping %s: %s", name, err)
             return Skipped(name, str(err))
-        sample["target"] = int(raw["cls"])
+        sample["target"] = target
         return sample
 
     def _eval_batches(self, shard_ids: list[int], epoch: int) -> Iterator[dict[str, Any]]:

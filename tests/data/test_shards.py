@@ -198,16 +198,19 @@ def test_bad_samples_inside_a_shard_are_skipped_and_named(shards: Path, tmp_path
     with tarfile.open(tar_path) as tar:
         members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
     first_image = next(i for i, (m, _) in enumerate(members) if m.name.endswith((".jpg", ".png", ".img")))
-    with tarfile.open(tar_path, "w") as tar:  # the same shard with its first image replaced by garbage
+    last_cls = max(i for i, (m, _) in enumerate(members) if m.name.endswith(".cls"))
+    with tarfile.open(tar_path, "w") as tar:  # the same shard: its first image garbage, its last label not a number
         for i, (member, data) in enumerate(members):
             if i == first_image:
                 data, member.size = b"garbage", 7
+            if i == last_cls:
+                data, member.size = b"cat", 3
             tar.addfile(member, io.BytesIO(data))
     batches = _read(_stream(dst, "val", False))
-    assert sum(int(b["skipped"]) for b in batches) == 1
+    assert sum(int(b["skipped"]) for b in batches) == 2
     named = [p for b in batches for p in b["skipped_paths"]]
-    assert len(named) == 1 and named[0].startswith(str(tar_path)) and named[0].endswith(".jpg")
-    assert sum(len(b["target"]) for b in batches if b["target"] is not None) == 31
+    assert len(named) == 2 and all(p.startswith(str(tar_path)) for p in named) and named[0].endswith(".jpg")
+    assert sum(len(b["target"]) for b in batches if b["target"] is not None) == 30
 
 
 def test_encoded_training_batches_render_to_the_decoded_ones(shards: Path) -> None:
