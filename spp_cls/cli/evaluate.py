@@ -29,6 +29,7 @@ from spp_cls.data.config import DataConfig
 from spp_cls.evaluation.config import ProtocolConfig
 from spp_cls.evaluation.protocols import PROTOCOLS, build_protocol
 from spp_cls.lightning import SppClassifier
+from spp_cls.lightning.agreement import leave_together
 from spp_cls.lightning.data_quality import skip_totals_of_all
 from spp_cls.lightning.datamodule import saved_datamodule_state
 from spp_cls.lightning.ema import checkpoint_weights
@@ -238,4 +239,5 @@ def run_evaluation(cfg: DictConfig) -> float:
         list(cfg.protocols),
         save_scores=cfg.save_scores,
     )
+    leave_together()
     return float(results["top1_err"])

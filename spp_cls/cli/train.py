@@ -34,6 +34,7 @@ from spp_cls.cli.results import write_results
 from spp_cls.config.schema import TrainConfig
 from spp_cls.config.validation import validate_train_config
 from spp_cls.lightning import MONITOR, SppClassifier
+from spp_cls.lightning.agreement import leave_together
 from spp_cls.lightning.cluster import process_rank
 from spp_cls.lightning.data_quality import skip_totals_of_all
 from spp_cls.lightning.ema import EMA, checkpoint_weights, has_ema
@@ -248,4 +249,5 @@ def run_training(cfg: DictConfig) -> Optional[float]:
         path = write_results(run_dir, results)
         log.info("final metrics: %s", {k: results[k] for k in sorted(results) if k.startswith("val/")})
         log.info("wrote %s; run directory: %s", path, run_dir)
+    leave_together()
     return results.get(MONITOR)

@@ -69,3 +69,15 @@ def is_decision_step(trainer: pl.Trainer) -> bool:
         return True
     every: Optional[int] = trainer.log_every_n_steps  # type: ignore[attr-defined]  # set by its logger connector
     return every is not None and every != 0 and trainer.global_step % every == 0
+
+
+def leave_together() -> None:
+    """The end of a run under DDP: wait for every process (global rank 0 may still be writing the results),
+    then take the process group down in each. A process that exits with its group still up leaves gloo's
+    threads to the interpreter's exit, which can abort it ("terminate called without an active exception")
+    while another process still talks to it; torch asks for ``destroy_process_group`` before exit anyway."""
+    if not _distributed():
+        return
+    dist.barrier(group=control_group())
+    _GROUPS.clear()
+    dist.destroy_process_group()
