@@ -70,7 +70,9 @@ the bound the measured (c2)/(c) is compared with.
 Goals: (b) and (c) at least 2x (a) per core and at least 0.8x (d), at every worker count; (c2) faster than (c).
 
 ``--breakdown N`` (default 200, 0: off) then times the per-sample stages of (b), (a), (c) and (c2) in one
-process on N images: where a sample's time goes. ``--json PATH`` saves every raw number.
+process on N images: where a sample's time goes; and, on the same images, the floor of a CPU view
+(``view_floor``: the view's unavoidable work in a bare loop against the bare decode, the most (b) and (c) could
+reach against (d)). ``--json PATH`` saves every raw number.
 """
 
 from __future__ import annotations
@@ -714,6 +716,52 @@ def breakdown_table(title: str, seconds: dict[str, float], images: int) -> list[
     return lines + [""]
 
 
+def view_floor(paths: Sequence[str], batch_size: int, repeats: int) -> dict[str, Any]:
+    """The most a view made on the CPU can reach against (d), measured rather than argued: one process, no
+    loader, no dataset, no per-sample objects; per image only the work a training view cannot skip (read,
+    ``decode_rgb`` at the reduced size, ``square_box``, ``resample_square``, a flip for half of them, the copy
+    into a channels-last batch) against the same loop that only reads and decodes, as (d) does. Interleaved
+    ``repeats`` times; the ratio is the median of the per-repeat ratios: (b) and (c) add a loader and
+    Python's bookkeeping to the view, so they stay below it."""
+    settings, bare_ms, view_ms, ratios = DataConfig(), [], [], []
+    batch = torch.empty((batch_size, SIZE, SIZE, 3), dtype=torch.uint8)
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for path in paths:
+            decode_rgb(_read(path), RESIZE_SHORT)
+        bare = (time.perf_counter() - start) / len(paths)
+        rng, start = random.Random(0), time.perf_counter()
+        for index, path in enumerate(paths):
+            image = decode_rgb(_read(path), RESIZE_SHORT)
+            box = square_box(image.shape[1], image.shape[2], settings, "random", rng)
+            view = resample_square(image, box, SIZE, settings.interpolation)
+            view = view.flip(-1) if rng.random() < 0.5 else view
+            batch[index % batch_size].copy_(view.permute(1, 2, 0))
+        view_s = (time.perf_counter() - start) / len(paths)
+        bare_ms.append(1e3 * bare)
+        view_ms.append(1e3 * view_s)
+        ratios.append(bare / view_s)
+    return {
+        "images": len(paths),
+        "repeats": repeats,
+        "bare_ms": statistics.median(bare_ms),
+        "view_ms": statistics.median(view_ms),
+        "view_vs_bare": statistics.median(ratios),
+        "view_vs_bare_min_max": (min(ratios), max(ratios)),
+    }
+
+
+def floor_lines(floor: dict[str, Any]) -> list[str]:
+    low, high = floor["view_vs_bare_min_max"]
+    return [
+        f"**Floor of a CPU view** ({floor['images']} images, one process, one thread, no loader, median of "
+        f"{floor['repeats']}): read + decode {floor['bare_ms']:.3f} ms an image; read + decode + box + resample + "
+        f"flip + copy into the batch {floor['view_ms']:.3f} ms: {floor['view_vs_bare']:.2f}x the bare decode "
+        f"({low:.2f}-{high:.2f}), the most (b) and (c) could reach against (d)",
+        "",
+    ]
+
+
 def sample_paths(split_dir: Path, count: int) -> list[str]:
     paths = [p for p, _ in list_class_folder_files(split_dir, list_classes(split_dir))]
     return random.Random(0).sample(paths, min(count, len(paths)))
@@ -987,6 +1035,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         breakdowns["baseline (a)"] = baseline_breakdown(paths, args.batch_size), len(paths)
         for key, shard_dir in shard_dirs.items():
             breakdowns[f"ours ({key}), shard reader"] = shard_breakdown(shard_dir, len(paths), args.batch_size)
+    floor = view_floor(paths, args.batch_size, args.repeats) if paths else None
     wall_s = time.perf_counter() - wall_start
 
     kb = {k: shard_kb(d) for k, d in shard_dirs.items()}
@@ -994,6 +1043,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = report_lines(args, summary, stats, root, normalize_ms, pixels, kb, goals, ok)
     for title, (seconds, images) in breakdowns.items():
         out += breakdown_table(f"Per-sample breakdown, {title}", seconds, images)
+    if floor is not None:
+        out += floor_lines(floor)
     out.append(f"Wall time: {wall_s:.0f} s (data preparation {prepared_s:.0f} s)")
     print("\n".join(out))
 
@@ -1029,6 +1080,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "goals": goals,
             "goals_met": ok,
             "breakdown_ms_per_image": {t: {k: 1e3 * v / n for k, v in s.items()} for t, (s, n) in breakdowns.items()},
+            "view_floor": floor,
             "wall_s": wall_s,
             "prepare_s": prepared_s,
         }

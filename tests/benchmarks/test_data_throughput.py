@@ -70,6 +70,9 @@ def test_smoke_run_covers_every_pipeline_breakdown_and_json(tmp_path: Path, caps
         "ours (c2), shard reader",
     }
     assert all(_positive(v) for stages in raw["breakdown_ms_per_image"].values() for v in stages.values())
+    floor = raw["view_floor"]
+    assert "Floor of a CPU view" in printed and (floor["images"], floor["repeats"]) == (5, 1)
+    assert all(_positive(floor[k]) for k in ("bare_ms", "view_ms", "view_vs_bare"))
     pixels = raw["pixel_arithmetic"]
     assert pixels["images"] == 6 and pixels["bound_resized_vs_shards"] >= 1.0  # (c2) never decodes more
     assert raw["data"]["files"] == 12 and raw["data"]["shard_kb"]["c2"] < raw["data"]["shard_kb"]["c"]
