@@ -185,7 +185,8 @@ def tar_members(stream: BinaryIO | Readable) -> Iterator[tuple[str, bytes]]:
             return  # the end-of-archive marker
         _check_header(header, offset)
         kind = header[156:157]
-        overridden = "size" in pax and kind not in (_PAX_HEADER, _GNU_LONG_NAME)
+        # a pax size belongs to the member the pax header describes, never to the headers read on the way to it
+        overridden = "size" in pax and kind not in (_PAX_HEADER, _PAX_GLOBAL, _GNU_LONG_NAME, _GNU_LONG_LINK)
         size = int(pax["size"]) if overridden else _number(header[124:136])
         data = _read_exactly(stream, size, f"the member at byte {offset}") if size else b""
         padding = -size % BLOCK

@@ -161,3 +161,35 @@ def test_gnu_headers_have_no_ustar_prefix_field() -> None:
     header[148:156] = f"{sum(header):06o}\x00 ".encode()
     archive = bytes(header) + data + bytes(-len(data) % 512) + bytes(1024)
     assert list(tar_members(io.BytesIO(archive))) == [("dir/file.jpg", data)]
+
+
+def _pax_block(records: dict[str, str], kind: bytes) -> bytes:
+    """A pax header of ``kind`` (``x``: the next member's, ``g``: global) with its records, as tarfile writes it."""
+    return tarfile.TarInfo._create_pax_generic_header(records, kind, "utf-8")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("between", ["global pax header", "GNU long link name"])
+def test_a_pax_size_applies_to_the_member_it_describes_not_to_the_headers_between(between: str) -> None:
+    """An ``x`` header's ``size`` (how pax writes sizes over 8 GiB) belongs to the next *file*: a global header
+    or a GNU long-link header between the two keeps its own size, as in tarfile (both over one block here, so
+    that reading them with the wrong size would lose the archive's alignment)."""
+    data = b"12345"
+    member = tarfile.TarInfo("big.bin")  # its own size field left at 0, as for a size the field cannot hold
+    if between == "global pax header":
+        middle = _pax_block({"comment": "written by some tool " * 40}, tarfile.XGLTYPE)
+    else:
+        link = tarfile.TarInfo("big.bin")
+        link.type, link.linkname = tarfile.LNKTYPE, "target_" + "y" * 700  # GNU tar: a K header
+        middle = link.tobuf(tarfile.GNU_FORMAT)[: -tarfile.BLOCKSIZE]  # the K header and its name only
+    archive = (
+        _pax_block({"size": str(len(data))}, tarfile.XHDTYPE)
+        + middle
+        + member.tobuf(tarfile.USTAR_FORMAT)
+        + data
+        + bytes(-len(data) % 512)
+        + bytes(1024)
+    )
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        read = [(m.name, tar.extractfile(m).read()) for m in tar.getmembers() if m.isreg()]  # type: ignore[union-attr]
+    assert read == [("big.bin", data)]  # the archive is what the test says it is
+    assert list(tar_members(io.BytesIO(archive))) == [("big.bin", data)]
