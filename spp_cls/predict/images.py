@@ -25,12 +25,26 @@ def image_files(arguments: list[str]) -> list[str]:
     files: list[str] = []
     for argument in arguments:
         path = Path(argument)
-        if path.is_dir():
-            found = [os.path.join(root, name) for root, _, names in os.walk(path) for name in names]
-            files += sorted(f for f in found if is_image_name(f))
-        else:
-            files.append(str(path))
+        files += _files_under(path) if path.is_dir() else [str(path)]
     return files
+
+
+def _files_under(directory: Path) -> list[str]:
+    """The image files under ``directory``, sorted. Symlinked folders are followed, as the training listing
+    follows symlinked class folders (a test set assembled from links is not silently empty), but a folder is
+    read once: a link to a folder already read (an ancestor, which would loop, or a sibling) is passed over.
+    Folders are visited in sorted order, so which of two names of one folder is kept does not vary by run."""
+    found: list[str] = []
+    visited: set[str] = set()
+    for root, folders, names in os.walk(directory, followlinks=True):
+        real = os.path.realpath(root)
+        if real in visited:
+            folders.clear()
+            continue
+        visited.add(real)
+        folders.sort()
+        found += [os.path.join(root, name) for name in names if is_image_name(name)]
+    return sorted(found)
 
 
 class Batch(NamedTuple):
