@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from spp_cls.data.normalize import BatchNormalizer
 from spp_cls.evaluation.protocols import PROTOCOLS, TestProtocol, build_protocol
+from spp_cls.lightning.ema import EVAL_WEIGHTS
 from spp_cls.predict.classes import class_index
 from spp_cls.predict.errors import PredictError
 from spp_cls.predict.exported import ExportedNet, needs_feature_maps
@@ -44,6 +45,11 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--protocol", default="center", choices=sorted(PROTOCOLS), help="the views (default center)")
     parser.add_argument("--json", metavar="OUT", help="write one JSON record per image (JSON Lines) to OUT")
     parser.add_argument("--run", metavar="CKPT_OR_RUN_DIR", help="an exported model's run: its data settings, classes")
+    parser.add_argument(
+        "--weights",
+        choices=EVAL_WEIGHTS,
+        help="a checkpoint of a run with callbacks=ema: its EMA (the default) or its raw weights, as eval_weights",
+    )
     parser.add_argument("--classes", metavar="FILE", help="class index file, one label per line (e.g. classes.txt)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     parser.add_argument("--workers", type=int, default=min(4, (os.cpu_count() or 1) - 1), help="loader processes")
@@ -97,7 +103,7 @@ def build_scorer(loaded: LoadedModel, args: argparse.Namespace) -> Scorer:
 def predict(args: argparse.Namespace) -> int:
     if args.json:
         check_writable(args.json)  # before the model and the images: their results would be lost at the end
-    loaded = load_model(args.model, torch.device(args.device), args.run)
+    loaded = load_model(args.model, torch.device(args.device), args.run, args.weights)
     scorer = build_scorer(loaded, args)
     files = image_files(args.images)
     if not files:

@@ -35,12 +35,12 @@ def _first_line(err: BaseException) -> str:
     return str(err).splitlines()[0][:300] if str(err) else type(err).__name__
 
 
-def load_checkpoint(path: Path, device: torch.device) -> LoadedModel:
-    """A training checkpoint's network with its run's settings and class index."""
+def load_checkpoint(path: Path, device: torch.device, weights: str = "ema") -> LoadedModel:
+    """A training checkpoint's network (its ``weights``: ``ema`` or ``raw``) with its run's settings and classes."""
     try:
         checkpoint = load_safe(path, mmap=True)
         settings = checkpoint_settings(checkpoint, path)
-        net, _ = load_trained_model(path)
+        net, _ = load_trained_model(path, weights)
     except CheckpointError as err:
         message = _first_line(err)
         if "unreadable" in message:
@@ -68,13 +68,21 @@ def load_exported(path: Path, device: torch.device, run: Optional[str]) -> Loade
     return LoadedModel(net, f"{path.name} ({sizes})", net.num_classes, settings)
 
 
-def load_model(path: str | Path, device: torch.device, run: Optional[str] = None) -> LoadedModel:
-    """MODEL by its suffix: ``.onnx``/``.pt2`` an exported program, anything else a training checkpoint."""
+def load_model(
+    path: str | Path, device: torch.device, run: Optional[str] = None, weights: Optional[str] = None
+) -> LoadedModel:
+    """MODEL by its suffix: ``.onnx``/``.pt2`` an exported program, anything else a training checkpoint (with its
+    ``weights``, ``ema`` when None)."""
     path = Path(path)
     if not path.is_file():
         raise PredictError(f"model not found: {path}")
     if path.suffix in EXPORTED:
+        if weights is not None:
+            raise PredictError(
+                "--weights is for training checkpoints; an exported model holds the weights it was exported with "
+                "(python -m spp_cls.export --weights)"
+            )
         return load_exported(path, device, run)
     if run is not None:
         raise PredictError("--run is for exported models (.onnx, .pt2); a checkpoint holds its own run settings")
-    return load_checkpoint(path, device)
+    return load_checkpoint(path, device, weights or "ema")

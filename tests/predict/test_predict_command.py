@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from spp_cls.checkpointing import load_safe, save_atomic
 from spp_cls.export import save_export
@@ -247,3 +248,50 @@ def test_a_mean_image_run_needs_its_mean_image_file(
     np.savez(mean_file, mean_image=np.full((3, 8, 8), 0.5, dtype=np.float32))
     code, out, err = predict(capsys, tmp_path / "mean.ckpt", images / "img0.jpg")
     assert code == 0 and out.startswith(str(images / "img0.jpg")), err
+
+
+def _ema_checkpoint(source: Path, target: Path) -> None:
+    """``source`` as a run with ``callbacks=ema`` writes it: ``state_dict`` the average (here the source's
+    weights), the raw weights beside it (here with fc8's class rows rotated by one, so their top-1 differs)."""
+    checkpoint = load_safe(source)
+    raw = dict(checkpoint["state_dict"])
+    for key in ("model.fc8.weight", "model.fc8.bias"):
+        raw[key] = raw[key].roll(1, dims=0)
+    checkpoint.update(current_model_state=raw, averaging_state={"n_averaged": 7})
+    save_atomic(checkpoint, target)
+
+
+def test_weights_picks_the_ema_or_the_raw_weights_of_a_checkpoint(
+    models: dict[str, Path], images: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    ema = tmp_path / "ema.ckpt"
+    _ema_checkpoint(models["ckpt"], ema)
+    top1: dict[str, list[int]] = {}
+    for label, ckpt, extra in (
+        ("plain", models["ckpt"], []),
+        ("default", ema, []),
+        ("ema", ema, ["--weights", "ema"]),
+        ("raw", ema, ["--weights", "raw"]),
+    ):
+        out = tmp_path / f"{label}.jsonl"
+        assert predict(capsys, ckpt, images, "--json", out, *extra)[0] == 0
+        top1[label] = [r["indices"][0] for r in records(out) if "error" not in r]
+    assert top1["default"] == top1["ema"] == top1["plain"]  # the average, as evaluate.py's eval_weights=ema
+    assert top1["raw"] == [(i + 1) % len(CLASSES) for i in top1["plain"]]  # the raw weights' rotated rows
+    raw_bias = load_safe(ema)["current_model_state"]["model.fc8.bias"]
+    assert torch.equal(load_trained_model(ema, "raw")[0].state_dict()["fc8.bias"], raw_bias)  # what export --weights raw writes
+    # written before the EMA's first update (older versions left the setup copy in state_dict): the raw weights
+    checkpoint = load_safe(ema)
+    checkpoint["averaging_state"]["n_averaged"] = 0
+    save_atomic(checkpoint, ema)
+    assert torch.equal(load_trained_model(ema)[0].state_dict()["fc8.bias"], raw_bias)
+
+
+def test_weights_is_refused_for_an_exported_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    program = tmp_path / "model.onnx"
+    program.write_bytes(b"not read: the option is refused first")
+    code, _, err = predict(capsys, program, tmp_path, "--weights", "raw")
+    assert code == 2 and err.strip().splitlines() == [
+        "error: --weights is for training checkpoints; an exported model holds the weights it was exported with "
+        "(python -m spp_cls.export --weights)"
+    ]
