@@ -26,6 +26,7 @@ adjusts it to this project's runs in five ways:
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from typing import Any, Optional
 
@@ -75,6 +76,18 @@ class EMA(EMAWeightAveraging):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._average_model is not None:
             self._average_model.to(pl_module.device)
+        start, count = self.update_starting_at_step, getattr(pl_module, "fit_optimizer_steps", None)
+        if start is None or count is None or not trainer.is_global_zero:
+            return
+        steps = count()  # not Lightning's estimated_stepping_batches: it would break a resume (module.py says why)
+        if math.isfinite(steps) and start >= steps:
+            # said now, not only at the end: a run that will make no average is better stopped in its first minute
+            log.warning(
+                "EMA: callbacks.ema.update_starting_at_step=%d is at or beyond the run's %d optimizer steps: no "
+                "average will be made, and the checkpoints will hold the raw weights",
+                start,
+                int(steps),
+            )
 
     def _catch_up(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """The update of the step just taken, if this callback has not made it yet (see the module docstring)."""

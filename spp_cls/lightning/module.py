@@ -311,7 +311,7 @@ class SppClassifier(pl.LightningModule):
             return
         super().lr_scheduler_step(scheduler, metric)
 
-    def _stepping_batches(self) -> float:
+    def fit_optimizer_steps(self) -> float:
         """The fit's optimizer steps: ``max_epochs`` x ceil(training batches per epoch / accumulation), the
         batches limited by ``limit_train_batches`` as Lightning limits them. Counted from a loader of the data module,
         not with Lightning's ``estimated_stepping_batches``: that sets up the training loader before a resumed run
@@ -337,6 +337,6 @@ class SppClassifier(pl.LightningModule):
             self.hparams["lr"],
             MONITOR,
             # the number of optimizer steps of the fit (accumulation and batch limits counted); only cosine needs it
-            total_steps=self._stepping_batches() if cosine else None,
+            total_steps=self.fit_optimizer_steps() if cosine else None,
             max_epochs=trainer.max_epochs if trainer is not None else None,
         )

@@ -168,6 +168,9 @@ def test_an_update_start_never_reached_leaves_the_raw_weights_reported_as_raw(
         assert which == "raw" and torch.equal(state[KEY], module.state_dict()[KEY])
     assert "validating the raw weights" in caplog.text
     assert "update_starting_at_step=100 was not reached" in caplog.text
+    messages = [record.getMessage() for record in caplog.records]
+    said_at_start = next(i for i, m in enumerate(messages) if "update_starting_at_step=100 is at or beyond" in m)
+    assert said_at_start < next(i for i, m in enumerate(messages) if "validating the raw weights" in m)
 
 
 def test_a_checkpoint_holding_the_setup_copy_reports_its_raw_weights() -> None:
