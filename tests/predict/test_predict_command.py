@@ -279,7 +279,8 @@ def test_weights_picks_the_ema_or_the_raw_weights_of_a_checkpoint(
     assert top1["default"] == top1["ema"] == top1["plain"]  # the average, as evaluate.py's eval_weights=ema
     assert top1["raw"] == [(i + 1) % len(CLASSES) for i in top1["plain"]]  # the raw weights' rotated rows
     raw_bias = load_safe(ema)["current_model_state"]["model.fc8.bias"]
-    assert torch.equal(load_trained_model(ema, "raw")[0].state_dict()["fc8.bias"], raw_bias)  # what export --weights raw writes
+    exported, _ = load_trained_model(ema, "raw")  # what export --weights raw writes
+    assert torch.equal(exported.state_dict()["fc8.bias"], raw_bias)
     # written before the EMA's first update (older versions left the setup copy in state_dict): the raw weights
     checkpoint = load_safe(ema)
     checkpoint["averaging_state"]["n_averaged"] = 0
