@@ -188,6 +188,7 @@ def compose_config(case: Case, args: argparse.Namespace, overrides: Sequence[str
         f"model.width={args.width}",
         f"model.fc_dim={args.fc_dim}",
         f"data.num_classes={args.num_classes}",
+        "data.synthetic=null",  # batches come from memory: no generated data set, whose 12 classes would cap this
         f"data.batch_size={args.batch}",
         f"data.crop_size={case.sizes[0]}",
         f"data.resize_size={max(case.sizes)}",

@@ -688,6 +688,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["_check"]:  # a check's own process
         name, out = argv[1], Path(argv[2])
+        out.mkdir(parents=True, exist_ok=True)  # the driver makes it; a rehearsal by hand may name a new one
         rows = CHECKS[name][0](out)
         (out / f"{name}.rows.json").write_text(json.dumps([asdict(r) for r in rows]))
         return 0

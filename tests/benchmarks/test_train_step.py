@@ -153,6 +153,16 @@ def test_each_loop_runs_on_cpu(loop: str, train: bool, tmp_path: Path) -> None:
     assert window.seconds > 0 and window.cpu_seconds > 0 and window.graphs == 0
 
 
+def test_imagenets_class_count_composes(tmp_path: Path) -> None:
+    """The benchmark's default ``--num-classes 1000`` (and gpu_check.py's): the embedded data set's generator,
+    which has 12 classes, is not part of a run fed from memory, so its class-count check does not apply."""
+    case = ts.Case("zf5_spp", (64,))
+    cfg = ts.compose_config(case, argparse.Namespace(**{**vars(TINY), "num_classes": 1000}), [], str(tmp_path))
+    data = ts.OnDeviceBatches(cfg, []).config
+    assert (data.num_classes, data.synthetic) == (1000, None)
+    assert ts.build_module(cfg).model.fc8.out_features == 1000
+
+
 def test_ours_and_hand_take_the_same_steps(tmp_path: Path) -> None:
     """Same model, optimizer, loss and batches: Lightning's steps and the hand loop's end at the same weights,
     so the benchmark compares the cost of the same work."""
