@@ -76,11 +76,11 @@ class EMA(EMAWeightAveraging):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._average_model is not None:
             self._average_model.to(pl_module.device)
-        start, count = self.update_starting_at_step, getattr(pl_module, "fit_optimizer_steps", None)
-        if start is None or count is None or not trainer.is_global_zero:
+        start = self.update_starting_at_step
+        if start is None or not trainer.is_global_zero:
             return
-        steps = count()  # not Lightning's estimated_stepping_batches: it would break a resume (module.py says why)
-        if math.isfinite(steps) and start >= steps:
+        steps = fit_steps(trainer, pl_module)
+        if steps is not None and start >= steps:
             # said now, not only at the end: a run that will make no average is better stopped in its first minute
             log.warning(
                 "EMA: callbacks.ema.update_starting_at_step=%d is at or beyond the run's %d optimizer steps: no "
@@ -150,6 +150,17 @@ class EMA(EMAWeightAveraging):
                 self.update_starting_at_step,
                 trainer.global_step,
             )
+
+
+def fit_steps(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Optional[int]:
+    """The optimizer steps the fit will take, or None when unknown: the module's count (``fit_optimizer_steps``,
+    not Lightning's ``estimated_stepping_batches``, which would break a resume: module.py says why) for
+    ``max_epochs`` >= 1, cut to ``trainer.max_steps`` when that is set (``max_epochs=-1``: ``max_steps`` alone)."""
+    count = getattr(pl_module, "fit_optimizer_steps", None)
+    by_epochs = count() if count is not None and (trainer.max_epochs or 0) >= 1 else None
+    by_steps = trainer.max_steps if trainer.max_steps is not None and trainer.max_steps >= 0 else None
+    known = [int(n) for n in (by_epochs, by_steps) if n is not None and math.isfinite(n)]
+    return min(known) if known else None
 
 
 def has_ema(checkpoint: dict[str, Any]) -> bool:

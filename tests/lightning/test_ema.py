@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ import torch
 
 from spp_cls.data.config import DataConfig
 from spp_cls.lightning import ClassificationDataModule, SafeCheckpointIO, SppClassifier
-from spp_cls.lightning.ema import AVERAGING_STATE, EMA, RAW_STATE, checkpoint_weights, has_ema
+from spp_cls.lightning.ema import AVERAGING_STATE, EMA, RAW_STATE, checkpoint_weights, fit_steps, has_ema
 from spp_cls.lightning.resume_checkpoint import ResumeCheckpoint
 from tests.helpers import STEP_OPTIM, quiet_trainer
 
@@ -206,3 +207,15 @@ def test_a_run_resumed_before_or_after_the_first_update_ends_as_an_uninterrupted
             assert ours[part].keys() == theirs[part].keys()
             for key, tensor in theirs[part].items():
                 assert torch.equal(ours[part][key], tensor), (step, part, key)
+
+
+@pytest.mark.parametrize(
+    ("max_epochs", "max_steps", "expected"),
+    [(3, -1, 30), (3, 12, 12), (3, 100, 30), (-1, 50, 50), (-1, -1, None)],
+)
+def test_the_steps_a_fit_will_take(max_epochs: int, max_steps: int, expected: int | None) -> None:
+    """What the start-of-fit warning compares ``update_starting_at_step`` with: endless epochs (-1) are not
+    counted as a negative number of steps, and ``trainer.max_steps`` cuts the epochs' count."""
+    trainer = SimpleNamespace(max_epochs=max_epochs, max_steps=max_steps)
+    module = SimpleNamespace(fit_optimizer_steps=lambda: 10 * max_epochs)
+    assert fit_steps(trainer, module) == expected  # type: ignore[arg-type]
