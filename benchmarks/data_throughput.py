@@ -71,8 +71,8 @@ Goals: (b) and (c) at least 2x (a) per core and at least 0.8x (d), at every work
 
 ``--breakdown N`` (default 200, 0: off) then times the per-sample stages of (b), (a), (c) and (c2) in one
 process on N images: where a sample's time goes; and, on the same images, the floor of a CPU view
-(``view_floor``: the view's unavoidable work in a bare loop against the bare decode, the most (b) and (c) could
-reach against (d)). ``--json PATH`` saves every raw number.
+(``view_floor``: the view's unavoidable work in a bare loop against the bare decode, about the most (b) and (c)
+can reach against (d)). ``--json PATH`` saves every raw number.
 """
 
 from __future__ import annotations
