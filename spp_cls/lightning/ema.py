@@ -26,7 +26,6 @@ adjusts it to this project's runs in five ways:
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from typing import Any, Optional
 
@@ -153,14 +152,14 @@ class EMA(EMAWeightAveraging):
 
 
 def fit_steps(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Optional[int]:
-    """The optimizer steps the fit will take, or None when unknown: the module's count (``fit_optimizer_steps``,
-    not Lightning's ``estimated_stepping_batches``, which would break a resume: module.py says why) for
-    ``max_epochs`` >= 1, cut to ``trainer.max_steps`` when that is set (``max_epochs=-1``: ``max_steps`` alone)."""
+    """The optimizer steps the fit will take, or None when unknown: the module's ``fit_optimizer_steps`` (not
+    Lightning's ``estimated_stepping_batches``, which would break a resume: module.py says why), else
+    ``trainer.max_steps`` when that is set."""
     count = getattr(pl_module, "fit_optimizer_steps", None)
-    by_epochs = count() if count is not None and (trainer.max_epochs or 0) >= 1 else None
-    by_steps = trainer.max_steps if trainer.max_steps is not None and trainer.max_steps >= 0 else None
-    known = [int(n) for n in (by_epochs, by_steps) if n is not None and math.isfinite(n)]
-    return min(known) if known else None
+    if count is not None:
+        steps = count()
+        return None if steps is None else int(steps)
+    return trainer.max_steps if trainer.max_steps is not None and trainer.max_steps >= 0 else None
 
 
 def has_ema(checkpoint: dict[str, Any]) -> bool:

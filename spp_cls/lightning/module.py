@@ -311,22 +311,34 @@ class SppClassifier(pl.LightningModule):
             return
         super().lr_scheduler_step(scheduler, metric)
 
-    def fit_optimizer_steps(self) -> float:
-        """The fit's optimizer steps: ``max_epochs`` x ceil(training batches per epoch / accumulation), the
-        batches limited by ``limit_train_batches`` as Lightning limits them. Counted from a loader of the data module,
-        not with Lightning's ``estimated_stepping_batches``: that sets up the training loader before a resumed run
-        restores the loader's position, and Lightning then keeps that loader and never applies the position."""
+    def optimizer_steps_per_epoch(self) -> float:
+        """ceil(training batches per epoch / accumulation), the batches limited by ``limit_train_batches`` as
+        Lightning limits them. Counted from a loader of the data module, not with Lightning's
+        ``estimated_stepping_batches``: that sets up the training loader before a resumed run restores the loader's
+        position, and Lightning then keeps that loader and never applies the position. Without a data module (a
+        loader given to ``fit``), Lightning's estimate spread over ``max_epochs``."""
         trainer = self.trainer
         datamodule = getattr(trainer, "datamodule", None)
         if datamodule is None:
-            return trainer.estimated_stepping_batches
+            return trainer.estimated_stepping_batches / max(1, trainer.max_epochs or 1)
         batches = len(datamodule.train_dataloader())
         limit = trainer.limit_train_batches
         if isinstance(limit, int):
             batches = min(batches, limit)
         elif limit is not None:
             batches = int(batches * limit)
-        return trainer.max_epochs * math.ceil(batches / trainer.accumulate_grad_batches)  # type: ignore[operator]
+        return math.ceil(batches / trainer.accumulate_grad_batches)
+
+    def fit_optimizer_steps(self) -> Optional[float]:
+        """The optimizer steps the fit will take, or None when unknown: ``max_epochs`` x the steps of an epoch,
+        cut to ``trainer.max_steps`` when that is set (``max_epochs=-1``: ``max_steps`` alone), as the fit stops."""
+        trainer = self.trainer
+        by_epochs = None
+        if (trainer.max_epochs or 0) >= 1:
+            by_epochs = trainer.max_epochs * self.optimizer_steps_per_epoch()  # type: ignore[operator]
+        by_steps = trainer.max_steps if trainer.max_steps is not None and trainer.max_steps >= 0 else None
+        known = [n for n in (by_epochs, by_steps) if n is not None and math.isfinite(n)]
+        return min(known) if known else None
 
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         optim, trainer = self.hparams["optim"], self._trainer  # no trainer: a test building the optimizers
@@ -336,7 +348,8 @@ class SppClassifier(pl.LightningModule):
             optim,
             self.hparams["lr"],
             MONITOR,
-            # the number of optimizer steps of the fit (accumulation and batch limits counted); only cosine needs it
+            # the optimizer steps of the fit and of an epoch (accumulation, batch and step limits counted); only
+            # cosine needs them
             total_steps=self.fit_optimizer_steps() if cosine else None,
-            max_epochs=trainer.max_epochs if trainer is not None else None,
+            steps_per_epoch=self.optimizer_steps_per_epoch() if cosine else None,
         )

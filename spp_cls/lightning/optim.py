@@ -129,9 +129,9 @@ def cosine_schedule(
     return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps])
 
 
-def warmup_steps(warmup_epochs: float, total_steps: int, max_epochs: int) -> int:
-    """Optimizer steps of ``warmup_epochs`` epochs in a run of ``total_steps`` steps over ``max_epochs`` epochs."""
-    return min(total_steps, round(warmup_epochs * total_steps / max(1, max_epochs)))
+def warmup_steps(warmup_epochs: float, total_steps: int, steps_per_epoch: float) -> int:
+    """Optimizer steps of ``warmup_epochs`` epochs of ``steps_per_epoch`` steps, at most the run's ``total_steps``."""
+    return min(total_steps, round(warmup_epochs * steps_per_epoch))
 
 
 def build_optimization(
@@ -140,14 +140,14 @@ def build_optimization(
     lr: float,
     monitor: str,
     total_steps: Optional[float] = None,
-    max_epochs: Optional[int] = None,
+    steps_per_epoch: Optional[float] = None,
 ) -> OptimizerLRSchedulerConfig:
     """Lightning's ``configure_optimizers`` dict: the optimizer plus the plateau, step or cosine schedule.
 
     ``plateau`` divides the rate by 1/lr_factor when ``monitor`` has not improved for ``plateau_patience``
     epochs, at most ``lr_drops`` times (the paper: twice); ``step`` multiplies it by lr_factor at each of
-    ``step_milestones`` (epochs); ``cosine`` (per optimizer step) needs the run's ``total_steps`` and
-    ``max_epochs`` (Lightning's ``estimated_stepping_batches`` and ``max_epochs``).
+    ``step_milestones`` (epochs); ``cosine`` (per optimizer step) needs the fit's ``total_steps`` (to the end
+    of the cosine, ``trainer.max_steps`` counted) and ``steps_per_epoch`` (for ``warmup_epochs``).
     """
     optimizer = build_optimizer(model, optim, lr)
     factor = optim["lr_factor"]
@@ -169,9 +169,9 @@ def build_optimization(
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(optim["step_milestones"]), gamma=factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
     if optim["scheduler"] == "cosine":
-        if not total_steps or not max_epochs or not math.isfinite(total_steps):
+        if not total_steps or not steps_per_epoch or not math.isfinite(total_steps):
             raise ValueError("optim.scheduler=cosine needs a finite run: trainer.max_epochs >= 1")
-        warmup = warmup_steps(optim.get("warmup_epochs", 0.0), int(total_steps), max_epochs)
+        warmup = warmup_steps(optim.get("warmup_epochs", 0.0), int(total_steps), steps_per_epoch)
         scheduler = cosine_schedule(optimizer, int(total_steps), warmup)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
     raise ValueError(f"optim.scheduler must be one of {list(SCHEDULERS)}; got {optim['scheduler']!r}")

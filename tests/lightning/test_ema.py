@@ -214,8 +214,11 @@ def test_a_run_resumed_before_or_after_the_first_update_ends_as_an_uninterrupted
     [(3, -1, 30), (3, 12, 12), (3, 100, 30), (-1, 50, 50), (-1, -1, None)],
 )
 def test_the_steps_a_fit_will_take(max_epochs: int, max_steps: int, expected: int | None) -> None:
-    """What the start-of-fit warning compares ``update_starting_at_step`` with: endless epochs (-1) are not
-    counted as a negative number of steps, and ``trainer.max_steps`` cuts the epochs' count."""
+    """What the start-of-fit warning compares ``update_starting_at_step`` with (the module's count, which the
+    cosine schedule uses too): endless epochs (-1) are not counted as a negative number of steps, and
+    ``trainer.max_steps`` cuts the epochs' count."""
     trainer = SimpleNamespace(max_epochs=max_epochs, max_steps=max_steps)
-    module = SimpleNamespace(fit_optimizer_steps=lambda: 10 * max_epochs)
+    module = SimpleNamespace(trainer=trainer, optimizer_steps_per_epoch=lambda: 10)
+    module.fit_optimizer_steps = lambda: SppClassifier.fit_optimizer_steps(module)  # type: ignore[arg-type]
     assert fit_steps(trainer, module) == expected  # type: ignore[arg-type]
+    assert fit_steps(trainer, SimpleNamespace()) == (max_steps if max_steps >= 0 else None)  # type: ignore[arg-type]
