@@ -22,6 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from spp_cls.config.schema import MULTI_SIZE_MAP_RATIO, RunConfig, TrainConfig, multi_size_map_ratio
 from spp_cls.data.config import data_errors, valid_workers
+from spp_cls.evaluation.config import protocol_errors
 from spp_cls.evaluation.protocols import PROTOCOLS
 from spp_cls.lightning.cluster import external_tasks, loader_workers
 from spp_cls.lightning.ema import EVAL_WEIGHTS
@@ -197,6 +198,13 @@ def _data_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
         check(False, message)
 
 
+def _protocol_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
+    """The evaluation layer's checks of ``protocol.*`` (``spp_cls.evaluation.config``), at start-up: a training
+    run tests with them only after its last epoch."""
+    for message in protocol_errors(cfg.protocol, cfg.data.crop_size):
+        check(False, message)
+
+
 def _optim_errors(cfg: DictConfig, check: Callable[[bool, str], None]) -> None:
     o, t = cfg.optim, cfg.trainer
     check(o.lr > 0, f"optim.lr must be > 0; got {o.lr}")
@@ -325,6 +333,7 @@ def validate_run_config(cfg: DictConfig, schema: type = RunConfig) -> None:
     if not _schema_errors(cfg, schema, check):
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))
     _data_errors(cfg, check)
+    _protocol_errors(cfg, check)
     _model_errors(cfg, check)
     _optim_errors(cfg, check)
     _trainer_errors(cfg, check)

@@ -2,13 +2,16 @@
 
 ``ProtocolConfig``/``MultiviewConfig`` are the structured-config nodes that ``spp_cls/config/schema.py``
 composes into the run config and the objects the protocols receive (``OmegaConf.to_object``). Their values
-are checked where they are used, when a protocol is built (``protocols.py``).
+are checked here (``protocol_errors``), by the start-up validation (a wrong value must not wait for the end of
+a training run to fail) and again when a protocol is built (``protocols.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, List, Optional
+
+from spp_cls.evaluation.windows import LAYOUTS, MAPPINGS
 
 #: the crop size of the paper's setting, to which its other sizes (scales, the multi-size 180) refer
 PAPER_CROP = 224
@@ -44,3 +47,23 @@ class ProtocolConfig:
     """``protocol``: settings of the test protocols (only the multi-view ones have any)."""
 
     multiview: MultiviewConfig = field(default_factory=MultiviewConfig)
+
+
+def protocol_errors(protocol: Any, crop_size: int, prefix: str = "protocol.") -> list[str]:
+    """What is wrong with the ``protocol`` settings (a ``ProtocolConfig`` or its config node) for a run whose
+    data has ``crop_size``, one message per problem, each naming its key under ``prefix``."""
+    mv, key, errors = protocol.multiview, f"{prefix}multiview.", []
+    if mv.layout not in LAYOUTS:
+        errors.append(f"{key}layout must be one of {sorted(LAYOUTS)}; got {mv.layout!r}")
+    if mv.mapping not in MAPPINGS:
+        errors.append(f"{key}mapping must be one of {list(MAPPINGS)}; got {mv.mapping!r}")
+    for name in ("chunk_views", "chunk_pixels"):
+        if getattr(mv, name) < 1:
+            errors.append(f"{key}{name} must be >= 1; got {getattr(mv, name)}")
+    window = mv.window if mv.window is not None else crop_size
+    if window < 1:
+        errors.append(f"{key}window must be >= 1 (or null: data.crop_size); got {mv.window}")
+    scales = list(mv.scales) if mv.scales else [scaled_size(s, crop_size) for s in PAPER_SCALES]
+    if min(scales) < window:
+        errors.append(f"{key}scales {scales} must all be >= the window {window}")
+    return errors

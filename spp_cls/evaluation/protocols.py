@@ -39,9 +39,8 @@ from torch import nn
 
 from spp_cls.data.config import DataConfig
 from spp_cls.data.transforms import FIVE_POSITIONS, CenterView, View, resample_square, resize_short_side, square_box
-from spp_cls.evaluation.config import ProtocolConfig
+from spp_cls.evaluation.config import ProtocolConfig, protocol_errors
 from spp_cls.evaluation.multiview import FeatureMapViews, Net
-from spp_cls.evaluation.windows import LAYOUTS, MAPPINGS
 
 Images = Union[torch.Tensor, list]
 
@@ -208,15 +207,11 @@ class MultiView(TestProtocol):
     def __init__(self, settings: DataConfig, options: Optional[ProtocolConfig] = None) -> None:
         super().__init__(settings, options)
         mv = self.options.multiview
-        if mv.layout not in LAYOUTS or mv.mapping not in MAPPINGS:
-            raise ValueError(
-                f"protocol.multiview: layout must be one of {sorted(LAYOUTS)} and mapping one of "
-                f"{list(MAPPINGS)}; got {mv.layout!r}, {mv.mapping!r}"
-            )
+        errors = protocol_errors(self.options, settings.crop_size)
+        if errors:
+            raise ValueError("; ".join(errors))
         self.scales = mv.resolved_scales(settings.crop_size)
         self.window = mv.window or settings.crop_size
-        if min(self.scales) < self.window:
-            raise ValueError(f"protocol.multiview.scales {list(self.scales)} must all be >= the window {self.window}")
         self.views = FeatureMapViews(mv.layout, self.window, mv.mapping, mv.chunk_views, mv.chunk_pixels)
         self.full_views = mv.full_views
 

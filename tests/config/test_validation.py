@@ -96,6 +96,16 @@ def test_wrong_types_fail_at_composition() -> None:
         (["model.compile=true", "model.compile_backend=tvm2"], "model.compile_backend='tvm2' is not one of"),
         (["data.num_workers=many"], "data.num_workers must be a number >= 0 or auto; got 'many'"),
         (["data.num_workers=-1"], "data.num_workers must be a number >= 0 or auto"),
+        # protocol.* at start-up, not after the last epoch of training
+        (
+            ["protocol.multiview.layout=tenn"],
+            "protocol.multiview.layout must be one of ['eighteen', 'ten']; got 'tenn'",
+        ),
+        (["protocol.multiview.mapping=box"], "protocol.multiview.mapping must be one of ['paper', 'crop']"),
+        (["protocol.multiview.chunk_views=0"], "protocol.multiview.chunk_views must be >= 1; got 0"),
+        (["protocol.multiview.chunk_pixels=-5"], "protocol.multiview.chunk_pixels must be >= 1"),
+        (["protocol.multiview.scales=[100,200]"], "protocol.multiview.scales [100, 200] must all be >= the window 112"),
+        (["protocol.multiview.window=0"], "protocol.multiview.window must be >= 1"),
     ],
 )
 def test_impossible_values_are_named(overrides: list[str], message: str) -> None:
