@@ -169,18 +169,42 @@ def throughput_rows(raw: Mapping[str, Any]) -> list[Row]:
     return rows
 
 
-def no_cuda_line() -> Optional[str]:
-    """The one line to print when this machine has no usable CUDA device (None when it has one)."""
+def nvidia_driver() -> Optional[str]:
+    """The NVIDIA driver's version when ``nvidia-smi`` answers (None when there is no driver)."""
+    try:
+        result = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = result.stdout.split()
+    return (lines[0] if lines else "unknown") if result.returncode == 0 else None
+
+
+def no_cuda_line() -> Optional[tuple[str, int]]:
+    """The one line to print, and the exit status, when this machine has no usable CUDA device (None when it
+    has one). No driver: nothing to check (0). A driver that torch cannot use: a failure (1), with the way out,
+    since the user meant to check a GPU (a CUDA 13 build under a driver older than 580, typically)."""
     try:
         import torch
     except ImportError as error:
-        return f"gpu_check: torch cannot be imported ({error}); nothing run"
-    if not torch.cuda.is_available():
-        return (
-            f"gpu_check: no CUDA device here (torch {torch.__version__}, built for CUDA {torch.version.cuda}); "
-            "nothing run"
-        )
-    return None
+        return f"gpu_check: torch cannot be imported ({error}); nothing run", 1
+    if torch.cuda.is_available():
+        return None
+    build = f"torch {torch.__version__}, built for CUDA {torch.version.cuda}"
+    driver = nvidia_driver()
+    if driver is None:
+        return f"gpu_check: no CUDA device here ({build}); nothing run", 0
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+    why = (
+        f"CUDA_VISIBLE_DEVICES={hidden!r} hides them"
+        if hidden is not None and not hidden.strip()
+        else "the CUDA 13 set needs driver >= 580: set up the CUDA 12 set with CUDA=12 bash scripts/setup.sh"
+    )
+    return f"gpu_check: nvidia-smi lists a GPU (driver {driver}) but {build} cannot use it; {why}; nothing run", 1
 
 
 # ---------------------------------------------------------------------------------------- the checks (GPU)
@@ -700,9 +724,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--budget-s", type=float, default=600.0, help="all checks together (seconds)")
     parser.add_argument("--only", nargs="+", choices=list(CHECKS), help="run these checks only")
     args = parser.parse_args(argv)
-    if (line := no_cuda_line()) is not None:
-        print(line)
-        return 0
+    if (refusal := no_cuda_line()) is not None:
+        print(refusal[0])
+        return refusal[1]
     import torch
 
     gpus = torch.cuda.device_count()

@@ -5,14 +5,25 @@
 #   CUDA=12 bash scripts/setup.sh    CUDA 12: requirements/constraints-cu12.txt, torch/torchvision +cu12x builds from
 #                                    the PyTorch index named by the torch pin's label; driver >= 525.60.13 (535-570 ok)
 #   DRY_RUN=1 bash scripts/setup.sh  print the commands instead of running them
-# Idempotent: does nothing when .venv already holds this exact set; switching CUDA recreates .venv.
+# Idempotent: does nothing when .venv already holds this exact set; without CUDA, an existing .venv keeps the CUDA
+# set it was made with (so scripts that call this one never swap a working CUDA 12 set for CUDA 13); switching
+# CUDA explicitly recreates .venv.
 # PYTHON=python3.11 picks the interpreter, VENV the folder, TORCH_INDEX_URL where the CUDA 12 wheels come from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-CUDA=${CUDA:-13}
 DRY_RUN=${DRY_RUN:-}
+stamp="$VENV/.spp-cls-installed"
+have=$(cat "$stamp" 2>/dev/null || true)
+had_cuda=cuda=13  # stamps written before the CUDA choice existed are of the CUDA 13 set
+if [[ $have == *" cuda="* ]]; then
+  had_cuda=${have##* }
+fi
+if [[ -z ${CUDA:-} && -n $have ]]; then
+  CUDA=${had_cuda#cuda=}
+fi
+CUDA=${CUDA:-13}
 
 run() {
   if [[ -n $DRY_RUN ]]; then
@@ -45,15 +56,9 @@ case $CUDA in
     ;;
 esac
 
-stamp="$VENV/.spp-cls-installed"
 want="$(cat "$constraints" pyproject.toml | sha256sum | cut -c1-16) cuda=$CUDA"
-have=$(cat "$stamp" 2>/dev/null || true)
 if [[ -z $DRY_RUN && $have == "$want" ]]; then
   exit 0
-fi
-had_cuda=cuda=13  # stamps written before the CUDA choice existed are of the CUDA 13 set
-if [[ $have == *" cuda="* ]]; then
-  had_cuda=${have##* }
 fi
 clear=()
 if [[ -n $have && $had_cuda != "cuda=$CUDA" ]]; then

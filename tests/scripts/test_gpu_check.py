@@ -53,18 +53,23 @@ def test_without_a_gpu_the_script_prints_one_line_and_runs_nothing(tmp_path: Pat
     assert not (tmp_path / "out").exists()
 
 
-def test_with_a_driver_but_no_cuda_in_torch_the_driver_prints_one_line(tmp_path: Path) -> None:
-    """nvidia-smi answers but torch sees no device (a CPU build, or a driver too old for its CUDA)."""
-    folder = fake_bin(tmp_path, "nvidia-smi", "echo 'GPU 0: NVIDIA H200'")
-    env = dict(
-        os.environ, PATH=f"{folder}{os.pathsep}{os.environ['PATH']}", PYTHON=sys.executable, CUDA_VISIBLE_DEVICES=""
-    )
+@pytest.mark.parametrize("hidden", [False, True])
+def test_a_gpu_that_torch_cannot_use_fails_in_one_line_with_the_way_out(tmp_path: Path, hidden: bool) -> None:
+    """nvidia-smi answers but torch sees no device (a driver too old for the CUDA 13 build, or the GPUs hidden):
+    the user meant to check a GPU, so this fails (1) instead of passing having run nothing."""
+    smi = 'case "$1" in --query-gpu*) echo 570.86.15;; *) echo "GPU 0: NVIDIA H200";; esac'
+    folder = fake_bin(tmp_path, "nvidia-smi", smi)
+    env = dict(os.environ, PATH=f"{folder}{os.pathsep}{os.environ['PATH']}", PYTHON=sys.executable)
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    if hidden:
+        env["CUDA_VISIBLE_DEVICES"] = ""
     result = subprocess.run(
         ["bash", str(SCRIPT), "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=120
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr
     (line,) = result.stdout.splitlines()
-    assert line.startswith("gpu_check: no CUDA device here (torch ") and line.endswith("nothing run")
+    assert line.startswith("gpu_check: nvidia-smi lists a GPU (driver 570.86.15) but torch ") and "nothing run" in line
+    assert ("CUDA_VISIBLE_DEVICES='' hides them" if hidden else "CUDA=12 bash scripts/setup.sh") in line
     assert not (tmp_path / "out").exists()
 
 

@@ -66,6 +66,17 @@ def test_switching_cuda_recreates_the_venv_and_a_current_one_is_left_alone(tmp_p
     assert "--clear" not in dry_run(tmp_path, CUDA="13").stdout
 
 
+def test_without_cuda_an_existing_venv_keeps_its_set(tmp_path: Path) -> None:
+    """gpu_check.sh runs setup.sh without CUDA: a working CUDA 12 venv must not be rebuilt with CUDA 13 wheels."""
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / ".spp-cls-installed").write_text("0123456789abcdef cuda=12")
+    kept = dry_run(tmp_path)
+    assert "--clear" not in kept.stdout and "-c requirements/constraints-cu12.txt" in pip_install(kept.stdout)
+    switched = dry_run(tmp_path, CUDA="13")  # asked for explicitly: the other set, from an empty venv
+    assert "--clear" in switched.stdout and "-c requirements/constraints.txt" in pip_install(switched.stdout)
+
+
 def test_an_unknown_cuda_is_refused_with_the_choices(tmp_path: Path) -> None:
     result = dry_run(tmp_path, CUDA="11")
     assert result.returncode == 2 and "CUDA=13" in result.stderr and "CUDA=12" in result.stderr
