@@ -50,6 +50,12 @@ def trainer_args(stdout: str) -> dict[str, str]:
     return dict(arg.split("=", 1) for arg in args if arg.startswith(("trainer", "hydra.")))
 
 
+def test_gpus_bound_per_task_are_refused_with_the_options_that_work(tmp_path: Path) -> None:
+    result = run_sbatch(tmp_path, SLURM_NTASKS="8", SLURM_JOB_NUM_NODES="2", SLURM_GPUS_PER_TASK="1")
+    assert result.returncode == 2 and "--gpus-per-node=N --ntasks-per-node=N" in result.stderr
+    assert "arg" not in result.stdout  # srun never ran
+
+
 @pytest.mark.parametrize(
     "slurm, devices, nodes",
     [
