@@ -240,6 +240,43 @@ def claim_gpu_set(
         time.sleep(poll_s)
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def wait_for_rank0(record: Path, rank0: Path, failure: Path, start_timeout_s: float, poll_s: float = 0.2) -> list[str]:
+    """The GPUs rank 0 noted in ``record``, waiting for it as long as it lives: rank 0 may wait for a free set for
+    hours, but a rank 0 that failed (``failure`` says why), exited without a note, or never started within
+    ``start_timeout_s`` (no ``rank0`` file with its PID) must not leave the other ranks waiting forever."""
+    started = time.monotonic()
+    while True:
+        if record.is_file():
+            return record.read_text().split(",")
+        if failure.is_file():
+            raise RuntimeError(f"rank 0 of this job could not take its GPUs: {failure.read_text()}")
+        try:
+            pid = int(rank0.read_text())
+        except (OSError, ValueError):
+            pid = None
+        if pid is not None and not _alive(pid) and not record.is_file():
+            raise RuntimeError(f"rank 0 of this job (PID {pid}) exited before it noted the job's GPUs in {record}")
+        if pid is None and time.monotonic() - started > start_timeout_s:
+            raise RuntimeError(f"rank 0 of this job did not start within {start_timeout_s:.0f} s (no {rank0})")
+        time.sleep(poll_s)
+
+
 class LocalGpuSets(Callback):
     """Hydra callback of the ``submitit_local`` launcher: every job of a sweep on GPUs of its own.
 
@@ -251,10 +288,28 @@ class LocalGpuSets(Callback):
     another. CPU jobs (``gpus_per_node`` null) and other launchers are left alone.
     """
 
-    def __init__(self, lock_dir: Optional[str] = None, poll_s: float = 5.0) -> None:
+    def __init__(self, lock_dir: Optional[str] = None, poll_s: float = 5.0, start_timeout_s: float = 600.0) -> None:
         base = os.environ.get("TMPDIR") or "/tmp"
         self.lock_dir = Path(lock_dir) if lock_dir else Path(base) / f"spp-cls-gpus-{os.getuid()}"
         self.poll_s = poll_s
+        self.start_timeout_s = start_timeout_s  # how long the other ranks wait for rank 0 to start
+
+    def _claim(self, per_job: int, log: logging.Logger) -> list[str]:
+        """Rank 0: the first free set of ``per_job`` GPUs, its lock held for the job's life."""
+        sets = gpu_sets(machine_gpus(), per_job)
+        gpus, lock = claim_gpu_set(
+            sets,
+            self.lock_dir,
+            self.poll_s,
+            waiting=lambda: log.info(
+                "waiting for %d free GPUs (%d sets of %s are in use)",
+                per_job,
+                len(sets),
+                ",".join(g for s in sets for g in s),
+            ),
+        )
+        _held_locks.append(lock)
+        return gpus
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         per_job = config.hydra.launcher.get("gpus_per_node")
@@ -263,28 +318,22 @@ class LocalGpuSets(Callback):
         log = logging.getLogger(__name__)
         job = os.environ["SUBMITIT_LOCAL_JOB_ID"]
         run_dir = str(config.hydra.runtime.output_dir)
-        record = self.lock_dir / f"job-{job}-{hashlib.sha1(run_dir.encode()).hexdigest()[:12]}"
+        key = f"{job}-{hashlib.sha1(run_dir.encode()).hexdigest()[:12]}"
+        record = self.lock_dir / f"job-{key}"
+        rank0, failure = self.lock_dir / f"rank0-{key}.pid", self.lock_dir / f"rank0-{key}.error"
         if int(os.environ.get("SUBMITIT_LOCAL_GLOBALID", "0")) == 0:
-            sets = gpu_sets(machine_gpus(), int(per_job))
-            gpus, lock = claim_gpu_set(
-                sets,
-                self.lock_dir,
-                self.poll_s,
-                waiting=lambda: log.info(
-                    "waiting for %d free GPUs (%d sets of %s are in use)",
-                    per_job,
-                    len(sets),
-                    ",".join(g for s in sets for g in s),
-                ),
-            )
-            _held_locks.append(lock)  # held for the job's life
-            temporary = record.with_suffix(".tmp")
-            temporary.write_text(",".join(gpus))
-            temporary.replace(record)  # atomic: the other ranks never read half of it
+            self.lock_dir.mkdir(parents=True, exist_ok=True)
+            failure.unlink(missing_ok=True)
+            _write_atomically(rank0, str(os.getpid()))
+            atexit.register(lambda: rank0.unlink(missing_ok=True))
+            try:
+                gpus = self._claim(int(per_job), log)
+            except BaseException as error:  # the other ranks wait for rank 0: tell them, then fail
+                _write_atomically(failure, f"{type(error).__name__}: {error}")
+                raise
+            _write_atomically(record, ",".join(gpus))  # the other ranks never read half of it
             atexit.register(lambda: record.unlink(missing_ok=True))
         else:
-            while not record.is_file():
-                time.sleep(0.2)
-            gpus = record.read_text().split(",")
+            gpus = wait_for_rank0(record, rank0, failure, self.start_timeout_s)
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
         log.info("GPUs of this job: %s (CUDA_VISIBLE_DEVICES)", ",".join(gpus))

@@ -5,6 +5,8 @@ the processes, and the cache folder with or without HOME."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -178,6 +180,36 @@ def test_every_process_of_a_job_gets_rank_zeros_set(tmp_path: Path, monkeypatch:
         for fd in cluster._held_locks:
             os.close(fd)
         cluster._held_locks.clear()
+
+
+def test_when_rank_zero_cannot_take_gpus_the_other_ranks_fail_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job asking for more GPUs than the sweep has: rank 0 fails, and the other ranks (which used to poll for
+    its note forever) fail too, with rank 0's reason."""
+    config = OmegaConf.create({"hydra": {"launcher": {"gpus_per_node": 4}, "runtime": {"output_dir": "/s/1"}}})
+    for name, value in dict(SUBMITIT_EXECUTOR="local", SUBMITIT_LOCAL_JOB_ID="77", SPP_CLS_GPUS="0,1").items():
+        monkeypatch.setenv(name, value)
+    callback = LocalGpuSets(lock_dir=str(tmp_path), poll_s=0.05, start_timeout_s=5)
+    monkeypatch.setenv("SUBMITIT_LOCAL_GLOBALID", "0")
+    with pytest.raises(ValueError, match="a job needs 4 GPUs; the sweep has 2"):
+        callback.on_job_start(config, task_function=None)
+    monkeypatch.setenv("SUBMITIT_LOCAL_GLOBALID", "1")
+    with pytest.raises(RuntimeError, match="rank 0 of this job could not take its GPUs: ValueError: a job needs 4"):
+        callback.on_job_start(config, task_function=None)
+
+
+def test_the_other_ranks_stop_waiting_for_a_dead_or_missing_rank_zero(tmp_path: Path) -> None:
+    record, rank0, failure = tmp_path / "job-1", tmp_path / "rank0-1.pid", tmp_path / "rank0-1.error"
+    with pytest.raises(RuntimeError, match="did not start within 0 s"):
+        cluster.wait_for_rank0(record, rank0, failure, start_timeout_s=0.0, poll_s=0.01)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    rank0.write_text(dead.stdout.strip())  # a rank 0 that exited without noting the GPUs
+    with pytest.raises(RuntimeError, match=f"PID {dead.stdout.strip()}\\) exited before"):
+        cluster.wait_for_rank0(record, rank0, failure, start_timeout_s=60, poll_s=0.01)
+    rank0.write_text(str(os.getpid()))  # alive, and its note arrives
+    record.write_text("4,5")
+    assert cluster.wait_for_rank0(record, rank0, failure, start_timeout_s=60, poll_s=0.01) == ["4", "5"]
 
 
 def test_the_callback_leaves_cpu_jobs_and_other_launchers_alone(
