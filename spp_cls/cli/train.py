@@ -40,6 +40,7 @@ from spp_cls.lightning.data_quality import skip_totals_of_all
 from spp_cls.lightning.ema import EMA, checkpoint_weights, has_ema
 from spp_cls.lightning.optim import effective_lr
 from spp_cls.lightning.resume_checkpoint import ResumeCheckpoint
+from spp_cls.lightning.signals import requeue_without_checkpoint
 from spp_cls.models import model_name
 
 log = logging.getLogger(__name__)
@@ -223,27 +224,28 @@ def run_training(cfg: DictConfig) -> Optional[float]:
             _last_checkpoint(trainer),
         )
         sys.exit(128 + signal.SIGTERM)
-    results = _final_metrics(trainer, module, datamodule, cfg)
-    results.update(skip_totals_of_all(trainer))
-    if cfg.evaluate_protocols and not trainer.fast_dev_run:  # type: ignore[attr-defined]  # set by Lightning's setup
-        if results.get("evaluated_checkpoint"):
-            evaluate(
-                [results["evaluated_checkpoint"]],
-                cfg,
-                [],
-                run_dir / "eval",
-                list(cfg.evaluate_protocols),
-                trainer=trainer,
-                skip_inapplicable=True,
-                schema=TrainConfig,
-            )
-        else:
-            log.warning(
-                "evaluate_protocols=%s not run: the run keeps no %s checkpoint to test (evaluate.py takes "
-                "a checkpoint file)",
-                list(cfg.evaluate_protocols),
-                cfg.eval_checkpoint,
-            )
+    with requeue_without_checkpoint(trainer):  # a requeue now resumes from last.ckpt and evaluates again
+        results = _final_metrics(trainer, module, datamodule, cfg)
+        results.update(skip_totals_of_all(trainer))
+        if cfg.evaluate_protocols and not trainer.fast_dev_run:  # type: ignore[attr-defined]  # set by Lightning's setup
+            if results.get("evaluated_checkpoint"):
+                evaluate(
+                    [results["evaluated_checkpoint"]],
+                    cfg,
+                    [],
+                    run_dir / "eval",
+                    list(cfg.evaluate_protocols),
+                    trainer=trainer,
+                    skip_inapplicable=True,
+                    schema=TrainConfig,
+                )
+            else:
+                log.warning(
+                    "evaluate_protocols=%s not run: the run keeps no %s checkpoint to test (evaluate.py takes "
+                    "a checkpoint file)",
+                    list(cfg.evaluate_protocols),
+                    cfg.eval_checkpoint,
+                )
     if trainer.is_global_zero:  # every DDP process gets the same synced metrics; one writes them
         results["environment"] = run_environment(trainer.strategy.root_device, trainer.world_size)
         path = write_results(run_dir, results)
