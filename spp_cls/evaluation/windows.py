@@ -68,8 +68,9 @@ def window_positions(height: int, width: int, side: int, layout: str) -> list[Wi
 
 
 def _map_edges(start: int, side: int, arch: MapGeometry, size: int, mapping: str) -> tuple[int, int]:
-    stride, center = arch.total_stride, arch.first_center
-    if mapping == "paper":
+    stride = arch.total_stride
+    if mapping == "paper":  # the only mapping that needs the centre (a timm backbone measures it when first asked)
+        center = arch.first_center
         left = math.floor((start - center) / stride) + 1
         right = math.ceil((start + side - center) / stride) - 1
     elif mapping == "crop":

@@ -18,13 +18,19 @@ is small, where the full receptive field of a deep ConvNeXt spans thousands of p
 1e-6 scales would underflow unevenly in float32). A backbone whose paths are centred differently
 (resnet10t's average-pooling shortcuts: 2x2 windows, half a cell off its 3x3 convs) gets its main path's centre.
 
+Global context is cut too: a squeeze-excitation gate (EfficientNet's and MobileNetV3's, on the main path) pools
+the whole map, so every cell would depend on every pixel and no width would hold the support. For the
+measurement, every conv or linear layer whose input has no spatial extent (a global pooling's output: the gate's
+first layer) or is not an image map (ECA's 1-d conv) sees its input detached: the gate still scales the map, as a
+constant, and the support is again that of the windows that place the cells.
+
 Map sizes are computed on a copy of the backbone on the meta device (shapes without memory or arithmetic).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
@@ -33,14 +39,26 @@ from torch import nn
 MAX_MEASURE_WIDTH = 8192
 
 
+def _detach_global_context(module: nn.Module, args: tuple[Any, ...]) -> Optional[tuple[Any, ...]]:
+    """Forward pre-hook: a layer's input detached when it is a global pooling's output or not an image map."""
+    x = args[0] if args else None
+    if isinstance(x, torch.Tensor) and (x.dim() != 4 or x.shape[-1] * x.shape[-2] == 1):
+        return (x.detach(), *args[1:])
+    return None
+
+
 def measure_first_center(features: nn.Module, stride: int, in_chans: int, height: int) -> float:
-    """Image x of the receptive-field centre of last-map column 0, measured on ``features`` (put in eval mode)
-    with inputs ``height`` pixels high, widened from 16 strides until the measured support is inside them."""
+    """Image x of the receptive-field centre of last-map column 0, measured on ``features`` (put in eval mode,
+    its residual branches and global context cut: the module docstring says why) with inputs ``height`` pixels
+    high, widened from 16 strides until the measured support is inside them."""
     features.eval()
     with torch.no_grad():
         for p in features.parameters():
             if p.abs().max() < 1e-3:  # ConvNeXt's 1e-6 layer scales: its residual branches off, as timm's
                 p.zero_()  # zero-initialised last norms of ResNet's and RegNet's branches are
+    for layer in features.modules():
+        if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            layer.register_forward_pre_hook(_detach_global_context)  # a throwaway copy: the hooks stay on it
     width = 16 * stride
     torch.manual_seed(0)
     while width <= MAX_MEASURE_WIDTH:

@@ -47,3 +47,22 @@ def test_paper_rule_formula() -> None:
     zf5 = ARCHITECTURES["zf5"]
     assert (zf5.total_stride, zf5.first_center) == (16, 20.0)
     assert map_window(Window(64, 32, 224), zf5, 30, 30, "paper") == (3, 1, 16, 14)
+
+
+class _Unmeasurable:
+    """A geometry whose first-cell centre cannot be had (a backbone the measurement cannot take)."""
+
+    name, total_stride = "unmeasurable", 16
+
+    @property
+    def first_center(self) -> float:
+        raise ValueError("cannot measure")
+
+    def feature_size(self, size: int) -> int:
+        return size // 16
+
+
+def test_the_crop_mapping_needs_no_first_cell_centre() -> None:
+    assert map_window(Window(32, 16, 64), _Unmeasurable(), 10, 10, "crop") == (2, 1, 5, 4)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="cannot measure"):
+        map_window(Window(32, 16, 64), _Unmeasurable(), 10, 10, "paper")  # type: ignore[arg-type]

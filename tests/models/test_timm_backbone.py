@@ -27,7 +27,7 @@ def backbone(name: str = "resnet18", spp: bool = True, **kwargs: object) -> Timm
         num_classes=5,
         input_size=64,
         pyramid=(3, 2, 1),
-        width=BACKBONES[name],
+        width=BACKBONES.get(name, 1.0),
         backbone=name,
         **settings,
     )
@@ -104,10 +104,14 @@ def test_width_scales_the_channels_of_the_variant() -> None:
         width_kwargs("regnetx_002", 0.5, {})
 
 
-@pytest.mark.parametrize("name,center", [("resnet18", 0.0), ("convnext_atto", 15.5)])
+@pytest.mark.parametrize(
+    "name,center", [("resnet18", 0.0), ("convnext_atto", 15.5), pytest.param("mobilenetv3_small_050", 0.0)]
+)
 def test_geometry_stride_centre_and_sizes(name: str, center: float) -> None:
     """Stride 32 from feature_info. The first cell's centre, measured: 0 for ResNet (every window padded by
-    floor(k/2)); ConvNeXt's 4x4 stride-4 stem and 2x2 stride-2 downsamplings: 1.5 + 0.5 * (4 + 8 + 16) = 15.5."""
+    floor(k/2)); ConvNeXt's 4x4 stride-4 stem and 2x2 stride-2 downsamplings: 1.5 + 0.5 * (4 + 8 + 16) = 15.5;
+    0 for MobileNetV3 (padded as ResNet), whose squeeze-excitation gates on the main path pool the whole map:
+    without the measurement's cut of global context no width held the support."""
     model = backbone(name).eval()
     geometry = model.arch
     assert (geometry.total_stride, geometry.first_center) == (32, center)
