@@ -224,9 +224,21 @@ def backbone_errors(
     except (ValueError, TypeError, AssertionError) as err:
         return errors + [f"model.backbone={backbone} with model.width={width}, model.backbone_kwargs: {err}"]
     geometry = BackboneGeometry(backbone, int(model.feature_info[-1]["reduction"]), lambda: ForwardFeatures(model))
-    out = model.forward_features(torch.empty(1, 3, 64, 64, device="meta")) if min(sizes, default=64) >= 64 else None
-    if out is not None and out.dim() != 4:
-        errors.append(f"model.backbone={backbone}: its features are {tuple(out.shape)}, not an (N, C, H, W) map")
+    side = max(64, 2 * geometry.total_stride)  # maps of 2 and 4 cells, or more
+    try:  # a fixed-size backbone (ViT, Swin) refuses other sizes: the SPP and multi-size point is any size
+        out = model.forward_features(torch.empty(1, 3, side, side, device="meta"))
+        out2 = model.forward_features(torch.empty(1, 3, 2 * side, 2 * side, device="meta"))
+    except (AssertionError, RuntimeError, ValueError) as err:
+        return errors + [
+            f"model.backbone={backbone} does not take inputs of any size ({side} and {2 * side} px tried): "
+            f"{str(err).splitlines()[0] if str(err) else type(err).__name__}; choose a convolutional backbone"
+        ]
+    # an (N, C, H, W) map keeps C and grows H, W with the input; channels-last or token outputs do not
+    if out.dim() != 4 or out.shape[1] != out2.shape[1] or out.shape[-1] == out2.shape[-1]:
+        errors.append(
+            f"model.backbone={backbone}: its features are {tuple(out.shape)} at {side} px and {tuple(out2.shape)} at "
+            f"{2 * side} px, not an (N, C, H, W) map (channels-last or token outputs are not supported)"
+        )
     small = sorted({s for s in sizes if geometry.feature_size(s) < 1})
     if small:
         errors.append(

@@ -148,3 +148,17 @@ def test_start_up_checks_name_the_key(tmp_path: Path) -> None:
     assert any("set it true" in e for e in errors) and any("is not a file" in e for e in errors)
     assert "model.width=0.5" in backbone_errors("regnetx_002", width=0.5)[0]
     assert "input sides [16] are too small" in backbone_errors("convnext_atto", sizes=(64, 16))[0]
+
+
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("vit_tiny_patch16_224", "does not take inputs of any size (64 and 128 px tried): Input height (64)"),
+        ("mambaout_femto", "not an (N, C, H, W) map (channels-last or token outputs are not supported)"),
+    ],
+)
+def test_backbones_without_a_map_of_any_size_are_refused_in_one_line(name: str, message: str) -> None:
+    """A fixed-size transformer raised its own assertion from the start-up check; a channels-last map passed it
+    and failed at the first forward with a shape mismatch."""
+    (error,) = backbone_errors(name, sizes=(112,))
+    assert error.startswith(f"model.backbone={name}") and message in error
