@@ -37,5 +37,7 @@ def auto_augment(view: torch.Tensor, name: str, rng: random.Random) -> torch.Ten
         return view
     seed = rng.getrandbits(63)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        # the CPU generator only: torch.manual_seed would reseed the GPUs' generators too, outside the fork (with
+        # data.num_workers=0 the training process's dropout would then follow the last sample's seed)
+        torch.random.default_generator.manual_seed(seed)
         return _policy(name)(view)

@@ -25,6 +25,15 @@ def test_a_sample_gets_the_same_policy_from_the_same_generator_and_the_global_st
     assert len(outputs) > 1  # it does augment
 
 
+def test_only_the_cpu_generator_is_seeded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.manual_seed would reseed every GPU's generator too, outside fork_rng(devices=[]): with the loader in
+    the training process (num_workers=0) dropout on the GPU would then follow the last sample's seed."""
+    seeded: list[int] = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", seeded.append)
+    auto_augment(VIEW, "trivialaugment", random.Random(7))
+    assert seeded == []
+
+
 def test_none_is_the_papers_view_and_draws_nothing() -> None:
     rng = random.Random(3)
     assert auto_augment(VIEW, "none", rng) is VIEW and rng.random() == random.Random(3).random()
