@@ -31,7 +31,14 @@ from spp_cls.predict.errors import PredictError
 from spp_cls.predict.exported import ExportedNet, needs_feature_maps
 from spp_cls.predict.images import batches, image_files
 from spp_cls.predict.model import LoadedModel, load_model
-from spp_cls.predict.output import check_writable, prediction_line, skip_line, skip_record, write_json
+from spp_cls.predict.output import (
+    check_writable,
+    passed_over_line,
+    prediction_line,
+    skip_line,
+    skip_record,
+    write_json,
+)
 from spp_cls.predict.scoring import Scorer
 
 
@@ -105,7 +112,10 @@ def predict(args: argparse.Namespace) -> int:
         check_writable(args.json)  # before the model and the images: their results would be lost at the end
     loaded = load_model(args.model, torch.device(args.device), args.run, args.weights)
     scorer = build_scorer(loaded, args)
-    files = image_files(args.images)
+    passed_over: list[str] = []
+    files = image_files(args.images, passed_over)
+    if passed_over:
+        print(passed_over_line(passed_over), file=sys.stderr)
     if not files:
         print(f"no image files in {' '.join(args.images)}", file=sys.stderr)
         return 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple, Union
+from typing import Any, Iterator, NamedTuple, Optional, Union
 
 from torch.utils.data import DataLoader
 
@@ -18,18 +18,19 @@ from spp_cls.data.folder import Skipped, SkippingImageFolder, collate_images, is
 from spp_cls.data.transforms import View
 
 
-def image_files(arguments: list[str]) -> list[str]:
+def image_files(arguments: list[str], passed_over: Optional[list[str]] = None) -> list[str]:
     """The files to predict: each file argument (whatever its name: decoding is by content), and the files with
-    an image extension under each directory argument, in sorted order. A path that does not exist stays in the
-    list: reading it fails, and it is reported and skipped like any unreadable image."""
+    an image extension under each directory argument, in sorted order; the other files under those directories
+    are added to ``passed_over`` (for the caller to report). A path that does not exist stays in the list:
+    reading it fails, and it is reported and skipped like any unreadable image."""
     files: list[str] = []
     for argument in arguments:
         path = Path(argument)
-        files += _files_under(path) if path.is_dir() else [str(path)]
+        files += _files_under(path, passed_over) if path.is_dir() else [str(path)]
     return files
 
 
-def _files_under(directory: Path) -> list[str]:
+def _files_under(directory: Path, passed_over: Optional[list[str]] = None) -> list[str]:
     """The image files under ``directory``, sorted. Symlinked folders are followed, as the training listing
     follows symlinked class folders (a test set assembled from links is not silently empty), but a folder is
     read once: a link to a folder already read (an ancestor, which would loop, or a sibling) is passed over.
@@ -44,6 +45,8 @@ def _files_under(directory: Path) -> list[str]:
         visited.add(real)
         folders.sort()
         found += [os.path.join(root, name) for name in names if is_image_name(name)]
+        if passed_over is not None:
+            passed_over += sorted(os.path.join(root, name) for name in names if not is_image_name(name))
     return sorted(found)
 
 

@@ -53,7 +53,7 @@ def load_checkpoint(path: Path, device: torch.device, weights: str = "ema") -> L
 
 def load_exported(path: Path, device: torch.device, run: Optional[str]) -> LoadedModel:
     """An exported program; its settings and class index from ``run`` (a checkpoint or run directory) or defaults."""
-    net: ExportedNet = load_onnx(path) if path.suffix == ".onnx" else load_pt2(path, device)
+    net: ExportedNet = load_onnx(path) if path.suffix.lower() == ".onnx" else load_pt2(path, device)
     if run is not None:
         settings = run_settings(run)
     else:
@@ -76,7 +76,7 @@ def load_model(
     path = Path(path)
     if not path.is_file():
         raise PredictError(f"model not found: {path}")
-    if path.suffix in EXPORTED:
+    if path.suffix.lower() in EXPORTED:  # R18.ONNX too
         if weights is not None:
             raise PredictError(
                 "--weights is for training checkpoints; an exported model holds the weights it was exported with "

@@ -5,6 +5,7 @@ can be written is checked before any image is read)."""
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,14 +16,29 @@ from spp_cls.predict.errors import PredictError
 from spp_cls.predict.scoring import Prediction
 
 
+def shown(path: str) -> str:
+    """A path as a terminal can print it: a file name that is not UTF-8 (Python keeps its bytes as surrogates,
+    which a strict stdout refuses) gets its odd bytes as ``\\xNN``. The JSON keeps the path itself."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def prediction_line(prediction: Prediction) -> str:
     """``PATH<TAB>name 0.873 | name 0.052 | ...``: the path first, so that the lines sort and cut by it."""
     top = " | ".join(f"{name} {p:.3f}" for name, p in zip(prediction.names, prediction.probabilities))
-    return f"{prediction.path}\t{top}"
+    return f"{shown(prediction.path)}\t{top}"
 
 
 def skip_line(skipped: Skipped) -> str:
-    return f"skipped {skipped.path}: {skipped.reason}"
+    return f"skipped {shown(skipped.path)}: {skipped.reason}"
+
+
+def passed_over_line(paths: list[str], shown_at_most: int = 3) -> str:
+    """What a directory scan left out: files without an image extension, some of them named."""
+    named = ", ".join(shown(p) for p in paths[:shown_at_most]) + (", ..." if len(paths) > shown_at_most else "")
+    return (
+        f"passed over {len(paths)} file(s) without an image extension in the folders ({named}); images are "
+        "decoded by content, so name such a file as an argument to predict it"
+    )
 
 
 def skip_record(skipped: Skipped) -> dict[str, Any]:

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +88,24 @@ def test_multiview_on_the_spp_checkpoint(models: dict[str, Path], images: Path, 
     assert len(out.splitlines()) == 2 and "(multiview)" in err
 
 
+def test_odd_file_names_print_and_files_passed_over_are_reported(
+    models: dict[str, Path], images: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A file name that is not UTF-8 crashed the printing (a strict stdout refuses its surrogates) and lost the
+    JSON; files without an image extension in a folder were left out without a word."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    odd = os.fsdecode(bytes(folder) + b"/caf\xe9.jpg")
+    shutil.copy(images / "img0.jpg", odd)
+    shutil.copy(images / "img0.jpg", folder / "anim.gif")
+    code, out, err = predict(capsys, models["ckpt"], folder, "--json", tmp_path / "odd.jsonl")
+    assert code == 0, err
+    assert out.startswith(f"{folder}/caf\\xe9.jpg\t")
+    assert f"passed over 1 file(s) without an image extension in the folders ({folder / 'anim.gif'})" in err
+    (record,) = records(tmp_path / "odd.jsonl")
+    assert record["path"] == odd  # the JSON keeps the name itself (escaped by json), as os.fsdecode gives it
+
+
 def test_unreadable_images_only_exit_1(
     models: dict[str, Path], images: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -103,6 +123,7 @@ def test_unreadable_images_only_exit_1(
         ("missing.ckpt", [], "model not found:"),
         ("image", [], "is neither a training checkpoint nor an exported model (.onnx, .pt2)"),
         ("image.onnx", [], "is not a readable ONNX model"),
+        ("image.ONNX", [], "is not a readable ONNX model"),  # the suffix in any case
         ("image.pt2", [], "is not a torch.export program"),
         ("ckpt", ["--classes", "three.txt"], "three.txt has 3 classes but zf5_spp has 4 outputs"),
         pytest.param(
@@ -131,7 +152,7 @@ def test_errors_are_one_line(
     words: str,
 ) -> None:
     (tmp_path / "three.txt").write_text("a\nb\nc\n")
-    for suffix in ("", ".onnx", ".pt2"):
+    for suffix in ("", ".onnx", ".ONNX", ".pt2"):
         (tmp_path / f"image{suffix}").write_bytes((images / "img0.jpg").read_bytes())
     if model == "onnx":
         models = {**models, "onnx": request.getfixturevalue("onnx_model")}
