@@ -65,17 +65,21 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 0.01
+    """``optim``: the paper's / AlexNet's recipe by default (recipe=modern changes it: docs/recipe.md)."""
+
+    lr: float = 0.01  # for an optimizer step of base_batch_size images
     base_batch_size: int = 128
+    # the step batch data.batch_size x trainer.accumulate_grad_batches rescales lr: linear | sqrt | none
     lr_scaling: str = "linear"
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    # plateau: /10 when val top-1 error stalls, at most lr_drops times | step: at step_milestones | cosine
     scheduler: str = "plateau"
     lr_factor: float = 0.1
     lr_drops: int = 2
-    plateau_patience: int = 3
+    plateau_patience: int = 3  # epochs
     plateau_threshold: float = 1e-3
-    step_milestones: List[int] = field(default_factory=lambda: [30, 60])
+    step_milestones: List[int] = field(default_factory=lambda: [30, 60])  # epochs
     implementation: str = "auto"  # auto (fused on a GPU: SGD, AdamW) | fused | foreach | for_loop
     # the modern recipe (docs/recipe.md); the defaults are the paper's
     name: str = "sgd"  # sgd (the paper's, torch) | adamw | lamb | lion (timm's create_optimizer_v2)
