@@ -45,8 +45,8 @@ Stages of (a): thin timing wrappers around the functions ``spp_cls.evaluation.mu
 (a few hundred Python calls a run: microseconds). "other" is the rest: mirror + concatenation before the conv
 layers, the box tensor, ``index_add_``, the per-scale loop.
 
-Default size: full-width ZF-5 on 2 (shared) CPU cores costs about 7 s an image for (a) and (c) and 13-15 s for
-(b), so the default is 2 images x 3 repeats (about 3 minutes). ``--json PATH`` saves every raw number.
+Default size: 2 images x 3 repeats of full-width ZF-5, a few minutes on a 2-core CPU (docs/speed.md has the
+measured times). ``--json PATH`` saves every raw number.
 """
 
 from __future__ import annotations
