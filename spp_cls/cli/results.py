@@ -58,11 +58,16 @@ def write_markdown(run_dir: str | Path, checkpoint: str | Path, table: str) -> l
     return [write_atomic(path, text) for path in paths]
 
 
-def save_scores(run_dir: str | Path, protocol: str, kept: list[tuple[torch.Tensor, torch.Tensor]], rank: int) -> Path:
-    """Per-image softmax scores and targets of one protocol (this process's images) as ``.npz`` (no pickles)."""
+def save_scores(run_dir: str | Path, protocol: str, kept: list[tuple[torch.Tensor, ...]], rank: int) -> Path:
+    """Per-image softmax scores and targets of one protocol (this process's images) as ``.npz`` (no pickles),
+    in the order they were tested, with ``indices`` (each image's position in the split's file list) when the
+    data are class folders: whole-image protocols test images ordered by size, not by file."""
     path = Path(run_dir) / f"scores_{protocol}_rank{rank}.npz"
-    scores = torch.cat([s for s, _ in kept]).float().numpy() if kept else np.zeros((0, 0), np.float32)
-    targets = torch.cat([t for _, t in kept]).numpy() if kept else np.zeros(0, np.int64)
+    scores = torch.cat([k[0] for k in kept]).float().numpy() if kept else np.zeros((0, 0), np.float32)
+    targets = torch.cat([k[1] for k in kept]).numpy() if kept else np.zeros(0, np.int64)
+    arrays: dict[str, Any] = {"scores": scores, "targets": targets}
+    if kept and all(len(k) > 2 for k in kept):
+        arrays["indices"] = torch.cat([k[2] for k in kept]).numpy()
     buffer = io.BytesIO()
-    np.savez(buffer, scores=scores, targets=targets)
+    np.savez(buffer, **arrays)
     return write_atomic(path, buffer.getbuffer())

@@ -83,6 +83,16 @@ def image_size(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, 
     return image.size
 
 
+def file_image_size(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int] | None:
+    """(width, height) of an image file from its header (PIL reads the first few kilobytes only), or None when
+    the file is not an image PIL can open: an order hint only; decoding decides what is skipped."""
+    try:
+        with pil_pixel_limit(max_pixels), open(path, "rb") as f, Image.open(f) as image:
+            return image.size
+    except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError):
+        return None
+
+
 def _open_header(data: bytes, max_pixels: int) -> Image.Image:
     """PIL image with only its header parsed; checks the pixel limit before any decoding."""
     if not data:

@@ -31,7 +31,7 @@ from torch.utils.data import default_collate
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from spp_cls.data.decode import DEFAULT_MAX_PIXELS, DecodeError, decode_rgb
+from spp_cls.data.decode import DEFAULT_MAX_PIXELS, DecodeError, decode_rgb, file_image_size
 from spp_cls.data.device_decode import ENCODED_FIELDS, view_sample
 from spp_cls.data.sampling import SampleKey
 from spp_cls.data.transforms import View
@@ -195,7 +195,8 @@ class SkippingImageFolder(ImageFolder):
 
     ``__getitem__`` takes an index (evaluation: the view at ``crop_size``) or a ``SampleKey`` (training:
     index, input size and augmentation seed from the batch sampler) and returns a dict with the view's
-    ``image`` (uint8, 3 x size x size), ``target`` and, for training, ``lighting``; or, for a file that
+    ``image`` (uint8, 3 x size x size), ``target`` and, for training, ``lighting`` (for evaluation, ``index``:
+    the file's position in ``samples``); or, for a file that
     cannot be used (empty, truncated, not an image, over ``max_pixels``), a ``Skipped`` record with its
     path and reason that ``collate_skipping`` counts.
 
@@ -254,7 +255,13 @@ class SkippingImageFolder(ImageFolder):
             log.warning("skipping %s: %s", path, err)
             return Skipped(path, str(err))
         sample["target"] = target
+        if rng is None:  # evaluation: the file's position, so that per-image results name their image in any order
+            sample["index"] = index
         return sample
+
+    def header_size(self, index: int) -> tuple[int, int] | None:
+        """(width, height) of sample ``index`` from its file's header, None when that cannot be read."""
+        return file_image_size(self.samples[index][0], self.max_pixels)
 
 
 class Skipped(NamedTuple):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
-from typing import Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence
 
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
@@ -116,10 +116,15 @@ class ScheduledBatchSampler(Sampler[list[SampleKey]]):
 
 class RankSplitSampler(Sampler[int]):
     """Evaluation order for one rank: every ``num_replicas``-th index, no shuffling and **no padding**, so
-    that a multi-GPU evaluation counts every image exactly once (DistributedSampler repeats a few)."""
+    that a multi-GPU evaluation counts every image exactly once (DistributedSampler repeats a few). With ``key``,
+    the rank's indices are served sorted by it (stable): whole-image protocols sort by the size their view makes,
+    so that a batch holds one or two sizes rather than as many as images (each size is a forward of its own)."""
 
-    def __init__(self, length: int, num_replicas: int = 1, rank: int = 0) -> None:
-        self.indices = range(rank, length, num_replicas)
+    def __init__(
+        self, length: int, num_replicas: int = 1, rank: int = 0, key: Optional[Callable[[int], Any]] = None
+    ) -> None:
+        own = range(rank, length, num_replicas)
+        self.indices: Sequence[int] = sorted(own, key=key) if key is not None else own
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -146,6 +146,12 @@ class ScalesView:
     def decode_short_side(self, size: int) -> Optional[int]:
         return max(self.scales) if self.settings.reduced_decode else None
 
+    def order_key(self, width: int, height: int) -> tuple[int, int]:
+        """The (height, width) of the image at the first scale: the evaluation loader serves images in this order
+        (``RankSplitSampler``), so that a batch's images share a size and go through the network together."""
+        scale = self.scales[0] / min(width, height)
+        return max(1, round(height * scale)), max(1, round(width * scale))
+
     def __call__(self, image: torch.Tensor, size: int, rng: Optional[random.Random] = None) -> dict[str, object]:
         resized = [resize_short_side(image, s, self.settings.interpolation) for s in self.scales]
         return {"image": resized if self.as_list else resized[0]}

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -346,7 +346,7 @@ class ClassificationDataModule(pl.LightningDataModule):
                 **common,
             )
         else:
-            split_sampler = RankSplitSampler(len(dataset), world, rank)
+            split_sampler = RankSplitSampler(len(dataset), world, rank, self._evaluation_order(name, dataset))
             expected = len(split_sampler)
             loader = EpochAwareDataLoader(
                 dataset,
@@ -358,6 +358,21 @@ class ClassificationDataModule(pl.LightningDataModule):
             )
         self.skips[name] = SkipTracker(name, max(1, expected), self.config.max_skip_fraction, deferred=world > 1)
         return loader
+
+    def _evaluation_order(self, name: str, dataset: Any) -> Optional[Callable[[int], Any]]:
+        """The order of a test loader whose view makes whole images of many sizes (the view's ``order_key``,
+        from each file's header: this rank's share only, a few kilobytes a file): batches of one size, in place
+        of one forward per image. Files whose header does not read come first (decoding then skips them). Shards
+        are read in their stored order."""
+        order_key = getattr(self.test_view, "order_key", None)
+        if name != "test" or order_key is None or not isinstance(dataset, SkippingImageFolder):
+            return None
+
+        def key(index: int) -> tuple[int, int]:
+            size = dataset.header_size(index)
+            return order_key(*size) if size is not None else (0, 0)
+
+        return key
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")
@@ -407,7 +422,7 @@ class ClassificationDataModule(pl.LightningDataModule):
             self.skips[split].update({"skipped": len(failed), "skipped_paths": failed})
         batch["skipped"] = batch["skipped"] + len(failed)
         index = torch.tensor(kept, dtype=torch.long).to(device, non_blocking=True)
-        for key in ("target", "lighting"):
+        for key in ("target", "lighting", "index"):
             if batch.get(key) is not None:
                 batch[key] = batch[key].index_select(0, index) if kept else None
 

@@ -78,7 +78,7 @@ class SppClassifier(pl.LightningModule):
         self.model = create_classifier(num_classes=num_classes, input_size=input_size, **network)
         self.protocol: Optional[TestProtocol] = None
         self.ensemble = nn.ModuleList()
-        self.kept_scores: Optional[list[tuple[torch.Tensor, torch.Tensor]]] = None
+        self.kept_scores: Optional[list[tuple[torch.Tensor, ...]]] = None
         self.test_views = SumMetric(nan_strategy="disable")  # "disable": no NaN check, which reads the device
         self.train_loss = MeanMetric(nan_strategy="disable")  # epoch means as metrics: synced, checkpointed
         self.val_loss = MeanMetric(nan_strategy="disable")
@@ -288,7 +288,8 @@ class SppClassifier(pl.LightningModule):
         self.test_views.update(results[0][1].sum())
         self._log_epoch("test/views", self.test_views, batch_size=1)
         if self.kept_scores is not None:
-            self.kept_scores.append((scores.detach().cpu(), batch["target"].detach().cpu()))
+            kept = (scores, batch["target"]) + ((batch["index"],) if batch.get("index") is not None else ())
+            self.kept_scores.append(tuple(t.detach().cpu() for t in kept))
         self._log_split("test", scores, batch)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -162,11 +162,21 @@ def test_two_processes_give_the_single_process_results(trained: Path, tmp_path: 
     for name in ("center", "full"):
         assert one[name]["images"] == two[name]["images"] == 32
         assert one[name]["top1_err"] == two[name]["top1_err"] and one[name]["top5_err"] == two[name]["top5_err"]
-        reference = np.load(tmp_path / f"one/scores_{name}_rank0.npz")["scores"]
-        ranks = [np.load(tmp_path / f"two/scores_{name}_rank{r}.npz")["scores"] for r in (0, 1)]
-        merged = np.empty_like(reference)
-        merged[0::2], merged[1::2] = ranks  # rank r tests images r, r + 2, r + 4, ...
+        reference = by_file(tmp_path / f"one/scores_{name}_rank0.npz")
+        merged = by_file(*(tmp_path / f"two/scores_{name}_rank{r}.npz" for r in (0, 1)))
         np.testing.assert_allclose(merged, reference, rtol=1e-5, atol=1e-6)
+
+
+def by_file(*paths: Path) -> np.ndarray:
+    """The scores of saved score files in file-list order, by their ``indices`` (``full`` tests images ordered
+    by size, each rank its share r, r + 2, ...): every image exactly once."""
+    loaded = [np.load(path) for path in paths]
+    indices = np.concatenate([part["indices"] for part in loaded])
+    scores = np.concatenate([part["scores"] for part in loaded])
+    assert sorted(indices.tolist()) == list(range(len(indices)))
+    ordered = np.empty_like(scores)
+    ordered[indices] = scores
+    return ordered
 
 
 def test_full_image_protocols_need_an_spp_model(tiny_data: Path, tmp_path: Path) -> None:

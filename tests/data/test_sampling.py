@@ -50,6 +50,13 @@ def test_eval_sampler_never_pads() -> None:
     assert sorted(i for p in parts for i in p) == list(range(10)) and [len(p) for p in parts] == [4, 3, 3]
 
 
+def test_eval_sampler_sorts_each_ranks_share_by_its_key() -> None:
+    sizes = [5, 1, 4, 1, 3, 2, 5, 0, 2, 4]
+    parts = [list(RankSplitSampler(10, 2, r, key=sizes.__getitem__)) for r in range(2)]
+    assert parts == [[8, 4, 2, 0, 6], [7, 1, 3, 5, 9]]  # each rank's share by size, ties in file order
+    assert sorted(i for p in parts for i in p) == list(range(10))
+
+
 def test_resume_at_starts_one_pass_mid_epoch() -> None:
     """A run resumed after batch k of an epoch continues with exactly the batches k, k+1, ... of that epoch."""
     sampler = ScheduledBatchSampler(list(range(40)), 4, [224, 180], "alternate", seed=2, num_replicas=2, rank=1)

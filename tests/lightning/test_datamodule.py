@@ -19,6 +19,7 @@ from spp_cls.data import folder, val_labels
 from spp_cls.data.config import DataConfig
 from spp_cls.data.skips import DataQualityError
 from spp_cls.data.synthetic import SyntheticSpec, is_complete
+from spp_cls.evaluation.protocols import ScalesView
 from spp_cls.lightning import ClassificationDataModule
 from spp_cls.lightning.datamodule import DataSetupError, saved_datamodule_state
 from spp_cls.lightning.module import SppClassifier
@@ -123,6 +124,26 @@ def test_first_epoch_after_a_restart_uses_that_epochs_order(tiny_data: Path) -> 
     fresh.setup("fit")
     batches = list(fresh.train_dataloader())
     assert [b["target"].tolist() for b in batches] == reference and batches[0]["image"].shape[-1] == 48
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_whole_image_protocols_test_images_ordered_by_size(tiny_data: Path, rank: int) -> None:
+    """The full-image view's batches hold one or two sizes (each size is a forward of its own), every image of
+    the rank's share once, each with its file position; the center crop keeps the file order."""
+    config = data_config(tiny_data)
+    dm = ClassificationDataModule(config, num_workers=0, test_view=ScalesView(config, (73,), as_list=False))
+    dm.trainer = fake_trainer(world=2, rank=rank)
+    dm.setup("test")
+    batches = list(dm.test_dataloader())
+    shapes = [tuple(image.shape[-2:]) for b in batches for image in b["image"]]
+    indices = [i for b in batches for i in b["index"].tolist()]
+    assert sorted(indices) == list(range(rank, 32, 2)) and len(set(shapes)) > 1
+    assert shapes == sorted(shapes)
+    assert sum(len(set(tuple(i.shape) for i in b["image"])) for b in batches) <= len(set(shapes)) + len(batches) - 1
+    center = make(tiny_data)
+    center.trainer = fake_trainer(world=2, rank=rank)
+    center.setup("test")
+    assert [i for b in center.test_dataloader() for i in b["index"].tolist()] == list(range(rank, 32, 2))
 
 
 def test_batches_are_normalised_on_transfer(tiny_data: Path) -> None:
