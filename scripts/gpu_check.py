@@ -691,15 +691,7 @@ def environment_lines(gpus: int) -> list[str]:
     import torch
 
     props = torch.cuda.get_device_properties(0)
-    try:
-        driver = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout.split()[0]
-    except (OSError, IndexError, subprocess.SubprocessError):
-        driver = "unknown"
+    driver = nvidia_driver() or "unknown"
     return [
         f"**Device:** {gpus} x {props.name} ({props.total_memory / 2**30:.0f} GiB), NVIDIA driver {driver}",
         f"**Software:** torch {torch.__version__} (CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}), "
