@@ -198,13 +198,22 @@ def no_cuda_line() -> Optional[tuple[str, int]]:
     driver = nvidia_driver()
     if driver is None:
         return f"gpu_check: no CUDA device here ({build}); nothing run", 0
+    return f"gpu_check: nvidia-smi lists a GPU (driver {driver}) but {build} cannot use it; {_way_out(driver)}", 1
+
+
+def _way_out(driver: str) -> str:
+    """Why torch cannot use a GPU that the driver lists, as far as the versions tell, and what to do."""
+    import torch
+
     hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
-    why = (
-        f"CUDA_VISIBLE_DEVICES={hidden!r} hides them"
-        if hidden is not None and not hidden.strip()
-        else "the CUDA 13 set needs driver >= 580: set up the CUDA 12 set with CUDA=12 bash scripts/setup.sh"
-    )
-    return f"gpu_check: nvidia-smi lists a GPU (driver {driver}) but {build} cannot use it; {why}; nothing run", 1
+    major = int(driver.split(".")[0]) if driver.split(".")[0].isdigit() else None
+    if hidden is not None and not hidden.strip():
+        return f"CUDA_VISIBLE_DEVICES={hidden!r} hides them; nothing run"
+    if torch.version.cuda is None:
+        return "this torch is a CPU-only build: set up the pinned set with bash scripts/setup.sh; nothing run"
+    if torch.version.cuda.startswith("13") and major is not None and major < 580:
+        return "its CUDA 13 needs driver >= 580: set up the CUDA 12 set with CUDA=12 bash scripts/setup.sh; nothing run"
+    return "python -c 'import torch; torch.cuda.init()' says why; nothing run"
 
 
 # ---------------------------------------------------------------------------------------- the checks (GPU)

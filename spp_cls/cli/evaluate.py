@@ -113,9 +113,10 @@ def _test_protocol(
     except ValueError as err:
         raise ConfigError(f"invalid config:\n  - protocols: {err}") from err
     datamodule = build_datamodule(run_cfg, protocol.view(), class_index=class_index)
+    members[0].test_started_at = None
     start = time.monotonic()
     metrics = trainer.test(members[0], datamodule=datamodule, verbose=False)[0]
-    seconds = time.monotonic() - start
+    seconds = time.monotonic() - (members[0].test_started_at or start)  # from the first batch's fetch on
     images, skipped = int(metrics["test/images"]), int(metrics["test/skipped"])
     # summed over the processes (a collective): each process lost its own shards, and all must decide alike
     lost_shards = skip_totals_of_all(trainer).get("test_skipped_shards", 0)

@@ -246,10 +246,10 @@ def run_training(cfg: DictConfig) -> Optional[float]:
                     list(cfg.evaluate_protocols),
                     cfg.eval_checkpoint,
                 )
-    if trainer.is_global_zero:  # every DDP process gets the same synced metrics; one writes them
-        results["environment"] = run_environment(trainer.strategy.root_device, trainer.world_size)
-        path = write_results(run_dir, results)
-        log.info("final metrics: %s", {k: results[k] for k in sorted(results) if k.startswith("val/")})
-        log.info("wrote %s; run directory: %s", path, run_dir)
-    leave_together()
+        if trainer.is_global_zero:  # every DDP process gets the same synced metrics; one writes them
+            results["environment"] = run_environment(trainer.strategy.root_device, trainer.world_size)
+            path = write_results(run_dir, results)
+            log.info("final metrics: %s", {k: results[k] for k in sorted(results) if k.startswith("val/")})
+            log.info("wrote %s; run directory: %s", path, run_dir)
+        leave_together()
     return results.get(MONITOR)

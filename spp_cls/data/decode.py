@@ -87,8 +87,10 @@ def file_image_size(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[in
     """(width, height) of an image file from its header (PIL reads the first few kilobytes only), or None when
     the file is not an image PIL can open: an order hint only; decoding decides what is skipped."""
     try:
-        with pil_pixel_limit(max_pixels), open(path, "rb") as f, Image.open(f) as image:
-            return image.size
+        with warnings.catch_warnings(), pil_pixel_limit(max_pixels), open(path, "rb") as f:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # decoding reports what is too large
+            with Image.open(f) as image:
+                return image.size
     except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError):
         return None
 

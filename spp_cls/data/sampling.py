@@ -118,13 +118,23 @@ class RankSplitSampler(Sampler[int]):
     """Evaluation order for one rank: every ``num_replicas``-th index, no shuffling and **no padding**, so
     that a multi-GPU evaluation counts every image exactly once (DistributedSampler repeats a few). With ``key``,
     the rank's indices are served sorted by it (stable): whole-image protocols sort by the size their view makes,
-    so that a batch holds one or two sizes rather than as many as images (each size is a forward of its own)."""
+    so that a batch holds one or two sizes rather than as many as images (each size is a forward of its own);
+    ``sort_first`` sorts only that many of them, the images a limited test reads, and keeps the rest after them."""
 
     def __init__(
-        self, length: int, num_replicas: int = 1, rank: int = 0, key: Optional[Callable[[int], Any]] = None
+        self,
+        length: int,
+        num_replicas: int = 1,
+        rank: int = 0,
+        key: Optional[Callable[[int], Any]] = None,
+        sort_first: Optional[int] = None,
     ) -> None:
         own = range(rank, length, num_replicas)
-        self.indices: Sequence[int] = sorted(own, key=key) if key is not None else own
+        if key is None:
+            self.indices: Sequence[int] = own
+        else:  # sort_first: only the part a limited test reads (the same images as in file order, reordered)
+            cut = len(own) if sort_first is None else max(0, min(sort_first, len(own)))
+            self.indices = sorted(own[:cut], key=key) + list(own[cut:])
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -346,7 +346,9 @@ class ClassificationDataModule(pl.LightningDataModule):
                 **common,
             )
         else:
-            split_sampler = RankSplitSampler(len(dataset), world, rank, self._evaluation_order(name, dataset))
+            split_sampler = RankSplitSampler(
+                len(dataset), world, rank, self._evaluation_order(name, dataset), self._limited_test_images(name)
+            )
             expected = len(split_sampler)
             loader = EpochAwareDataLoader(
                 dataset,
@@ -373,6 +375,19 @@ class ClassificationDataModule(pl.LightningDataModule):
             return order_key(*size) if size is not None else (0, 0)
 
         return key
+
+    def _limited_test_images(self, name: str) -> Optional[int]:
+        """The images per process that ``trainer.limit_test_batches`` lets a test read (None: all of them): only
+        those are reordered, so that a limited test reads the same images in every protocol."""
+        limit = getattr(self.trainer, "limit_test_batches", None) if name == "test" else None
+        if limit is None or (isinstance(limit, float) and limit >= 1.0):
+            return None
+        world, rank = self._world()
+        batch = self.per_device_batch_size()
+        if isinstance(limit, int):
+            return limit * batch
+        batches = -(-len(range(rank, self.split_size(name), world)) // batch)
+        return int(batches * limit) * batch  # Lightning's count of batches; sorting fewer would still be safe
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

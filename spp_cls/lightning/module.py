@@ -17,6 +17,7 @@ logged only on the steps whose metrics Lightning writes to the loggers.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Optional, Sequence, cast
 
 import pytorch_lightning as pl
@@ -79,6 +80,7 @@ class SppClassifier(pl.LightningModule):
         self.protocol: Optional[TestProtocol] = None
         self.ensemble = nn.ModuleList()
         self.kept_scores: Optional[list[tuple[torch.Tensor, ...]]] = None
+        self.test_started_at: Optional[float] = None  # time.monotonic() when the last test epoch started
         self.test_views = SumMetric(nan_strategy="disable")  # "disable": no NaN check, which reads the device
         self.train_loss = MeanMetric(nan_strategy="disable")  # epoch means as metrics: synced, checkpointed
         self.val_loss = MeanMetric(nan_strategy="disable")
@@ -169,6 +171,9 @@ class SppClassifier(pl.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self._logged.clear()
+        # after the test loader exists (its sampler may have read every file's header to order the images): the
+        # protocols' images/s count the testing, not the setting up
+        self.test_started_at = time.monotonic()
 
     def _log_split(
         self, split: str, scores: torch.Tensor, batch: dict[str, Any], target: Optional[torch.Tensor] = None

@@ -65,10 +65,20 @@ class DeferredSignals:
 
 
 def requeue_slurm_job() -> int:
-    """``scontrol requeue`` this Slurm job (an array task by its array job and task ids); scontrol's exit status."""
+    """``scontrol requeue`` this Slurm job (an array task by its array job and task ids); scontrol's exit status
+    (127 when scontrol cannot be run). Never raises: it runs in a signal handler, in the middle of an evaluation."""
     array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
-    job = f"{array_job}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array_job else os.environ["SLURM_JOB_ID"]
-    status = subprocess.call(["scontrol", "requeue", job])
+    job = f"{array_job}_{os.environ.get('SLURM_ARRAY_TASK_ID')}" if array_job else os.environ.get("SLURM_JOB_ID")
+    if not job:
+        log.warning("requeue asked for outside a Slurm job (no SLURM_JOB_ID)")
+        return 127
+    try:
+        status = subprocess.call(["scontrol", "requeue", job])
+    except FileNotFoundError:  # as Lightning does: scontrol may be found by a shell only (a login profile's PATH)
+        status = subprocess.call(f"scontrol requeue {job}", shell=True)
+    except OSError as err:
+        log.warning("scontrol requeue %s could not run: %s", job, err)
+        return 127
     if status == 0:
         log.info("requeued Slurm job %s", job)
     else:

@@ -224,13 +224,14 @@ def backbone_errors(
     except (ValueError, TypeError, AssertionError) as err:
         return errors + [f"model.backbone={backbone} with model.width={width}, model.backbone_kwargs: {err}"]
     geometry = BackboneGeometry(backbone, int(model.feature_info[-1]["reduction"]), lambda: ForwardFeatures(model))
-    side = max(64, 2 * geometry.total_stride)  # maps of 2 and 4 cells, or more
+    side = 64
     try:  # a fixed-size backbone (ViT, Swin) refuses other sizes: the SPP and multi-size point is any size
+        side = max(64, geometry.min_input_size(2))  # a 2x2 map or more (inception_v3 needs 75 px for one cell)
         out = model.forward_features(torch.empty(1, 3, side, side, device="meta"))
         out2 = model.forward_features(torch.empty(1, 3, 2 * side, 2 * side, device="meta"))
     except (AssertionError, RuntimeError, ValueError) as err:
         return errors + [
-            f"model.backbone={backbone} does not take inputs of any size ({side} and {2 * side} px tried): "
+            f"model.backbone={backbone} does not take inputs of any size: "
             f"{str(err).splitlines()[0] if str(err) else type(err).__name__}; choose a convolutional backbone"
         ]
     # an (N, C, H, W) map keeps C and grows H, W with the input; channels-last or token outputs do not

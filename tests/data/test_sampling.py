@@ -55,6 +55,8 @@ def test_eval_sampler_sorts_each_ranks_share_by_its_key() -> None:
     parts = [list(RankSplitSampler(10, 2, r, key=sizes.__getitem__)) for r in range(2)]
     assert parts == [[8, 4, 2, 0, 6], [7, 1, 3, 5, 9]]  # each rank's share by size, ties in file order
     assert sorted(i for p in parts for i in p) == list(range(10))
+    limited = list(RankSplitSampler(10, 2, 0, key=sizes.__getitem__, sort_first=3))
+    assert limited == [4, 2, 0, 6, 8]  # a test limited to 3 images reads 0, 2, 4 as in file order, by size
 
 
 def test_resume_at_starts_one_pass_mid_epoch() -> None:

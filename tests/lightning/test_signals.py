@@ -15,7 +15,7 @@ from lightning_fabric.plugins.environments import SLURMEnvironment
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from spp_cls.lightning.signals import requeue_without_checkpoint
+from spp_cls.lightning.signals import requeue_slurm_job, requeue_without_checkpoint
 from tests.helpers import quiet_trainer
 
 
@@ -64,9 +64,10 @@ def test_a_requeue_signal_after_the_fit_requeues_without_an_evaluation_checkpoin
     )
     loader = DataLoader(TensorDataset(torch.ones(4, 2)), batch_size=2)
     if guarded:
+        before = signal.getsignal(signal.SIGUSR1)
         with requeue_without_checkpoint(trainer):
             trainer.validate(Tiny(), loader)
-        assert signal.getsignal(signal.SIGUSR1) is not None  # the handler from before is back
+        assert signal.getsignal(signal.SIGUSR1) == before  # the handler from before is back
     else:  # what Lightning does on its own: a checkpoint of the validated module, then the requeue
         trainer.validate(Tiny(), loader)
     written = sorted(p.name for p in (tmp_path / "run").glob("hpc_ckpt_*.ckpt"))
@@ -79,3 +80,14 @@ def test_without_lightnings_slurm_requeue_nothing_is_installed(tmp_path: Path) -
     before = signal.getsignal(signal.SIGUSR1)
     with requeue_without_checkpoint(trainer):
         assert signal.getsignal(signal.SIGUSR1) == before
+
+
+def test_the_requeue_never_raises_in_its_signal_handler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No scontrol on the PATH (Lightning retries through a shell, as here): a warning and a status, no exception
+    in the middle of an evaluation."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+    assert requeue_slurm_job() == 127  # the shell's "command not found"
+    monkeypatch.delenv("SLURM_JOB_ID")
+    assert requeue_slurm_job() == 127
